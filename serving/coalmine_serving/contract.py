@@ -1,0 +1,265 @@
+"""The metric contract between the serving runtime and the operator.
+
+Every metric the server exports, with its labels and buckets, is declared here and nowhere
+else. The server builds its prometheus_client collectors from these specs; the operator builds
+its PromQL from the same names. A contract test scrapes a real ``/metrics`` with a real
+Prometheus and checks every spec below, so a rename breaks a test rather than a rollout.
+
+Pure stdlib on purpose: the operator imports this module and must not pull in
+prometheus_client, FastAPI or numpy.
+
+Worked PromQL examples (what the operator is expected to write)::
+
+    # canary server-error ratio over 20s (client errors are kept out: a bad request is the
+    # caller's fault, not the new model's)
+    sum(rate(coalmine_requests_total{model="iris",variant="canary",outcome="server_error"}[20s]))
+      / sum(rate(coalmine_requests_total{model="iris",variant="canary"}[20s]))
+
+    # canary p99 latency
+    histogram_quantile(0.99, sum by (le) (
+      rate(coalmine_request_duration_seconds_bucket{model="iris",variant="canary"}[20s])))
+
+    # canary accuracy from delayed ground truth
+    sum(rate(coalmine_feedback_total{variant="canary",result="correct"}[5m]))
+      / sum(rate(coalmine_feedback_total{variant="canary"}[5m]))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+# --- Label names ---------------------------------------------------------------------------
+
+LABEL_MODEL = "model"
+"""The served model's name (``--model-name``); the same for stable and canary."""
+LABEL_VERSION = "version"
+"""The model version (``--model-version``); differs between stable and canary."""
+LABEL_VARIANT = "variant"
+"""``stable`` or ``canary``: which side of the rollout this pod serves."""
+LABEL_OUTCOME = "outcome"
+"""Result class of one inference request, one of :class:`Outcome`."""
+LABEL_CLASS = "class"
+"""Predicted class of a classifier, as a string (bounded, see ``MAX_CLASS_LABEL_VALUES``)."""
+LABEL_RESULT = "result"
+"""Feedback join result for a classifier: ``correct`` or ``incorrect``."""
+LABEL_REASON = "reason"
+"""Why a feedback could not be joined: ``unknown`` or ``expired`` id."""
+LABEL_FORMAT = "format"
+"""Artifact format: ``onnx``, ``skops`` or ``joblib``."""
+LABEL_KIND = "kind"
+"""Kind of injected fault: ``error`` or ``latency``."""
+LABEL_SHA256 = "sha256"
+"""Verified sha256 of the artifact (hex), so a dashboard can tell which bytes are live."""
+
+BASE_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT)
+"""Every metric carries these three, so every query can split by version and variant."""
+
+
+class Variant(str, Enum):
+    """Which side of a canary rollout a pod serves."""
+
+    STABLE = "stable"
+    CANARY = "canary"
+
+
+class Outcome(str, Enum):
+    """Outcome of an inference request; 4xx and 5xx are kept apart on purpose."""
+
+    SUCCESS = "success"
+    CLIENT_ERROR = "client_error"  # 4xx: bad input, unknown model, body too large
+    SERVER_ERROR = "server_error"  # 5xx: model failed, timeout, overload (503), injected fault
+
+
+class FeedbackResult(str, Enum):
+    """Whether a classifier's stored prediction matched the delayed true label."""
+
+    CORRECT = "correct"
+    INCORRECT = "incorrect"
+
+
+class FeedbackMissReason(str, Enum):
+    """Why feedback could not be joined with a stored prediction."""
+
+    UNKNOWN = "unknown"  # never seen, or evicted because the memory was full
+    EXPIRED = "expired"  # seen, but older than the memory's time-to-live
+
+
+class MetricKind(str, Enum):
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One exported metric.
+
+    ``name`` is the name as exposed and as used in PromQL (counters end in ``_total``;
+    histograms expose ``name_bucket``, ``name_sum`` and ``name_count``).
+    """
+
+    name: str
+    kind: MetricKind
+    help: str
+    labels: tuple[str, ...]
+    buckets: tuple[float, ...] = ()
+
+    def series(self, suffix: str = "") -> str:
+        """Series name for PromQL, e.g. ``REQUEST_DURATION.series("bucket")``."""
+        return f"{self.name}_{suffix}" if suffix else self.name
+
+
+# --- Buckets -------------------------------------------------------------------------------
+# Latency buckets resolve single milliseconds at the low end because a small model's whole
+# request takes about 1 ms; the top (10 s) covers the default per-request timeout.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05,
+    0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+COMPUTE_BUCKETS: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0,
+)  # fmt: skip
+PREDICTION_VALUE_BUCKETS: tuple[float, ...] = (
+    -1000.0, -100.0, -10.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0,
+    1000.0,
+)  # fmt: skip
+"""Default regressor output buckets; override per deployment with
+``COALMINE_SERVING_PREDICTION_BUCKETS`` (stable and canary must use the same list)."""
+ABS_ERROR_BUCKETS: tuple[float, ...] = (
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0,
+)  # fmt: skip
+"""Default buckets for ``|prediction - truth|``; override with
+``COALMINE_SERVING_ABS_ERROR_BUCKETS``."""
+
+MAX_CLASS_LABEL_VALUES = 64
+"""Distinct ``class`` label values per process; further classes count as ``OTHER_CLASS`` so a
+model with free-form outputs cannot blow up Prometheus cardinality."""
+OTHER_CLASS = "__other__"
+
+# --- Metrics -------------------------------------------------------------------------------
+
+REQUESTS_TOTAL = MetricSpec(
+    "coalmine_requests_total",
+    MetricKind.COUNTER,
+    "Inference requests by outcome (success, client_error, server_error).",
+    BASE_LABELS + (LABEL_OUTCOME,),
+)
+"""One increment per inference request (V2 infer or V1 predict), after it finished. Health,
+metadata, metrics and feedback requests are not counted, so the error ratio is about
+predictions only."""
+
+REQUEST_DURATION = MetricSpec(
+    "coalmine_request_duration_seconds",
+    MetricKind.HISTOGRAM,
+    "Wall time of inference requests from routing to response, all outcomes.",
+    BASE_LABELS,
+    LATENCY_BUCKETS,
+)
+"""Server-side latency of every inference request, including decode, queueing for a worker
+thread, compute and encode."""
+
+MODEL_COMPUTE = MetricSpec(
+    "coalmine_model_compute_seconds",
+    MetricKind.HISTOGRAM,
+    "Time spent inside the model runtime's predict call.",
+    BASE_LABELS,
+    COMPUTE_BUCKETS,
+)
+"""Only the runtime's predict, so the operator can tell a slower model from a slower server."""
+
+REQUESTS_IN_FLIGHT = MetricSpec(
+    "coalmine_requests_in_flight",
+    MetricKind.GAUGE,
+    "Inference requests currently being processed.",
+    BASE_LABELS,
+)
+
+MODEL_INFO = MetricSpec(
+    "coalmine_model_info",
+    MetricKind.GAUGE,
+    "Always 1; labels identify the loaded artifact.",
+    BASE_LABELS + (LABEL_FORMAT, LABEL_SHA256),
+)
+
+MODEL_READY = MetricSpec(
+    "coalmine_model_ready",
+    MetricKind.GAUGE,
+    "1 once the model is loaded and a warm-up prediction succeeded, else 0.",
+    BASE_LABELS,
+)
+
+MODEL_LOAD_SECONDS = MetricSpec(
+    "coalmine_model_load_seconds",
+    MetricKind.GAUGE,
+    "Seconds spent verifying, loading and warming up the model.",
+    BASE_LABELS,
+)
+
+PREDICTIONS_TOTAL = MetricSpec(
+    "coalmine_predictions_total",
+    MetricKind.COUNTER,
+    "Classifier outputs by predicted class (one per row).",
+    BASE_LABELS + (LABEL_CLASS,),
+)
+"""Class distribution per version: the operator compares canary vs stable shares."""
+
+PREDICTION_VALUE = MetricSpec(
+    "coalmine_prediction_value",
+    MetricKind.HISTOGRAM,
+    "Regressor outputs (one observation per row).",
+    BASE_LABELS,
+    PREDICTION_VALUE_BUCKETS,
+)
+
+FEEDBACK_TOTAL = MetricSpec(
+    "coalmine_feedback_total",
+    MetricKind.COUNTER,
+    "Classifier feedback joined with the stored prediction: correct or incorrect.",
+    BASE_LABELS + (LABEL_RESULT,),
+)
+
+FEEDBACK_ABS_ERROR = MetricSpec(
+    "coalmine_feedback_abs_error",
+    MetricKind.HISTOGRAM,
+    "Regressor feedback: absolute error between stored prediction and true value.",
+    BASE_LABELS,
+    ABS_ERROR_BUCKETS,
+)
+
+FEEDBACK_UNMATCHED_TOTAL = MetricSpec(
+    "coalmine_feedback_unmatched_total",
+    MetricKind.COUNTER,
+    "Feedback that could not be joined (unknown or expired request id).",
+    BASE_LABELS + (LABEL_REASON,),
+)
+"""A rising rate means the memory is too small or its TTL too short for the label delay."""
+
+INJECTED_FAULTS_TOTAL = MetricSpec(
+    "coalmine_injected_faults_total",
+    MetricKind.COUNTER,
+    "Faults added on purpose by the fault-injection settings (kind: error or latency).",
+    BASE_LABELS + (LABEL_KIND,),
+)
+"""Non-zero only in chaos drills; lets a post-mortem tell a drill from a real regression."""
+
+ALL_METRICS: tuple[MetricSpec, ...] = (
+    REQUESTS_TOTAL,
+    REQUEST_DURATION,
+    MODEL_COMPUTE,
+    REQUESTS_IN_FLIGHT,
+    MODEL_INFO,
+    MODEL_READY,
+    MODEL_LOAD_SECONDS,
+    PREDICTIONS_TOTAL,
+    PREDICTION_VALUE,
+    FEEDBACK_TOTAL,
+    FEEDBACK_ABS_ERROR,
+    FEEDBACK_UNMATCHED_TOTAL,
+    INJECTED_FAULTS_TOTAL,
+)
+"""Every metric the server exports; the contract test checks each one."""
+
+METRICS_PATH = "/metrics"
+"""Where the server exposes Prometheus text format (same port as inference)."""
