@@ -1,0 +1,36 @@
+"""Pytest fixtures for real components: `prometheus` and `control_plane`.
+
+Registered by tests/conftest.py (`pytest_plugins = ["coalmine.devcluster.pytest_plugin"]`).
+When a test fails, the tail of every running component's log is attached to its report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+
+import pytest
+
+from coalmine.devcluster.process import live_processes
+from coalmine.devcluster.prometheus import PrometheusServer
+
+
+@pytest.fixture
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """A fresh Prometheus per test (it starts in ~0.1 s), scraping nothing until set_targets."""
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        for proc in live_processes():
+            report.sections.append((f"{proc.name} log ({proc.log_path})", proc.log_tail()))
+    return report
