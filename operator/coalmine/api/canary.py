@@ -1,0 +1,128 @@
+"""``spec.canary`` and ``spec.rollback``: the steps, the analysis and the policies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from coalmine.api.base import ApiModel, Duration
+from coalmine.api.checks import Check, default_checks
+from coalmine.api.rules import Rule, RuleChecked
+
+MAX_STEPS = 20
+
+
+class Step(ApiModel):
+    """Hold the canary at ``weight`` percent of traffic for at least ``pause``."""
+
+    weight: Annotated[int, Field(ge=1, le=100)]
+    pause: Duration = timedelta(minutes=1)
+    """Minimum time at this weight; the step passes only when the pause has elapsed and every
+    check passed after it."""
+
+
+class PrometheusSource(ApiModel):
+    """Where the metrics are queried."""
+
+    address: Annotated[str | None, Field(pattern=r"^https?://.+", max_length=2048)] = None
+    """Prometheus base URL; defaults to the operator's ``defaultPrometheusAddress``."""
+
+    timeout: Duration = timedelta(seconds=5)
+
+
+class Analysis(ApiModel, RuleChecked):
+    """How often and over what window the checks are measured."""
+
+    interval: Duration = timedelta(seconds=30)
+    """Time between two measurements; also the reconcile period while a canary runs."""
+
+    window: Duration | None = None
+    """Range of each query (``rate(...[window])``); defaults to twice the interval, at least 1m."""
+
+    prometheus: PrometheusSource = PrometheusSource()
+    checks: Annotated[
+        list[Check],
+        Field(
+            max_length=32,
+            # The API server itself rejects two checks with the same name.
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+            },
+        ),
+    ] = Field(default_factory=default_checks)
+
+    def query_window(self) -> timedelta:
+        """The effective query range."""
+        return self.window or max(2 * self.interval, timedelta(minutes=1))
+
+    __rules__ = (
+        Rule(
+            cel="duration(self.interval) >= duration('1s')",
+            message="spec.canary.analysis.interval: must be at least 1s",
+            holds=lambda a: a.interval >= timedelta(seconds=1),
+            field_path=".interval",
+        ),
+        Rule(
+            cel="!has(self.window) || duration(self.window) >= duration(self.interval)",
+            message="spec.canary.analysis.window: must be at least the interval",
+            holds=lambda a: a.window is None or a.window >= a.interval,
+            field_path=".window",
+        ),
+    )
+
+
+class Policy(ApiModel):
+    """What turns check verdicts into decisions."""
+
+    failure_limit: Annotated[int, Field(ge=1, le=100)] = 2
+    """Consecutive failed measurements of a check before rolling back; a pass resets the count."""
+
+    min_samples: Annotated[int, Field(ge=1, le=10_000_000)] = 50
+    """Requests (or labels, or predictions) a check needs in its window to be conclusive."""
+
+    inconclusive_limit: Duration = timedelta(minutes=10)
+    """How long measurements may stay inconclusive (no data, too few samples, Prometheus down)
+    before ``onInconclusive`` applies."""
+
+    on_inconclusive: Literal["pause", "rollback"] = "pause"
+    """``pause``: hold the canary at its weight and wait for a person; ``rollback``: give up."""
+
+
+class CanaryStrategy(ApiModel, RuleChecked):
+    """How a new revision is rolled out."""
+
+    steps: Annotated[list[Step], Field(min_length=1, max_length=MAX_STEPS)]
+    analysis: Analysis = Analysis()
+    policy: Policy = Policy()
+    progress_deadline: Duration = timedelta(minutes=10)
+    """How long a new revision's pods may take to become ready before the rollout fails."""
+
+    __rules__ = (
+        Rule(
+            cel="self.steps.all(s, self.steps.exists_one(t, t.weight == s.weight))"
+            " && self.steps.map(s, s.weight).isSorted()",
+            message="spec.canary.steps: "
+            "weights must be strictly ascending (each step above the last)",
+            holds=lambda c: all(
+                a.weight < b.weight for a, b in zip(c.steps, c.steps[1:], strict=False)
+            ),
+            field_path=".steps",
+        ),
+        Rule(
+            cel="duration(self.progressDeadline) >= duration('10s')",
+            message="spec.canary.progressDeadline: must be at least 10s",
+            holds=lambda c: c.progress_deadline >= timedelta(seconds=10),
+            field_path=".progressDeadline",
+        ),
+    )
+
+
+class RollbackPolicy(ApiModel):
+    """How a failed canary is taken down."""
+
+    scale_down_delay: Duration = timedelta(seconds=10)
+    """After traffic is confirmed back on stable, wait this long (in-flight requests drain)
+    before scaling the canary to zero."""

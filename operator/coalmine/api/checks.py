@@ -1,0 +1,201 @@
+"""``spec.canary.analysis.checks``: what must hold for the canary to advance.
+
+Each check names exactly one kind. The built-in kinds are scoped to the canary's (and the
+stable's) version automatically; nobody writes PromQL for them. Every kind has absolute limits
+and optional limits relative to stable measured over the same window.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from coalmine.api.base import ApiModel
+from coalmine.api.rules import Rule, RuleChecked
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Confidence = Annotated[float, Field(ge=0.5, le=0.9999)]
+CHECK_KINDS = ("errorRate", "latency", "quality", "drift", "promql")
+
+
+class ErrorRateVsStable(ApiModel):
+    """Fail only when the canary is worse than stable with this confidence (a one-sided test
+    on the request counts) and its own error rate is at least ``floor``."""
+
+    confidence: Confidence = 0.95
+    floor: Fraction = 0.01
+    """A canary error rate below this never fails the comparison: a tiny, noisy canary with a
+    couple of errors does not roll back by chance."""
+
+
+class ErrorRateCheck(ApiModel, RuleChecked):
+    """Share of requests that ended in a server error (5xx). Client errors (4xx) do not count."""
+
+    max: Fraction | None = None
+    """Absolute ceiling for the canary's error rate."""
+
+    vs_stable: ErrorRateVsStable | None = None
+
+    __rules__ = (
+        Rule(
+            cel="has(self.max) || has(self.vsStable)",
+            message="spec.canary.analysis.checks[].errorRate: set max, vsStable, or both",
+            holds=lambda c: c.max is not None or c.vs_stable is not None,
+        ),
+    )
+
+
+class LatencyVsStable(ApiModel):
+    """Canary quantile divided by stable quantile must stay at or below ``maxRatio``."""
+
+    max_ratio: Annotated[float, Field(ge=1.0, le=100.0)] = 1.5
+
+
+class LatencyCheck(ApiModel, RuleChecked):
+    """A latency quantile of successful requests, from the server's histogram."""
+
+    quantile: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.99
+    max_seconds: Annotated[float | None, Field(gt=0.0)] = None
+    vs_stable: LatencyVsStable | None = None
+
+    __rules__ = (
+        Rule(
+            cel="has(self.maxSeconds) || has(self.vsStable)",
+            message="spec.canary.analysis.checks[].latency: set maxSeconds, vsStable, or both",
+            holds=lambda c: c.max_seconds is not None or c.vs_stable is not None,
+        ),
+    )
+
+
+class QualityVsStable(ApiModel):
+    """How much worse than stable the canary's quality may be (accuracy points, or MAE units)."""
+
+    max_degradation: Annotated[float, Field(ge=0.0)] = 0.02
+
+
+class QualityCheck(ApiModel, RuleChecked):
+    """Model quality from delayed ground truth sent to the feedback endpoint."""
+
+    metric: Literal["accuracy", "meanAbsoluteError"] = "accuracy"
+    min: Fraction | None = None
+    """accuracy: the lower confidence bound (Wilson) must be at least this."""
+
+    max: Annotated[float | None, Field(ge=0.0)] = None
+    """meanAbsoluteError: the mean absolute error must be at most this."""
+
+    min_labels: Annotated[int, Field(ge=1, le=10_000_000)] = 100
+    """Labelled predictions needed before the check can pass or fail."""
+
+    confidence: Confidence = 0.95
+    vs_stable: QualityVsStable | None = None
+
+    __rules__ = (
+        Rule(
+            cel="self.metric != 'accuracy' || !has(self.max)",
+            message="spec.canary.analysis.checks[].quality.max: "
+            "only for metric meanAbsoluteError; use quality.min for accuracy",
+            holds=lambda c: c.metric != "accuracy" or c.max is None,
+        ),
+        Rule(
+            cel="self.metric != 'meanAbsoluteError' || !has(self.min)",
+            message="spec.canary.analysis.checks[].quality.min: "
+            "only for metric accuracy; use quality.max for meanAbsoluteError",
+            holds=lambda c: c.metric != "meanAbsoluteError" or c.min is None,
+        ),
+        Rule(
+            cel="has(self.min) || has(self.max) || has(self.vsStable)",
+            message="spec.canary.analysis.checks[].quality: "
+            "set a limit (min for accuracy, max for meanAbsoluteError) or vsStable",
+            holds=lambda c: c.min is not None or c.max is not None or c.vs_stable is not None,
+        ),
+    )
+
+
+class DriftCheck(ApiModel):
+    """Divergence between the canary's and stable's prediction distributions."""
+
+    method: Literal["psi", "chiSquare"] = "psi"
+    max: Annotated[float, Field(gt=0.0, le=10.0)] = 0.2
+    """psi: the population stability index must stay at or below this (0.1 small, 0.25 large).
+    chiSquare: Cramér's V of the contingency table must stay at or below this, and the
+    difference must also be significant at ``confidence``."""
+
+    confidence: Confidence = 0.99
+
+
+class PromQLCheck(ApiModel, RuleChecked):
+    """A custom PromQL query returning one number. Placeholders: ``{{model}}``, ``{{version}}``,
+    ``{{variant}}``, ``{{namespace}}``, ``{{window}}``; filled in for the canary, and for the
+    stable when ``maxRatio`` compares the two."""
+
+    query: Annotated[str, Field(min_length=1, max_length=4096)]
+    min: float | None = None
+    max: float | None = None
+    max_ratio: Annotated[float | None, Field(gt=0.0)] = None
+    """Canary value divided by the stable value must stay at or below this."""
+
+    __rules__ = (
+        Rule(
+            cel="has(self.min) || has(self.max) || has(self.maxRatio)",
+            message="spec.canary.analysis.checks[].promql: set min, max or maxRatio",
+            holds=lambda c: c.min is not None or c.max is not None or c.max_ratio is not None,
+        ),
+        Rule(
+            cel="!has(self.min) || !has(self.max) || self.min <= self.max",
+            message="spec.canary.analysis.checks[].promql.min: must not be greater than promql.max",
+            holds=lambda c: c.min is None or c.max is None or c.min <= c.max,
+        ),
+    )
+
+
+def _kinds_set(check: Check) -> int:
+    return sum(getattr(check, kind) is not None for kind in _FIELD_OF_KIND.values())
+
+
+_FIELD_OF_KIND = {
+    "errorRate": "error_rate",
+    "latency": "latency",
+    "quality": "quality",
+    "drift": "drift",
+    "promql": "promql",
+}
+
+
+class Check(ApiModel, RuleChecked):
+    """One named check; exactly one of its kinds is set."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    error_rate: ErrorRateCheck | None = None
+    latency: LatencyCheck | None = None
+    quality: QualityCheck | None = None
+    drift: DriftCheck | None = None
+    promql: PromQLCheck | None = None
+    min_samples: Annotated[int | None, Field(ge=1)] = None
+    """Overrides ``policy.minSamples`` for this check."""
+
+    @property
+    def kind(self) -> str:
+        """The kind this check is (``errorRate``, ``latency``, ...)."""
+        return next(k for k, f in _FIELD_OF_KIND.items() if getattr(self, f) is not None)
+
+    __rules__ = (
+        Rule(
+            cel="[has(self.errorRate), has(self.latency), has(self.quality), has(self.drift),"
+            " has(self.promql)].filter(x, x).size() == 1",
+            message="spec.canary.analysis.checks[]: "
+            "set exactly one of errorRate, latency, quality, drift, promql",
+            holds=lambda c: _kinds_set(c) == 1,
+        ),
+    )
+
+
+def default_checks() -> list[Check]:
+    """The checks a canary gets when the spec names none: server errors and p99 latency,
+    both absolute and compared with stable."""
+    return [
+        Check(
+            name="error-rate", error_rate=ErrorRateCheck(max=0.05, vs_stable=ErrorRateVsStable())
+        ),
+        Check(name="latency-p99", latency=LatencyCheck(quantile=0.99, vs_stable=LatencyVsStable())),
+    ]

@@ -1,0 +1,53 @@
+"""The ModelDeployment spec: the whole desired state in one place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from coalmine.api.base import ApiModel
+from coalmine.api.canary import CanaryStrategy, RollbackPolicy, Step
+from coalmine.api.model import ModelSource
+from coalmine.api.rules import Rule, RuleChecked
+from coalmine.api.runtime import Runtime
+from coalmine.api.traffic import Traffic
+
+DEFAULT_STEPS = (Step(weight=10), Step(weight=50))
+
+
+class ModelDeploymentSpec(ApiModel, RuleChecked):
+    """Desired state of a ModelDeployment."""
+
+    model: ModelSource
+    runtime: Runtime = Runtime()
+    traffic: Traffic = Traffic()
+    canary: CanaryStrategy = CanaryStrategy(steps=list(DEFAULT_STEPS))
+    paused: bool = False
+    """Hold the rollout where it is: no step advances, nothing is promoted or rolled back
+    automatically (a person can still abort)."""
+
+    rollback: RollbackPolicy = RollbackPolicy()
+
+    __rules__ = (
+        Rule(
+            cel="self.model.name == oldSelf.model.name",
+            message="spec.model.name: immutable; clients address the model by this name",
+            holds=None,
+            field_path=".model.name",
+        ),
+    )
+
+    def revision(self) -> str:
+        """Identity of what a pod runs: the model and the pod template, not traffic or
+        analysis settings (changing a threshold must not start a new canary).
+
+        The same inputs always give the same 10 hex digits, so the revision survives restarts
+        and can name child objects.
+        """
+        template = {
+            "model": self.model.to_manifest(),
+            # Scaling is not a new revision: replicas change in place, without a canary.
+            "runtime": self.runtime.model_dump(mode="json", by_alias=True, exclude={"replicas"}),
+        }
+        canonical = json.dumps(template, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:10]

@@ -1,0 +1,146 @@
+"""The ModelDeployment status: where the rollout is, and why, with the numbers.
+
+Timing is held as timestamps (``stepStartedAt``), never countdowns, so an operator restarted
+at any moment continues exactly where it was. Lists are capped so status stays small under
+any number of ticks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from coalmine.api.base import ApiModel
+
+HISTORY_LIMIT = 10
+RECENT_VERDICTS_LIMIT = 5
+
+
+class Phase(StrEnum):
+    """Where a ModelDeployment is, in one word (``kubectl get`` shows it)."""
+
+    PENDING = "Pending"
+    """The first revision is starting; nothing serves yet."""
+    HEALTHY = "Healthy"
+    """Stable serves all traffic; no canary."""
+    PROGRESSING = "Progressing"
+    """A canary is moving through its steps."""
+    PAUSED = "Paused"
+    """A canary is held: by a person, or because analysis stayed inconclusive."""
+    ROLLING_BACK = "RollingBack"
+    """Traffic is returning to stable and the canary is being removed."""
+    DEGRADED = "Degraded"
+    """The newest revision was rolled back; stable still serves. Change the spec or retry."""
+    FAILED = "Failed"
+    """No revision can serve (the first revision never became ready)."""
+
+
+Verdict = Literal["pass", "fail", "inconclusive"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+Outcome = Literal["Promoted", "RolledBack", "Superseded", "Aborted", "Failed"]
+RollbackStage = Literal["TrafficToStable", "ScaleDownCanary", "Done"]
+
+
+class RevisionRef(ApiModel):
+    """One revision of the model and pod template."""
+
+    revision: str
+    """Hash of the model and pod template (see ``ModelDeploymentSpec.revision``)."""
+    version: str
+    uri: str
+    format: str | None = None
+    sha256: str | None = None
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: datetime
+    observed_generation: int | None = None
+
+
+class CheckStatus(ApiModel):
+    """The latest measurement of one check, with the numbers behind its verdict."""
+
+    name: str
+    kind: str
+    verdict: Verdict
+    value: float | None = None
+    """The canary's measured value (None when there was nothing to measure)."""
+    stable_value: float | None = None
+    threshold: str = ""
+    """The limit it was judged against, readable: ``<= 0.05``, ``ratio <= 1.5``."""
+    samples: int | None = None
+    reason: str = ""
+    consecutive_failures: int = 0
+    recent: Annotated[list[Verdict], Field(max_length=RECENT_VERDICTS_LIMIT)] = []
+    """The last few verdicts, newest last."""
+
+
+class AnalysisStatus(ApiModel):
+    """The analysis of the current step."""
+
+    measured_at: datetime
+    step: int
+    weight: int
+    verdict: Verdict
+    checks: list[CheckStatus] = []
+    inconclusive_since: datetime | None = None
+    """When measurements last stopped being conclusive; drives ``policy.inconclusiveLimit``."""
+    passed_at: datetime | None = None
+    """When every check last passed at this step."""
+
+
+class HistoryEntry(ApiModel):
+    """How a revision's rollout ended."""
+
+    revision: str
+    version: str
+    outcome: Outcome
+    reason: str
+    at: datetime
+
+
+class RollbackRecord(ApiModel):
+    """Why and how far a rollback went; each stage is idempotent and resumable."""
+
+    revision: str
+    version: str
+    reason: str
+    stage: RollbackStage
+    started_at: datetime
+    check: str | None = None
+    value: float | None = None
+    threshold: str | None = None
+    traffic_on_stable_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state of a ModelDeployment."""
+
+    # Other controllers (and kopf) may keep their own keys in status; ignore them.
+    model_config = ConfigDict(extra="ignore")
+
+    phase: Phase = Phase.PENDING
+    observed_generation: int | None = None
+    stable: RevisionRef | None = None
+    canary: RevisionRef | None = None
+    current_step: int | None = None
+    """Index into ``spec.canary.steps`` while a canary runs."""
+    weight: Annotated[int, Field(ge=0, le=100)] = 0
+    """Percent of traffic on the canary."""
+    step_started_at: datetime | None = None
+    canary_started_at: datetime | None = None
+    message: str = ""
+    conditions: list[Condition] = []
+    analysis: AnalysisStatus | None = None
+    history: Annotated[list[HistoryEntry], Field(max_length=HISTORY_LIMIT)] = []
+    rollback: RollbackRecord | None = None

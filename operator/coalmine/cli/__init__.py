@@ -1,0 +1,1 @@
+"""Command-line interfaces: ``coalmine`` and ``kubectl coalmine``."""
