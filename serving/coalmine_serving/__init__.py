@@ -4,4 +4,5 @@ This package deliberately imports nothing at package level: the operator imports
 ``coalmine_serving.contract`` and must not pay for FastAPI, numpy or a model runtime.
 """
 
-__all__: list[str] = []
+__version__ = "0.1.0"
+__all__ = ["__version__"]

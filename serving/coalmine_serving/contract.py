@@ -27,7 +27,7 @@ Worked PromQL examples (what the operator is expected to write)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 # --- Label names ---------------------------------------------------------------------------
 
@@ -56,14 +56,14 @@ BASE_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT)
 """Every metric carries these three, so every query can split by version and variant."""
 
 
-class Variant(str, Enum):
+class Variant(StrEnum):
     """Which side of a canary rollout a pod serves."""
 
     STABLE = "stable"
     CANARY = "canary"
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """Outcome of an inference request; 4xx and 5xx are kept apart on purpose."""
 
     SUCCESS = "success"
@@ -71,21 +71,21 @@ class Outcome(str, Enum):
     SERVER_ERROR = "server_error"  # 5xx: model failed, timeout, overload (503), injected fault
 
 
-class FeedbackResult(str, Enum):
+class FeedbackResult(StrEnum):
     """Whether a classifier's stored prediction matched the delayed true label."""
 
     CORRECT = "correct"
     INCORRECT = "incorrect"
 
 
-class FeedbackMissReason(str, Enum):
+class FeedbackMissReason(StrEnum):
     """Why feedback could not be joined with a stored prediction."""
 
     UNKNOWN = "unknown"  # never seen, or evicted because the memory was full
     EXPIRED = "expired"  # seen, but older than the memory's time-to-live
 
 
-class MetricKind(str, Enum):
+class MetricKind(StrEnum):
     COUNTER = "counter"
     GAUGE = "gauge"
     HISTOGRAM = "histogram"
@@ -144,7 +144,10 @@ REQUESTS_TOTAL = MetricSpec(
     "coalmine_requests_total",
     MetricKind.COUNTER,
     "Inference requests by outcome (success, client_error, server_error).",
-    BASE_LABELS + (LABEL_OUTCOME,),
+    (
+        *BASE_LABELS,
+        LABEL_OUTCOME,
+    ),
 )
 """One increment per inference request (V2 infer or V1 predict), after it finished. Health,
 metadata, metrics and feedback requests are not counted, so the error ratio is about
@@ -180,7 +183,7 @@ MODEL_INFO = MetricSpec(
     "coalmine_model_info",
     MetricKind.GAUGE,
     "Always 1; labels identify the loaded artifact.",
-    BASE_LABELS + (LABEL_FORMAT, LABEL_SHA256),
+    (*BASE_LABELS, LABEL_FORMAT, LABEL_SHA256),
 )
 
 MODEL_READY = MetricSpec(
@@ -201,7 +204,10 @@ PREDICTIONS_TOTAL = MetricSpec(
     "coalmine_predictions_total",
     MetricKind.COUNTER,
     "Classifier outputs by predicted class (one per row).",
-    BASE_LABELS + (LABEL_CLASS,),
+    (
+        *BASE_LABELS,
+        LABEL_CLASS,
+    ),
 )
 """Class distribution per version: the operator compares canary vs stable shares."""
 
@@ -217,7 +223,10 @@ FEEDBACK_TOTAL = MetricSpec(
     "coalmine_feedback_total",
     MetricKind.COUNTER,
     "Classifier feedback joined with the stored prediction: correct or incorrect.",
-    BASE_LABELS + (LABEL_RESULT,),
+    (
+        *BASE_LABELS,
+        LABEL_RESULT,
+    ),
 )
 
 FEEDBACK_ABS_ERROR = MetricSpec(
@@ -232,7 +241,10 @@ FEEDBACK_UNMATCHED_TOTAL = MetricSpec(
     "coalmine_feedback_unmatched_total",
     MetricKind.COUNTER,
     "Feedback that could not be joined (unknown or expired request id).",
-    BASE_LABELS + (LABEL_REASON,),
+    (
+        *BASE_LABELS,
+        LABEL_REASON,
+    ),
 )
 """A rising rate means the memory is too small or its TTL too short for the label delay."""
 
@@ -240,7 +252,10 @@ INJECTED_FAULTS_TOTAL = MetricSpec(
     "coalmine_injected_faults_total",
     MetricKind.COUNTER,
     "Faults added on purpose by the fault-injection settings (kind: error or latency).",
-    BASE_LABELS + (LABEL_KIND,),
+    (
+        *BASE_LABELS,
+        LABEL_KIND,
+    ),
 )
 """Non-zero only in chaos drills; lets a post-mortem tell a drill from a real regression."""
 

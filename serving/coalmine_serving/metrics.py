@@ -1,0 +1,81 @@
+"""prometheus_client collectors built from the contract, bound to this pod's labels once.
+
+Each app gets its own registry, so several apps (tests, benchmarks) can live in one process.
+Children are bound up front: ``.labels()`` per request costs a dict lookup and a lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from coalmine_serving import contract as c
+from coalmine_serving.settings import ServingSettings
+
+
+def _collector(spec: c.MetricSpec, registry: CollectorRegistry, **kwargs: Any) -> Any:
+    if spec.kind is c.MetricKind.COUNTER:
+        return Counter(spec.name, spec.help, spec.labels, registry=registry)
+    if spec.kind is c.MetricKind.GAUGE:
+        return Gauge(spec.name, spec.help, spec.labels, registry=registry)
+    buckets = kwargs.get("buckets") or spec.buckets
+    return Histogram(spec.name, spec.help, spec.labels, registry=registry, buckets=buckets)
+
+
+class ServingMetrics:
+    def __init__(self, settings: ServingSettings) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        reg = self.registry
+        base = (settings.model_name, settings.model_version, settings.variant.value)
+        self._base = base
+        requests = _collector(c.REQUESTS_TOTAL, reg)
+        # Every outcome exists from the start at 0, so rate() over a fresh pod is 0, not absent.
+        self.outcomes = {o: requests.labels(*base, o.value) for o in c.Outcome}
+        self.duration = _collector(c.REQUEST_DURATION, reg).labels(*base)
+        self.compute = _collector(c.MODEL_COMPUTE, reg).labels(*base)
+        self.in_flight = _collector(c.REQUESTS_IN_FLIGHT, reg).labels(*base)
+        self._info = _collector(c.MODEL_INFO, reg)
+        self.ready = _collector(c.MODEL_READY, reg).labels(*base)
+        self.load_seconds = _collector(c.MODEL_LOAD_SECONDS, reg).labels(*base)
+        self._predictions = _collector(c.PREDICTIONS_TOTAL, reg)
+        self._class_children: dict[str, Any] = {}
+        self.prediction_value = _collector(
+            c.PREDICTION_VALUE, reg, buckets=settings.prediction_buckets
+        ).labels(*base)
+        feedback = _collector(c.FEEDBACK_TOTAL, reg)
+        self.feedback = {r: feedback.labels(*base, r.value) for r in c.FeedbackResult}
+        self.abs_error = _collector(
+            c.FEEDBACK_ABS_ERROR, reg, buckets=settings.abs_error_buckets
+        ).labels(*base)
+        unmatched = _collector(c.FEEDBACK_UNMATCHED_TOTAL, reg)
+        self.unmatched = {r: unmatched.labels(*base, r.value) for r in c.FeedbackMissReason}
+        faults = _collector(c.INJECTED_FAULTS_TOTAL, reg)
+        self.faults = {kind: faults.labels(*base, kind) for kind in ("error", "latency")}
+        self.ready.set(0)
+
+    def model_loaded(self, fmt: str, sha256: str, seconds: float) -> None:
+        self._info.labels(*self._base, fmt, sha256).set(1)
+        self.load_seconds.set(seconds)
+        self.ready.set(1)
+
+    def record_classes(self, outputs: np.ndarray) -> None:
+        labels, counts = np.unique(outputs, return_counts=True)
+        for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
+            self._class_child(str(label)).inc(count)
+
+    def record_values(self, outputs: np.ndarray) -> None:
+        for value in np.asarray(outputs, dtype=np.float64).ravel().tolist():
+            self.prediction_value.observe(value)
+
+    def _class_child(self, label: str) -> Any:
+        child = self._class_children.get(label)
+        if child is None:
+            # Cap distinct label values: a model emitting free-form strings must not be able to
+            # create unbounded series in Prometheus.
+            if len(self._class_children) >= c.MAX_CLASS_LABEL_VALUES:
+                label = c.OTHER_CLASS
+            child = self._predictions.labels(*self._base, label)
+            self._class_children.setdefault(label, child)
+        return child

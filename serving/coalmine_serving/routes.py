@@ -1,0 +1,191 @@
+"""Thin HTTP routes: decode, call the service, encode, count.
+
+Registered as plain Starlette routes (``add_route``), not FastAPI path operations: FastAPI's
+dependency and response-model machinery would cost more than a small model's predict, and
+every body here is validated by :mod:`coalmine_serving.codec` anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from coalmine_serving import codec
+from coalmine_serving.contract import Outcome
+from coalmine_serving.errors import NotFoundError, PredictTimeoutError, ServingError
+from coalmine_serving.service import InferenceService
+
+log = logging.getLogger("coalmine_serving")
+JSON = "application/json"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(payload), status, headers, JSON)
+
+
+def error_response(error: ServingError) -> Response:
+    # OIP v2 error shape: {"error": "<message>"}
+    return json_response({"error": error.message}, error.status)
+
+
+class Routes:
+    def __init__(self, service: InferenceService) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.metrics = service.metrics
+
+    # --- health and metadata ---
+
+    async def live(self, request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def ready(self, request: Request) -> Response:
+        if self.service.ready:
+            return json_response({"ready": True})
+        return json_response({"ready": False, "error": self.service.load_error}, 503)
+
+    async def model_ready(self, request: Request) -> Response:
+        self._check_model(request)
+        return await self.ready(request)
+
+    async def server_metadata(self, request: Request) -> Response:
+        from coalmine_serving import __version__
+
+        return json_response({"name": "coalmine-serving", "version": __version__, "extensions": []})
+
+    async def model_metadata(self, request: Request) -> Response:
+        self._check_model(request)
+        sig = self.service.require_runtime().signature
+        width = sig.n_features if sig.n_features is not None else -1
+        return json_response(
+            {
+                "name": self.settings.model_name,
+                "versions": [self.settings.model_version],
+                "platform": self.service.require_runtime().format,
+                "inputs": [
+                    {
+                        "name": sig.input_name,
+                        "datatype": codec.v2_name(sig.dtype),
+                        "shape": [-1, width],
+                    }
+                ],
+                "outputs": [
+                    {
+                        "name": sig.output_name,
+                        "datatype": codec.v2_name(self.service.output_dtype),
+                        "shape": [-1],
+                    }
+                ],
+            }
+        )
+
+    async def v1_model(self, request: Request) -> Response:
+        self._check_model(request)
+        return json_response({"name": self.settings.model_name, "ready": self.service.ready})
+
+    async def metrics_text(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # --- inference ---
+
+    async def infer_v2(self, request: Request) -> Response:
+        return await self._counted(request, self._infer_v2)
+
+    async def predict_v1(self, request: Request) -> Response:
+        return await self._counted(request, self._predict_v1)
+
+    async def feedback(self, request: Request) -> Response:
+        try:
+            self._check_model(request)
+            request_id, truth = codec.decode_feedback(await request.body())
+            return json_response(self.service.feedback(request_id, truth))
+        except ServingError as error:
+            return error_response(error)
+
+    async def _infer_v2(self, request: Request) -> Response:
+        runtime = self.service.require_runtime()
+        self._check_model(request)
+        decoded = codec.decode_v2(await request.body(), runtime.signature, self.settings.max_rows)
+        header_id = request.headers.get("x-request-id")
+        request_id, outputs = await self.service.predict(
+            decoded.rows, decoded.request_id or header_id
+        )
+        body = codec.encode_v2(
+            self.settings.model_name,
+            self.settings.model_version,
+            request_id,
+            runtime.signature.output_name,
+            outputs,
+        )
+        return Response(body, 200, {"x-request-id": request_id}, JSON)
+
+    async def _predict_v1(self, request: Request) -> Response:
+        runtime = self.service.require_runtime()
+        self._check_model(request)
+        rows = codec.decode_v1(await request.body(), runtime.signature, self.settings.max_rows)
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id, outputs = await self.service.predict(rows, request_id)
+        return Response(codec.encode_v1(outputs), 200, {"x-request-id": request_id}, JSON)
+
+    async def _counted(self, request: Request, handler: Handler) -> Response:
+        """Run an inference handler under the limits and record its outcome and latency."""
+        started = time.perf_counter()
+        metrics = self.metrics
+        metrics.in_flight.inc()
+        try:
+            response = await self._limited(request, handler)
+        finally:
+            metrics.in_flight.dec()
+        status = response.status_code
+        outcome = (
+            Outcome.SUCCESS
+            if status < 400
+            else Outcome.CLIENT_ERROR
+            if status < 500
+            else Outcome.SERVER_ERROR
+        )
+        metrics.outcomes[outcome].inc()
+        metrics.duration.observe(time.perf_counter() - started)
+        return response
+
+    async def _limited(self, request: Request, handler: Handler) -> Response:
+        try:
+            self.service.admit()
+        except ServingError as error:
+            return error_response(error)
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_seconds):
+                return await handler(request)
+        except ServingError as error:
+            return error_response(error)
+        except TimeoutError:
+            limit = self.settings.request_timeout_seconds
+            return error_response(PredictTimeoutError(f"request took longer than {limit:g}s"))
+        except Exception:
+            log.exception("inference failed")
+            return error_response(ServingError("internal error while predicting"))
+        finally:
+            self.service.release()
+
+    def _check_model(self, request: Request) -> None:
+        params = request.path_params
+        if params.get("name") != self.settings.model_name:
+            raise NotFoundError(f"model {params.get('name')!r} is not served here")
+        version = params.get("version")
+        if version is not None and version != self.settings.model_version:
+            raise NotFoundError(
+                f"version {version!r} of model {self.settings.model_name!r} is not served here "
+                f"(this server has {self.settings.model_version!r})"
+            )

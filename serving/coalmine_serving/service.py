@@ -1,0 +1,176 @@
+"""The inference service: limits, fault injection, predict off the event loop, metrics.
+
+Routes call this; it knows settings and runtimes but no HTTP framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from coalmine_serving.contract import FeedbackMissReason, FeedbackResult
+from coalmine_serving.errors import (
+    BadRequestError,
+    ModelNotReadyError,
+    NotFoundError,
+    OverloadedError,
+    ServingError,
+)
+from coalmine_serving.feedback import FeedbackExpiredError, PredictionMemory
+from coalmine_serving.metrics import ServingMetrics
+from coalmine_serving.runtimes.base import ModelRuntime, warm_up
+from coalmine_serving.runtimes.loader import LoadedModel, load_runtime
+from coalmine_serving.settings import ServingSettings, Task
+
+log = logging.getLogger("coalmine_serving")
+
+
+class InferenceService:
+    def __init__(self, settings: ServingSettings, metrics: ServingMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.runtime: ModelRuntime | None = None
+        self.output_dtype: np.dtype = np.dtype(np.float64)
+        self.load_error: str | None = None
+        self.memory = PredictionMemory(
+            settings.feedback_ttl_seconds, settings.feedback_max_entries, settings.feedback_max_rows
+        )
+        self._executor = ThreadPoolExecutor(settings.predict_threads, "coalmine-predict")
+        self._in_flight = 0  # touched only on the event loop thread
+        self._random = random.Random()
+
+    @property
+    def ready(self) -> bool:
+        return self.runtime is not None
+
+    # --- lifecycle ---
+
+    async def load(self, preloaded: LoadedModel | ModelRuntime | None) -> None:
+        """Load (or take) the model and warm it up in a worker thread; failures are kept."""
+        started = time.perf_counter()
+        try:
+            loaded = await asyncio.get_running_loop().run_in_executor(
+                self._executor, _load_or_warm, self.settings, preloaded
+            )
+        except Exception as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.error("model %s failed to load: %s", self.settings.model_name, self.load_error)
+            return
+        self.metrics.model_loaded(
+            loaded.runtime.format, loaded.sha256, time.perf_counter() - started
+        )
+        self.output_dtype = loaded.output_dtype
+        self.runtime = loaded.runtime
+        log.info("model %s version %s ready", self.settings.model_name, self.settings.model_version)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- requests ---
+
+    def admit(self) -> None:
+        """Take a concurrency slot or refuse at once (503) rather than queue unbounded work."""
+        if self._in_flight >= self.settings.max_concurrency:
+            raise OverloadedError(f"more than {self.settings.max_concurrency} requests in flight")
+        self._in_flight += 1
+
+    def release(self) -> None:
+        self._in_flight -= 1
+
+    def require_runtime(self) -> ModelRuntime:
+        if self.runtime is None:
+            raise ModelNotReadyError(f"model {self.settings.model_name} is not ready")
+        return self.runtime
+
+    async def predict(self, rows: np.ndarray, request_id: str | None) -> tuple[str, np.ndarray]:
+        """Predict ``rows``; returns the request id (made up if absent) and the outputs."""
+        runtime = self.require_runtime()
+        await self._inject_faults()
+        loop = asyncio.get_running_loop()
+        outputs, seconds = await loop.run_in_executor(self._executor, _timed, runtime, rows)
+        self.metrics.compute.observe(seconds)
+        self._record_outputs(runtime, outputs)
+        request_id = request_id or uuid.uuid4().hex
+        self.memory.put(request_id, outputs)
+        return request_id, outputs
+
+    async def _inject_faults(self) -> None:
+        settings = self.settings
+        if settings.fault_latency_seconds and self._random.random() < settings.fault_latency_rate:
+            self.metrics.faults["latency"].inc()
+            await asyncio.sleep(settings.fault_latency_seconds)
+        if settings.fault_error_rate and self._random.random() < settings.fault_error_rate:
+            self.metrics.faults["error"].inc()
+            raise ServingError("injected fault (fault_error_rate is set on this server)", 500)
+
+    def _record_outputs(self, runtime: ModelRuntime, outputs: np.ndarray) -> None:
+        if runtime.signature.task is Task.CLASSIFICATION:
+            self.metrics.record_classes(outputs)
+        else:
+            self.metrics.record_values(outputs)
+
+    def feedback(self, request_id: str, truth: list[Any]) -> dict[str, Any]:
+        """Join delayed ground truth with the stored prediction and update quality metrics."""
+        task = self.require_runtime().signature.task
+        try:
+            predicted = self.memory.pop(request_id)
+        except FeedbackExpiredError:
+            self.metrics.unmatched[FeedbackMissReason.EXPIRED].inc()
+            raise
+        except NotFoundError:
+            self.metrics.unmatched[FeedbackMissReason.UNKNOWN].inc()
+            raise
+        if len(truth) != len(predicted):
+            raise BadRequestError(
+                f"'truth' has {len(truth)} values but the request had {len(predicted)} rows"
+            )
+        if task is Task.CLASSIFICATION:
+            return self._classification_feedback(request_id, predicted, truth)
+        return self._regression_feedback(request_id, predicted, truth)
+
+    def _classification_feedback(
+        self, request_id: str, predicted: np.ndarray, truth: list[Any]
+    ) -> dict[str, Any]:
+        # Compared as strings so a label sent as 1 or "1" matches a predicted int64 1.
+        correct = sum(str(p) == str(t) for p, t in zip(predicted.tolist(), truth, strict=True))
+        self.metrics.feedback[FeedbackResult.CORRECT].inc(correct)
+        self.metrics.feedback[FeedbackResult.INCORRECT].inc(len(truth) - correct)
+        return {"id": request_id, "rows": len(truth), "correct": correct}
+
+    def _regression_feedback(
+        self, request_id: str, predicted: np.ndarray, truth: list[Any]
+    ) -> dict[str, Any]:
+        try:
+            true_values = np.asarray(truth, dtype=np.float64).reshape(predicted.shape)
+        except (TypeError, ValueError) as exc:
+            raise BadRequestError(
+                f"'truth' must be numbers for a regression model: {exc}"
+            ) from None
+        if not np.isfinite(true_values).all():
+            raise BadRequestError("'truth' contains NaN or infinity")
+        errors = np.abs(predicted.astype(np.float64) - true_values).ravel().tolist()
+        for error in errors:
+            self.metrics.abs_error.observe(error)
+        return {"id": request_id, "rows": len(errors), "mean_abs_error": sum(errors) / len(errors)}
+
+
+def _timed(runtime: ModelRuntime, rows: np.ndarray) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    outputs = runtime.predict(rows)
+    return outputs, time.perf_counter() - started
+
+
+def _load_or_warm(settings: ServingSettings, preloaded: Any) -> LoadedModel:
+    if preloaded is None:
+        return load_runtime(settings)
+    if isinstance(preloaded, LoadedModel):
+        return preloaded
+    # A runtime handed in by a caller is warmed up like a loaded one.
+    return LoadedModel(preloaded, settings.sha256 or "unverified", warm_up(preloaded).dtype)

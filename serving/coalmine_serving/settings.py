@@ -1,0 +1,154 @@
+"""Server settings: flags and ``COALMINE_SERVING_*`` environment variables.
+
+Built by :func:`load_settings` (or by the CLI), never at import time, so tests can make as many
+differently configured apps as they like in one process.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from coalmine_serving import contract
+
+
+class ModelFormat(StrEnum):
+    ONNX = "onnx"
+    SKOPS = "skops"
+    JOBLIB = "joblib"  # pickle underneath: executes code on load, so off unless allow_pickle
+
+
+class Task(StrEnum):
+    AUTO = "auto"  # decided from the artifact: classes_ / integer or string output = classifier
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+def _split_csv(value: object) -> object:
+    """Let env vars carry lists as ``a,b,c`` instead of JSON, which is painful in YAML."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class ServingSettings(BaseSettings):
+    """Everything that configures one inference server process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COALMINE_SERVING_", extra="forbid", protected_namespaces=()
+    )
+
+    # --- identity: these become the model/version/variant metric labels ---
+    model_name: str = Field("model", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+    """Name clients address (``/v2/models/{name}``) and the ``model`` metric label."""
+    model_version: str = Field("1", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+    """Version served (``/v2/models/{name}/versions/{version}``) and the ``version`` label."""
+    variant: contract.Variant = contract.Variant.STABLE
+    """Which side of the rollout this pod serves; the ``variant`` metric label."""
+
+    # --- artifact ---
+    model_uri: str | None = None
+    """Local path or ``file://`` URI of the artifact (use ``coalmine-serve fetch`` for remote)."""
+    model_format: ModelFormat = ModelFormat.ONNX
+    """Runtime to load the artifact with: ``onnx``, ``skops`` or ``joblib``."""
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$")
+    """Expected sha256 of the artifact; verified before any byte is deserialised."""
+    require_sha256: bool = True
+    """Refuse to load an artifact without ``sha256``. Turn off only for local experiments."""
+    task: Task = Task.AUTO
+    """Classification or regression; decides which prediction and feedback metrics apply."""
+    allow_pickle: bool = False
+    """Allow the ``joblib`` format. Pickle runs arbitrary code from the artifact on load, so
+    this must be a deliberate, cluster-level decision; off by default."""
+    skops_trusted_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Extra types skops may load, e.g. ``sklearn.ensemble._forest.RandomForestClassifier``.
+    Comes only from here, never from the artifact itself (see MLflow #25686)."""
+
+    # --- network ---
+    host: str = "0.0.0.0"  # a pod must listen on its own IP
+    """Address to bind."""
+    port: int = Field(8080, ge=1, le=65535)
+    """Port for inference, health and ``/metrics``."""
+
+    # --- limits for hostile input and overload ---
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Largest request body; larger ones get 413 before any parsing (Content-Length or chunked)."""
+    max_rows: int = Field(10_000, ge=1)
+    """Most rows (first tensor dimension) in one request; more gets 413."""
+    max_concurrency: int = Field(64, ge=1)
+    """Inference requests processed at once; more get 503 at once instead of queueing memory."""
+    request_timeout_seconds: float = Field(10.0, gt=0)
+    """Deadline for one inference request; past it the client gets 504."""
+    predict_threads: int = Field(2, ge=1, le=64)
+    """Worker threads for predict, so CPU-bound models never block the event loop."""
+
+    # --- feedback memory ---
+    feedback_ttl_seconds: float = Field(3600.0, gt=0)
+    """How long a prediction is kept for joining with its delayed true label."""
+    feedback_max_entries: int = Field(100_000, ge=1)
+    """Most request ids remembered; the oldest are forgotten first."""
+    feedback_max_rows: int = Field(1_000_000, ge=1)
+    """Most prediction rows remembered over all ids, so memory is bounded under any load."""
+
+    # --- metric buckets (stable and canary must agree, so set them in the deployment) ---
+    prediction_buckets: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(contract.PREDICTION_VALUE_BUCKETS)
+    )
+    """Buckets of ``coalmine_prediction_value`` for regressors (comma separated)."""
+    abs_error_buckets: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: list(contract.ABS_ERROR_BUCKETS)
+    )
+    """Buckets of ``coalmine_feedback_abs_error`` (comma separated)."""
+
+    # --- fault injection: for chaos drills and our own rollback tests; off by default ---
+    fault_error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Share of inference requests answered with an injected 500 (counted as server_error)."""
+    fault_latency_seconds: float = Field(0.0, ge=0.0, le=60.0)
+    """Extra latency added to inference requests (subject to the request timeout)."""
+    fault_latency_rate: float = Field(1.0, ge=0.0, le=1.0)
+    """Share of inference requests that get ``fault_latency_seconds`` added."""
+
+    # --- logging ---
+    log_level: str = "info"
+    """uvicorn log level."""
+    access_log: bool = False
+    """Per-request access log lines; off because they cost more than a small model's predict."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_lists(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {k: (_split_csv(v) if k in _LIST_FIELDS else v) for k, v in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> ServingSettings:
+        if self.model_format is ModelFormat.JOBLIB and not self.allow_pickle:
+            raise ValueError(
+                "model_format=joblib needs allow_pickle=true: loading a pickle runs code from the "
+                "artifact; prefer onnx or skops"
+            )
+        return self
+
+    def model_path(self) -> Path:
+        """The artifact as a local path (``file://`` stripped)."""
+        if not self.model_uri:
+            raise ValueError("model_uri is not set")
+        uri = self.model_uri
+        if uri.startswith("file://"):
+            uri = uri[len("file://") :]
+        elif "://" in uri:
+            raise ValueError(f"model_uri {uri!r} is not local: run `coalmine-serve fetch` first")
+        return Path(uri)
+
+
+_LIST_FIELDS = {"skops_trusted_types", "prediction_buckets", "abs_error_buckets"}
+
+
+def load_settings(**overrides: object) -> ServingSettings:
+    """Settings from the environment, with explicit overrides (e.g. CLI flags) on top."""
+    return ServingSettings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
