@@ -39,7 +39,10 @@ class ServingSettings(BaseSettings):
     """Everything that configures one inference server process."""
 
     model_config = SettingsConfigDict(
-        env_prefix="COALMINE_SERVING_", extra="forbid", protected_namespaces=()
+        env_prefix="COALMINE_SERVING_",
+        extra="forbid",
+        protected_namespaces=(),
+        use_attribute_docstrings=True,
     )
 
     # --- identity: these become the model/version/variant metric labels ---

@@ -1,0 +1,110 @@
+"""``coalmine-serve``: run the inference server, or fetch an artifact for an init container.
+
+    coalmine-serve serve --model-name iris --model-uri /models/iris.onnx --sha256 <hex>
+    coalmine-serve fetch --uri https://host/iris.onnx --sha256 <hex> --dest /models
+
+Every ``serve`` flag has a ``COALMINE_SERVING_<NAME>`` environment variable; flags win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from coalmine_serving.errors import ArtifactError
+from coalmine_serving.settings import ServingSettings, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in ("serve", "fetch", "-h", "--help"):
+        args.insert(0, "serve")  # `coalmine-serve --model-name x` means serve
+    parsed = _parser().parse_args(args)
+    try:
+        if parsed.command == "fetch":
+            return _fetch(parsed)
+        return _serve(parsed)
+    except (ArtifactError, ValidationError, ValueError, OSError) as exc:
+        print(f"coalmine-serve: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coalmine-serve", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the inference server")
+    for name, field in ServingSettings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        helptext = (field.description or "").replace("%", "%%")
+        if field.annotation is bool:
+            serve.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=helptext
+            )
+        else:
+            serve.add_argument(flag, dest=name, default=None, help=helptext)
+    fetch = commands.add_parser("fetch", help="copy or download an artifact and verify it")
+    fetch.add_argument("--uri", required=True, help="file://, plain path, http:// or https://")
+    fetch.add_argument("--sha256", required=True, help="expected sha256 (hex) of the artifact")
+    fetch.add_argument("--dest", required=True, type=Path, help="directory to write into")
+    fetch.add_argument("--filename", help="file name in --dest (default: from the URI)")
+    fetch.add_argument("--unpack", action="store_true", help="extract tar/zip archives safely")
+    fetch.add_argument("--max-bytes", type=int, default=20 * 1024**3, help="size cap")
+    return parser
+
+
+def _fetch(parsed: argparse.Namespace) -> int:
+    from coalmine_serving.fetch import fetch
+
+    result = fetch(
+        parsed.uri,
+        parsed.dest,
+        parsed.sha256,
+        filename=parsed.filename,
+        unpack=parsed.unpack,
+        max_bytes=parsed.max_bytes,
+    )
+    print(result)
+    return 0
+
+
+def _serve(parsed: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {
+        name: getattr(parsed, name) for name in ServingSettings.model_fields
+    }
+    settings = load_settings(**overrides)
+    # Load before binding the port: a bad artifact (wrong sha256, untrusted skops type, pickle
+    # refused) exits non-zero with the reason, which Kubernetes shows as CrashLoopBackOff.
+    from coalmine_serving.runtimes.loader import load_runtime
+
+    model = load_runtime(settings)
+    run(settings, model)
+    return 0
+
+
+def run(settings: ServingSettings, model: Any = None) -> None:
+    """Serve with uvicorn: one worker, uvloop and httptools when installed."""
+    import uvicorn
+
+    from coalmine_serving.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings, model),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        # uvicorn's own cap sits above ours so health probes and /metrics still get through
+        # when inference is saturated; our limit answers 503 per inference request.
+        limit_concurrency=settings.max_concurrency + 32,
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

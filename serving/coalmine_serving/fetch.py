@@ -1,0 +1,109 @@
+"""Fetch a model artifact into a directory and verify its sha256 (for an init container).
+
+Supports ``file://`` (or a plain path) and ``http(s)://``. The bytes are hashed while they are
+written to a temporary file, and only a verified file is renamed into place, so the serving
+container never sees a partial or tampered artifact. ``s3://`` and ``gs://`` are not supported
+yet and fail with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import ParseResult, unquote, urlparse
+
+from coalmine_serving.archive import ExtractLimits, extract, is_archive
+from coalmine_serving.errors import ArtifactError
+
+_CHUNK = 1024 * 1024
+DEFAULT_MAX_BYTES = 20 * 1024**3
+
+
+def fetch(
+    uri: str,
+    dest_dir: Path,
+    sha256: str,
+    *,
+    filename: str | None = None,
+    unpack: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = 60.0,
+) -> Path:
+    """Copy or download ``uri`` into ``dest_dir``; return the verified file (or the directory
+    it was unpacked into when ``unpack`` is set and the file is an archive)."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    parsed = urlparse(uri)
+    name = filename or Path(unquote(parsed.path)).name or "model"
+    if "/" in name or name in {".", ".."}:
+        raise ArtifactError(f"bad target file name {name!r}")
+    fd, tmp_name = tempfile.mkstemp(prefix=".fetch-", dir=dest_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = _copy(parsed.scheme, uri, parsed, out, max_bytes, timeout)
+        if not hmac.compare_digest(digest, sha256.lower()):
+            raise ArtifactError(
+                f"sha256 mismatch for {uri}: expected {sha256.lower()}, got {digest}"
+            )
+        final = dest_dir / name
+        tmp.replace(final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if unpack and is_archive(final):
+        extract(final, dest_dir, ExtractLimits(max_total_bytes=max_bytes))
+        return dest_dir
+    return final
+
+
+def _copy(
+    scheme: str, uri: str, parsed: ParseResult, out: BinaryIO, max_bytes: int, timeout: float
+) -> str:
+    sink = _HashingSink(out, max_bytes)
+    if scheme in ("", "file"):
+        path = Path(unquote(parsed.path)) if scheme else Path(uri)
+        with path.open("rb") as src:
+            while chunk := src.read(_CHUNK):
+                sink.write(chunk)
+    elif scheme in ("http", "https"):
+        _download(uri, sink, timeout)
+    elif scheme in ("s3", "gs", "azure", "abfs"):
+        raise ArtifactError(
+            f"{scheme}:// is not supported yet; mirror the artifact to https or a volume"
+        )
+    else:
+        raise ArtifactError(f"unsupported URI scheme {scheme!r} in {uri}")
+    return sink.hexdigest()
+
+
+def _download(uri: str, sink: _HashingSink, timeout: float) -> None:
+    import httpx
+
+    with httpx.stream("GET", uri, follow_redirects=True, timeout=timeout) as response:
+        if response.status_code != 200:
+            raise ArtifactError(f"GET {uri} returned HTTP {response.status_code}")
+        for chunk in response.iter_bytes(_CHUNK):
+            sink.write(chunk)
+
+
+class _HashingSink:
+    """A write-only file that hashes what passes through and refuses to grow past a cap."""
+
+    def __init__(self, out: BinaryIO, max_bytes: int) -> None:
+        self._out = out
+        self._max = max_bytes
+        self._size = 0
+        self._hash = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> int:
+        self._size += len(chunk)
+        if self._size > self._max:
+            raise ArtifactError(f"artifact is larger than the {self._max}-byte limit")
+        self._hash.update(chunk)
+        return self._out.write(chunk)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
