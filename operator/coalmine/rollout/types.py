@@ -1,0 +1,164 @@
+"""The values ``decide`` reads and returns: what was observed, and what must happen next.
+
+These are the whole contract between the pure engine and the operator that performs its
+decisions. They are frozen dataclasses so a decision can be compared, logged and replayed; the
+operator builds ``Observations`` from the cluster and Prometheus, and applies a ``Decision``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from coalmine.api.status import ModelDeploymentStatus, RevisionRef
+
+
+@dataclass(frozen=True)
+class ChildObservation:
+    """One child Deployment (``<name>-stable`` or ``<name>-canary``) as observed."""
+
+    revision: str | None
+    """From its ``coalmine.dev/revision`` label; None if absent."""
+    replicas: int
+    """``spec.replicas``."""
+    ready_replicas: int
+    """``status.readyReplicas``."""
+    updated: bool
+    """``status.observedGeneration >= metadata.generation`` and ``updatedReplicas == replicas``:
+    the Deployment's rollout to its current template has finished."""
+
+    def ready_on(self, revision: str) -> bool:
+        """Runs ``revision``, fully rolled out and every desired pod ready."""
+        return (
+            self.revision == revision
+            and self.updated
+            and self.ready_replicas >= self.replicas
+            and self.replicas > 0
+        )
+
+
+@dataclass(frozen=True)
+class SideMeasurement:
+    """Raw numbers of one side (canary or stable) of one check over the query window."""
+
+    value: float | None = None
+    """Headline number: error ratio, quantile seconds, accuracy, MAE, custom value."""
+    samples: float | None = None
+    """Requests / labelled predictions / predictions in the window."""
+    errors: float | None = None
+    """errorRate: count of server errors (the counts-based comparison needs counts)."""
+    correct: float | None = None
+    """quality/accuracy: correct count (``samples`` = labelled count)."""
+    distribution: tuple[tuple[str, float], ...] = ()
+    """drift: (class or bucket, count) pairs."""
+    error: str | None = None
+    """Provider error (timeout, connection refused, bad query...): the check is inconclusive."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One check measured for the canary and, when it compares, for stable."""
+
+    check: str
+    """The check's name in the spec."""
+    canary: SideMeasurement
+    stable: SideMeasurement | None = None
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Manual controls, parsed by the operator from the annotations
+    ``coalmine.dev/{promote,promote-full,abort,retry}`` and from ``spec.paused``."""
+
+    paused: bool = False
+    promote: bool = False
+    """Skip the remaining steps (the current analysis must not be failing)."""
+    promote_full: bool = False
+    """Skip the analysis too."""
+    abort: bool = False
+    retry: bool = False
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Everything the operator saw this tick."""
+
+    generation: int
+    stable: ChildObservation | None
+    canary: ChildObservation | None
+    canary_weight: int | None
+    """Weight the router actually applies now (None = router object missing)."""
+    measurements: tuple[Measurement, ...] | None
+    """None = not measured this tick (for example while the canary has no traffic)."""
+    controls: Controls = Controls()
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    """Desired state of one Deployment."""
+
+    revision: RevisionRef
+    """Which model and pod template it must run."""
+    replicas: int
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event the operator should record on the ModelDeployment."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    """CamelCase."""
+    message: str
+    """Names the check, its value and threshold when it is about analysis."""
+
+
+class Action(StrEnum):
+    """What a decision does, in one word (a ``str``, so it logs and compares as text)."""
+
+    CREATE_CANARY = "CreateCanary"
+    SET_WEIGHT = "SetWeight"
+    WAIT = "Wait"
+    ADVANCE_STEP = "AdvanceStep"
+    PROMOTE = "Promote"
+    FINISH_PROMOTION = "FinishPromotion"
+    ROLL_BACK = "RollBack"
+    PAUSE = "Pause"
+    FAIL_DEADLINE = "FailDeadline"
+    DEPLOY_STABLE = "DeployStable"
+    NOTHING_TO_DO = "NothingToDo"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the operator must make true now, and the status to write."""
+
+    action: Action
+    stable: ChildPlan | None
+    """None = leave as is (only before the very first revision is known)."""
+    canary: ChildPlan | None
+    """None = no canary Deployment should serve (replicas 0 / absent)."""
+    canary_weight: int
+    """Weight the router must apply."""
+    status: ModelDeploymentStatus
+    """The new status, folded in memory."""
+    events: tuple[Event, ...]
+    requeue_after: float
+    """Seconds until the next tick is needed."""
+    consumed_controls: tuple[str, ...] = ()
+    """Annotations the operator must remove after acting (``coalmine.dev/abort``...)."""
+    reason: str = ""
+    """Why this action (CamelCase), e.g. ``WaitingForCanaryReady`` or ``StepPause``."""
+    until: datetime | None = None
+    """For waits with a known end (a step's pause, the scale-down delay): when it is over."""
+
+
+CONTROL_ANNOTATIONS = {
+    "promote": "coalmine.dev/promote",
+    "promote_full": "coalmine.dev/promote-full",
+    "abort": "coalmine.dev/abort",
+    "retry": "coalmine.dev/retry",
+}
+"""Control name -> the annotation the operator reads it from (and removes once consumed)."""
