@@ -45,7 +45,8 @@ class Traffic(ApiModel, RuleChecked):
     router: RouterKind = RouterKind.REPLICAS
     """``replicas`` (default, no mesh needed) or ``gatewayAPI``. Immutable."""
 
-    gateway_api: GatewayApiRoute | None = None
+    # Spelled as the Gateway API project spells itself, not the generated "gatewayApi".
+    gateway_api: Annotated[GatewayApiRoute | None, Field(alias="gatewayAPI")] = None
     port: Annotated[int, Field(ge=1, le=65535)] = 80
     """Port of the client Service."""
 
