@@ -91,7 +91,9 @@ def _is_dim(value: Any) -> bool:
 
 def _to_array(data: list[Any], dtype: np.dtype) -> np.ndarray:
     try:
-        return np.asarray(data, dtype=dtype)
+        # Overflow to inf is caught by the finiteness check, so numpy need not warn about it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.asarray(data, dtype=dtype)
     except (ValueError, TypeError, OverflowError) as exc:
         raise BadRequestError(
             f"'data' does not fit datatype {_NUMPY_TO_V2[dtype]}: {exc}"
@@ -107,7 +109,8 @@ def check_rows(array: np.ndarray, signature: Signature) -> np.ndarray:
             f"input shape {list(array.shape)} does not match the model's {expected}"
         )
     if array.dtype != signature.dtype:
-        array = array.astype(signature.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = array.astype(signature.dtype)
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise BadRequestError("input contains NaN or infinity")
     return array

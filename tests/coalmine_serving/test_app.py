@@ -1,0 +1,178 @@
+"""The app in-process (Starlette TestClient): routes, outcomes, metrics and feedback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from coalmine_serving.app import create_app
+from coalmine_serving.runtimes.base import Signature
+from coalmine_serving.settings import Task, load_settings
+
+ROW = [0.9, 0.1, 0.1, 0.1]
+
+
+def _infer_body(rows: list[list[float]], request_id: str | None = None) -> dict:  # type: ignore[type-arg]
+    body = {"inputs": [{"name": "x", "shape": [len(rows), 4], "datatype": "FP64", "data": rows}]}
+    return body | ({"id": request_id} if request_id else {})
+
+
+@contextmanager
+def client_for(artifact, **extra: object) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    settings = load_settings(
+        model_name="iris", model_version="3", model_uri=str(artifact.path),
+        model_format=artifact.fmt, sha256=artifact.sha256, **extra,
+    )  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        yield client
+
+
+def wait_ready(client: TestClient, expect: int = 200) -> None:
+    for _ in range(200):
+        if client.get("/v2/health/ready").status_code == expect:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"readiness never became {expect}")
+
+
+def samples(client: TestClient) -> dict[tuple[str, frozenset], float]:  # type: ignore[type-arg]
+    text = client.get("/metrics").text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(client: TestClient, name: str, **labels: str) -> float:
+    wanted = {"model": "iris", "version": "3", "variant": "stable", **labels}
+    return samples(client).get((name, frozenset(wanted.items())), 0.0)
+
+
+def test_v2_and_v1_inference_echo_ids_and_count(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["onnx_clf"]) as client:
+        for path in ("/v2/models/iris/infer", "/v2/models/iris/versions/3/infer"):
+            reply = client.post(path, json=_infer_body([ROW, [0.1] * 4], "req-1"))
+            assert reply.status_code == 200, reply.text
+            out = reply.json()
+            assert out["id"] == "req-1" and out["model_version"] == "3"
+            assert out["outputs"][0]["data"] == [1, 0] and reply.headers["x-request-id"] == "req-1"
+        v1 = client.post("/v1/models/iris:predict", json={"instances": [ROW]})
+        assert v1.json() == {"predictions": [1]} and v1.headers["x-request-id"]
+        assert value(client, "coalmine_requests_total", outcome="success") == 3
+        assert value(client, "coalmine_predictions_total", **{"class": "1"}) == 3
+        assert value(client, "coalmine_predictions_total", **{"class": "0"}) == 2
+        assert value(client, "coalmine_model_ready") == 1
+
+
+def test_metadata_and_unknown_model_or_version(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["onnx_clf"]) as client:
+        meta = client.get("/v2/models/iris/versions/3").json()
+        assert meta["inputs"][0]["shape"] == [-1, 4] and meta["inputs"][0]["datatype"] == "FP32"
+        assert client.get("/v2/models/iris/ready").status_code == 200
+        assert client.get("/v2").json()["name"] == "coalmine-serving"
+        assert client.get("/v2/models/other").status_code == 404
+        wrong = client.post("/v2/models/iris/versions/9/infer", json=_infer_body([ROW]))
+        assert wrong.status_code == 404 and "version '9'" in wrong.json()["error"]
+        assert value(client, "coalmine_requests_total", outcome="client_error") == 1
+
+
+def test_client_errors_are_kept_apart_from_server_errors(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["onnx_clf"], max_body_bytes=2048, max_rows=5) as client:
+        bad = [
+            client.post("/v2/models/iris/infer", content=b"{oops"),
+            client.post("/v2/models/iris/infer", json=_infer_body([[1.0, 2.0]])),
+            client.post("/v2/models/iris/infer", json=_infer_body([ROW] * 6)),
+            client.post("/v2/models/iris/infer", content=b"[" + b"1," * 5000 + b"1]"),
+        ]
+        assert [r.status_code for r in bad] == [400, 400, 413, 413]
+        assert all(r.json()["error"] for r in bad)
+        assert value(client, "coalmine_requests_total", outcome="client_error") == 4
+        assert value(client, "coalmine_requests_total", outcome="server_error") == 0
+
+
+def test_fault_injection_counts_as_server_error(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["onnx_clf"], fault_error_rate=1.0) as client:
+        reply = client.post("/v2/models/iris/infer", json=_infer_body([ROW]))
+        assert reply.status_code == 500 and "injected" in reply.json()["error"]
+        assert value(client, "coalmine_requests_total", outcome="server_error") == 1
+        assert value(client, "coalmine_injected_faults_total", kind="error") == 1
+
+
+def test_classification_feedback_counts_correct_and_incorrect(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["skops_clf"]) as client:
+        client.post("/v2/models/iris/infer", json=_infer_body([ROW, [0.1] * 4], "fb-1"))
+        reply = client.post("/v2/models/iris/feedback", json={"id": "fb-1", "truth": [1, "1"]})
+        assert reply.json() == {"id": "fb-1", "rows": 2, "correct": 1}
+        assert value(client, "coalmine_feedback_total", result="correct") == 1
+        assert value(client, "coalmine_feedback_total", result="incorrect") == 1
+        again = client.post("/v2/models/iris/feedback", json={"id": "fb-1", "truth": [1, 1]})
+        assert again.status_code == 404 and "unknown" in again.json()["error"]
+        assert value(client, "coalmine_feedback_unmatched_total", reason="unknown") == 1
+        client.post("/v2/models/iris/infer", json=_infer_body([ROW], "fb-2"))
+        short = client.post("/v2/models/iris/feedback", json={"id": "fb-2", "truth": [1, 0]})
+        assert short.status_code == 400
+
+
+def test_regression_feedback_observes_absolute_error(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["onnx_reg"]) as client:
+        out = client.post("/v2/models/iris/infer", json=_infer_body([ROW], "r-1")).json()
+        predicted = out["outputs"][0]["data"][0]
+        assert value(client, "coalmine_prediction_value_count") == 1
+        reply = client.post("/v2/models/iris/feedback", json={"id": "r-1", "truth": predicted + 2})
+        assert reply.json()["mean_abs_error"] == pytest.approx(2.0, abs=1e-3)
+        assert value(client, "coalmine_feedback_abs_error_sum") == pytest.approx(2.0, abs=1e-3)
+
+
+def test_load_failure_keeps_the_server_unready_with_a_reason(artifacts) -> None:  # type: ignore[no-untyped-def]
+    art = artifacts["onnx_clf"]
+    settings = load_settings(model_uri=str(art.path), model_format="onnx", sha256="0" * 64)
+    with TestClient(create_app(settings)) as client:
+        time.sleep(0.2)
+        ready = client.get("/v2/health/ready")
+        assert ready.status_code == 503 and "sha256 mismatch" in ready.json()["error"]
+        assert client.get("/v2/health/live").status_code == 200
+        assert client.post("/v2/models/model/infer", json=_infer_body([ROW])).status_code == 503
+
+
+class SlowRuntime:
+    """A runtime whose predict (and warm-up) waits on a gate: for readiness and timeouts."""
+
+    format = "test"
+    signature = Signature("x", 4, np.dtype(np.float64), "y", Task.REGRESSION)
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.gate = threading.Event()
+        self.delay = delay
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        self.gate.wait(10)
+        time.sleep(self.delay)
+        return rows.sum(axis=1)
+
+
+def test_ready_only_after_warm_up_succeeded() -> None:
+    runtime = SlowRuntime()
+    with TestClient(create_app(load_settings(), model=runtime)) as client:
+        assert client.get("/v2/health/ready").status_code == 503
+        assert client.get("/v2/health/live").status_code == 200
+        runtime.gate.set()
+        wait_ready(client)
+
+
+def test_request_timeout_answers_504(artifacts) -> None:  # type: ignore[no-untyped-def]
+    runtime = SlowRuntime(delay=0.5)
+    runtime.gate.set()
+    settings = load_settings(request_timeout_seconds=0.1)
+    with TestClient(create_app(settings, model=runtime)) as client:
+        wait_ready(client)
+        reply = client.post("/v2/models/model/infer", json=_infer_body([ROW]))
+        assert reply.status_code == 504 and "longer than 0.1s" in reply.json()["error"]

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from coalmine_serving import codec
+from coalmine_serving.errors import BadRequestError, PayloadTooLargeError
+from coalmine_serving.runtimes.base import Signature
+from coalmine_serving.settings import Task
+
+SIG = Signature("x", 4, np.dtype(np.float32), "label", Task.CLASSIFICATION)
+
+
+def _v2(data: object, shape: object = (1, 4), datatype: str = "FP32", **extra: object) -> bytes:
+    tensor = {"name": "x", "shape": list(shape) if isinstance(shape, tuple) else shape}
+    tensor |= {"datatype": datatype, "data": data}
+    return orjson.dumps({"inputs": [tensor], **extra})
+
+
+@pytest.mark.parametrize("datatype", ["FP16", "FP32", "FP64", "INT8", "INT32", "INT64", "UINT8"])
+def test_common_datatypes_decode_and_cast_to_the_model_dtype(datatype: str) -> None:
+    rows = codec.decode_v2(_v2([1, 2, 3, 4], datatype=datatype), SIG, 10).rows
+    assert rows.dtype == np.float32 and rows.tolist() == [[1, 2, 3, 4]]
+
+
+def test_nested_data_and_request_id() -> None:
+    decoded = codec.decode_v2(_v2([[1, 2, 3, 4], [5, 6, 7, 8]], (2, 4), id="r-1"), SIG, 10)
+    assert decoded.request_id == "r-1" and decoded.rows.shape == (2, 4)
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        (b"", "empty"),
+        (b"{not json", "not valid JSON"),
+        (b"[1,2]", "JSON object"),
+        (b'{"inputs": []}', "exactly one tensor"),
+        (_v2([1, 2, 3]), "needs 4"),
+        (_v2([1, 2, 3, 4], (2, 2)), "does not match"),
+        (_v2([1, 2, 3, 4], (4,)), "does not match"),
+        (_v2([1, 2, 3, 4], "1x4"), "shape"),
+        (_v2([1, 2, 3, 4], (1, -4)), "shape"),
+        (_v2([1, 2, 3, 4], datatype="COMPLEX"), "unsupported datatype"),
+        (_v2(["a", "b", "c", "d"]), "does not fit"),
+        (_v2([[1, 2], [3]], (2, 2)), "does not fit"),
+        (_v2([1, 2, "NaN", 4]), "NaN or infinity"),
+        (_v2([1, 2, None, 4]), "NaN or infinity"),
+        (_v2([1e300, 2, 3, 4]), "NaN or infinity"),  # overflows FP32 to inf
+        (_v2([1e30, 2, 3, 4], datatype="INT64"), "does not fit"),
+        (_v2({"a": 1}), "must be a list"),
+        (_v2([1, 2, 3, 4], id=5), "'id'"),
+        (b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","parameters":'
+         b'{"binary_data_size":16}}]}', "binary tensor extension"),
+    ],
+)  # fmt: skip
+def test_bad_requests_are_client_errors_with_a_message(body: bytes, message: str) -> None:
+    with pytest.raises(BadRequestError, match=message):
+        codec.decode_v2(body, SIG, 10)
+
+
+def test_row_limit_is_checked_from_the_shape_before_building_arrays() -> None:
+    with pytest.raises(PayloadTooLargeError, match="limit is 10"):
+        codec.decode_v2(_v2([], (1_000_000, 4)), SIG, 10)
+
+
+def test_v1_instances() -> None:
+    rows = codec.decode_v1(b'{"instances": [[1,2,3,4],[4,3,2,1]]}', SIG, 10)
+    assert rows.shape == (2, 4)
+    with pytest.raises(PayloadTooLargeError):
+        codec.decode_v1(orjson.dumps({"instances": [[1, 2, 3, 4]] * 11}), SIG, 10)
+    with pytest.raises(BadRequestError, match="instances"):
+        codec.decode_v1(b'{"instances": []}', SIG, 10)
+
+
+def test_encode_v2_round_trips_through_json() -> None:
+    body = codec.encode_v2("iris", "2", "r-1", "label", np.array([1, 0], dtype=np.int64))
+    assert orjson.loads(body) == {
+        "model_name": "iris",
+        "model_version": "2",
+        "id": "r-1",
+        "outputs": [{"name": "label", "shape": [2], "datatype": "INT64", "data": [1, 0]}],
+    }
+    strings = orjson.loads(codec.encode_v2("m", "1", "r", "o", np.array(["a", "b"])))
+    assert strings["outputs"][0]["datatype"] == "BYTES"
+    assert strings["outputs"][0]["data"] == ["a", "b"]
+
+
+def test_feedback_body() -> None:
+    assert codec.decode_feedback(b'{"id": "a", "truth": 1}') == ("a", [1])
+    with pytest.raises(BadRequestError, match="'id'"):
+        codec.decode_feedback(b'{"truth": 1}')
+    with pytest.raises(BadRequestError, match="'truth'"):
+        codec.decode_feedback(b'{"id": "a"}')
