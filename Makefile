@@ -1,0 +1,63 @@
+# coalmine — the two commands a newcomer needs are `make demo` and `make test`.
+# Both install what they need on a fresh machine (apt packages, a virtualenv, the Kubernetes
+# binaries built from the Go module proxy into a cache), and are quick when it is all there.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export COALMINE_CACHE ?= $(HOME)/.cache/coalmine
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: test demo deps python-deps system-deps kube-binaries helm lint unit integration e2e bench crd clean
+
+test: deps lint  ## Everything CI runs: lint, unit and integration tiers.
+	$(BIN)/pytest -m "not e2e" --durations=15
+
+demo: deps  ## A real canary rollout and an automatic rollback on the local control plane.
+	$(BIN)/coalmine demo
+
+deps: python-deps system-deps kube-binaries helm
+
+# Reinstall only when pyproject.toml changes.
+python-deps: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,onnx,skops,joblib]'
+	touch $@
+
+system-deps:
+	bash e2e/cluster/install-deps.sh
+
+# Prints where the binaries are; builds only what is missing (cold: see docs/cluster.md).
+kube-binaries:
+	bash e2e/cluster/build.sh
+
+helm:
+	bash charts/install-helm.sh
+
+lint: python-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: python-deps
+	$(BIN)/pytest -m "not integration and not e2e"
+
+integration: deps
+	$(BIN)/pytest -m integration
+
+e2e: deps
+	$(BIN)/pytest -m e2e e2e/
+
+bench: python-deps
+	bash bench/run.sh
+
+crd: python-deps  ## Regenerate crds/ and the chart's copy from the API models.
+	$(BIN)/coalmine crd --write crds/modeldeployment.yaml
+	cp crds/modeldeployment.yaml charts/coalmine/crds/modeldeployment.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
