@@ -1,0 +1,124 @@
+"""The real server on a real socket: `coalmine-serve` processes, a real OIP client (Triton's)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+
+from coalmine_serving.app import create_app
+from coalmine_serving.settings import load_settings
+from tests.coalmine_serving import models
+from tests.coalmine_serving.test_app import ROW, SlowRuntime, _infer_body
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def server(artifacts, tmp_path: Path, request) -> Iterator[models.ServerProcess]:  # type: ignore[no-untyped-def]
+    extra = getattr(request, "param", ())
+    proc = models.ServerProcess(artifacts["onnx_clf"], tmp_path / "server.log", *extra)
+    try:
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+def test_triton_http_client_speaks_to_our_server(server: models.ServerProcess) -> None:
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    try:
+        assert client.is_server_live() and client.is_server_ready()
+        assert client.is_model_ready("iris")
+        assert client.get_model_metadata("iris")["inputs"][0]["shape"] == [-1, 4]
+        rows = np.array([ROW, [0.1] * 4], dtype=np.float32)
+        tensor = triton.InferInput("X", list(rows.shape), "FP32")
+        tensor.set_data_from_numpy(rows, binary_data=False)
+        wanted = triton.InferRequestedOutput("label", binary_data=False)
+        result = client.infer("iris", [tensor], outputs=[wanted], request_id="triton-1")
+        assert result.as_numpy("label").tolist() == [1, 0]
+        assert result.get_response()["id"] == "triton-1"
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("server", [("--max-body-bytes", "1024")], indirect=True)
+def test_oversized_bodies_get_413_with_content_length_and_chunked(server) -> None:  # type: ignore[no-untyped-def]
+    url = f"{server.url}/v2/models/iris/infer"
+    declared = httpx.post(url, content=b"x" * 100_000)
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(16):
+            yield b"x" * 4096
+
+    chunked = httpx.post(url, content=chunks())
+    assert chunked.status_code == 413 and "exceeds 1024" in chunked.json()["error"]
+    assert httpx.get(f"{server.url}/v2/health/live").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "server", [("--max-concurrency", "2", "--fault-latency-seconds", "0.5")], indirect=True
+)
+def test_concurrency_limit_sheds_load_with_503(server) -> None:  # type: ignore[no-untyped-def]
+    url = f"{server.url}/v2/models/iris/infer"
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(
+            pool.map(lambda _: httpx.post(url, json=_infer_body([ROW])).status_code, range(8))
+        )
+    assert codes.count(200) >= 1 and codes.count(503) >= 1 and set(codes) <= {200, 503}
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'outcome="server_error"' in metrics
+
+
+def test_bad_artifact_exits_nonzero_with_the_reason(artifacts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    art = artifacts["onnx_clf"]
+    broken = models.Artifact(art.path, "f" * 64, "onnx")
+    proc = models.ServerProcess(broken, tmp_path / "server.log")
+    assert proc.process.wait(30) == 2
+    proc.stop()
+    assert "sha256 mismatch" in (tmp_path / "server.log").read_text()
+
+
+def test_slow_predict_does_not_block_the_event_loop() -> None:
+    runtime = SlowRuntime(delay=0.0)
+    runtime.gate.set()
+    port = models.free_port()
+    app = create_app(load_settings(port=port, predict_threads=1), model=runtime)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base)
+        runtime.delay = 1.5  # from now on each predict holds a worker thread for 1.5 s
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(httpx.post, f"{base}/v2/models/model/infer", json=_infer_body([ROW]))
+            time.sleep(0.3)
+            # Health and metrics still answer while the predict thread is busy.
+            assert httpx.get(f"{base}/v2/health/live", timeout=1.0).status_code == 200
+            assert not slow.done()
+            assert slow.result(10).status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _wait_ready(base: str) -> None:
+    for _ in range(200):
+        try:
+            if httpx.get(f"{base}/v2/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("not ready")
