@@ -1,0 +1,238 @@
+"""``kubectl coalmine``: watch a rollout and steer it by hand.
+
+kubectl runs any ``kubectl-<name>`` on PATH as a plugin, so this console script is the
+``kubectl coalmine`` command. Every control is a merge patch (an annotation, or
+``spec.paused``) that the operator acts on at its next tick: the CLI never talks to the
+operator, and GitOps users can write the same fields in their manifests.
+
+Exit codes: 0 done, 1 refused or failed, 2 usage, 3 not found, 4 forbidden, 5 no cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from coalmine import __version__
+from coalmine.cli.cluster import CliError, Cluster, ForbiddenError
+from coalmine.cli.controls import Control, annotation_patch, paused_patch, refusal, rfc3339
+from coalmine.cli.render import read_status, render_history, render_status
+
+P = ParamSpec("P")
+R = TypeVar("R")
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def _connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:
+    from coalmine.cli.kube import connect  # the Kubernetes client loads only when needed
+
+    return connect(kubeconfig, context, namespace)
+
+
+@dataclass
+class Deps:
+    """What the commands reach outside themselves; tests pass fakes through ``obj=``."""
+
+    connect: Callable[[str | None, str | None, str | None], Cluster] = _connect
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], None] = time.sleep
+
+
+def _cluster_options(command: Callable[P, R]) -> Callable[P, R]:
+    """Options after the subcommand, as kubectl users type them (``status x -n ml``)."""
+    for option in (
+        click.option("-n", "--namespace", help="Namespace (default: the context's namespace)."),
+        click.option("--context", help="The kubeconfig context to use."),
+        click.option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG)."),
+    ):
+        command = option(command)
+    return command
+
+
+def _reports_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """Print a CliError in one line and exit with its code, instead of a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except CliError as error:
+            click.echo(f"error: {error.message}", err=True)
+            sys.exit(error.exit_code)
+        except ValidationError as error:
+            click.echo(
+                "error: the object's status does not match this kubectl-coalmine "
+                f"{__version__}; upgrade the plugin to match the operator.\n{error}",
+                err=True,
+            )
+            sys.exit(1)
+
+    return run
+
+
+def _open(
+    ctx: click.Context,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+) -> Cluster:
+    deps: Deps = ctx.ensure_object(Deps)
+    return deps.connect(kubeconfig, context, namespace)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="kubectl-coalmine")
+def cli() -> None:
+    """Watch and steer coalmine canary rollouts (ModelDeployments)."""
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-w", "--watch", is_flag=True, help="Keep the view updated until Ctrl-C.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes.")
+@_cluster_options
+@click.pass_context
+@_reports_errors
+def status(ctx: click.Context, name: str, watch: bool, interval: float, **where: Any) -> None:
+    """Phase, revisions, step and weight, every check's numbers, Conditions, Events."""
+    cluster, deps = _open(ctx, **where), ctx.ensure_object(Deps)
+    if not watch:
+        click.echo(_page(cluster, name, deps.now()), nl=False)
+        return
+    interactive, last = sys.stdout.isatty(), None
+    try:
+        while True:
+            obj, events = _snapshot(cluster, name)
+            page = render_status(obj, events, deps.now())
+            # A terminal is redrawn every tick (ages move); a pipe gets a page per change only.
+            key = (obj.get("metadata", {}).get("resourceVersion"), len(events or []))
+            if interactive or key != last:
+                click.echo(CLEAR_SCREEN if interactive else f"--- {rfc3339(deps.now())}")
+                click.echo(page, nl=False)
+            last = key
+            deps.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+def _snapshot(cluster: Cluster, name: str) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    obj = cluster.get(name)
+    try:
+        return obj, cluster.events(name)
+    except ForbiddenError:
+        return obj, None  # the page says events are not shown; the rest is still useful
+
+
+def _page(cluster: Cluster, name: str, now: datetime) -> str:
+    obj, events = _snapshot(cluster, name)
+    return render_status(obj, events, now)
+
+
+@cli.command()
+@click.argument("name")
+@_cluster_options
+@click.pass_context
+@_reports_errors
+def history(ctx: click.Context, name: str, **where: Any) -> None:
+    """How the recent revisions ended: promoted, rolled back, superseded, aborted."""
+    obj = _open(ctx, **where).get(name)
+    click.echo(render_history(obj, ctx.ensure_object(Deps).now()), nl=False)
+
+
+def _request(ctx: click.Context, control: Control, name: str, force: bool, where: Any) -> None:
+    """Check the control makes sense now, then set its annotation."""
+    cluster, deps = _open(ctx, **where), ctx.ensure_object(Deps)
+    refused = refusal(control, name, read_status(cluster.get(name)).phase)
+    if refused is not None and not force:
+        raise CliError(refused.message + " (use --force to request it anyway)")
+    now = deps.now()
+    cluster.patch(name, annotation_patch(control, now))
+    click.echo(
+        f"{control.value} requested for {cluster.namespace}/{name} at {rfc3339(now)}; "
+        f"the operator acts on its next tick (follow with: kubectl coalmine status {name} -w)"
+    )
+
+
+_force = click.option(
+    "--force", is_flag=True, help="Request it even if the status says it has no effect."
+)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--full", is_flag=True, help="Skip the analysis too, not only the remaining steps.")
+@_force
+@_cluster_options
+@click.pass_context
+@_reports_errors
+def promote(ctx: click.Context, name: str, full: bool, force: bool, **where: Any) -> None:
+    """Skip the remaining steps (the current analysis must not be failing); --full skips
+    the analysis as well."""
+    _request(ctx, Control.PROMOTE_FULL if full else Control.PROMOTE, name, force, where)
+
+
+@cli.command()
+@click.argument("name")
+@_force
+@_cluster_options
+@click.pass_context
+@_reports_errors
+def abort(ctx: click.Context, name: str, force: bool, **where: Any) -> None:
+    """Roll the canary back now: traffic to stable, then the canary is scaled down."""
+    _request(ctx, Control.ABORT, name, force, where)
+
+
+@cli.command()
+@click.argument("name")
+@_force
+@_cluster_options
+@click.pass_context
+@_reports_errors
+def retry(ctx: click.Context, name: str, force: bool, **where: Any) -> None:
+    """Start the rolled-back (or failed) newest revision again from step 1."""
+    _request(ctx, Control.RETRY, name, force, where)
+
+
+def _set_paused(ctx: click.Context, name: str, paused: bool, where: Any) -> None:
+    cluster = _open(ctx, **where)
+    verb = "paused" if paused else "resumed"
+    if bool(cluster.get(name).get("spec", {}).get("paused", False)) == paused:
+        click.echo(
+            f"{cluster.namespace}/{name} is already {verb} (spec.paused: {str(paused).lower()})"
+        )
+        return
+    cluster.patch(name, paused_patch(paused))
+    click.echo(f"{cluster.namespace}/{name} {verb} (spec.paused: {str(paused).lower()})")
+
+
+@cli.command()
+@click.argument("name")
+@_cluster_options
+@click.pass_context
+@_reports_errors
+def pause(ctx: click.Context, name: str, **where: Any) -> None:
+    """Hold the rollout where it is (sets spec.paused: true); abort still works."""
+    _set_paused(ctx, name, True, where)
+
+
+@cli.command()
+@click.argument("name")
+@_cluster_options
+@click.pass_context
+@_reports_errors
+def resume(ctx: click.Context, name: str, **where: Any) -> None:
+    """Let a paused rollout continue (sets spec.paused: false)."""
+    _set_paused(ctx, name, False, where)
+
+
+def main() -> None:
+    """Entry point of the ``kubectl-coalmine`` console script."""
+    cli(prog_name="kubectl coalmine")

@@ -1,0 +1,62 @@
+"""Controls as merge patches, and when each is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from coalmine.api import Phase
+from coalmine.cli.controls import Control, annotation_patch, paused_patch, refusal
+from tests.coalmine.cli.samples import NOW
+
+
+@pytest.mark.parametrize(
+    ("control", "annotation"),
+    [
+        (Control.PROMOTE, "coalmine.dev/promote"),
+        (Control.PROMOTE_FULL, "coalmine.dev/promote-full"),
+        (Control.ABORT, "coalmine.dev/abort"),
+        (Control.RETRY, "coalmine.dev/retry"),
+    ],
+)
+def test_each_control_is_one_timestamped_annotation(control: Control, annotation: str) -> None:
+    assert annotation_patch(control, NOW) == {
+        "metadata": {"annotations": {annotation: "2026-11-27T05:30:00Z"}}
+    }
+
+
+def test_pause_and_resume_patch_spec_paused() -> None:
+    assert paused_patch(True) == {"spec": {"paused": True}}
+    assert paused_patch(False) == {"spec": {"paused": False}}
+
+
+@pytest.mark.parametrize("control", [Control.PROMOTE, Control.PROMOTE_FULL, Control.ABORT])
+@pytest.mark.parametrize("phase", [Phase.PROGRESSING, Phase.PAUSED])
+def test_promote_and_abort_act_on_a_running_canary(control: Control, phase: Phase) -> None:
+    assert refusal(control, "iris", phase) is None
+
+
+@pytest.mark.parametrize("control", [Control.PROMOTE, Control.PROMOTE_FULL, Control.ABORT])
+@pytest.mark.parametrize(
+    "phase", [Phase.PENDING, Phase.HEALTHY, Phase.ROLLING_BACK, Phase.DEGRADED, Phase.FAILED]
+)
+def test_promote_and_abort_are_refused_without_a_running_canary(
+    control: Control, phase: Phase
+) -> None:
+    refused = refusal(control, "iris", phase)
+
+    assert refused is not None
+    verb = control.value.split()[0]
+    assert refused.message == f"nothing to {verb}: iris has no canary in progress (phase {phase})"
+
+
+@pytest.mark.parametrize("phase", [Phase.DEGRADED, Phase.FAILED])
+def test_retry_acts_after_a_rollback_or_failure(phase: Phase) -> None:
+    assert refusal(Control.RETRY, "iris", phase) is None
+
+
+@pytest.mark.parametrize("phase", [Phase.HEALTHY, Phase.PROGRESSING, Phase.ROLLING_BACK])
+def test_retry_is_refused_otherwise(phase: Phase) -> None:
+    refused = refusal(Control.RETRY, "iris", phase)
+
+    assert refused is not None
+    assert refused.message.startswith(f"nothing to retry: iris is {phase}")
