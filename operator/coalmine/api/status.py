@@ -116,6 +116,9 @@ class RollbackRecord(ApiModel):
     reason: str
     stage: RollbackStage
     started_at: datetime
+    outcome: Outcome = "RolledBack"
+    """How the rollout ends once the canary is gone: ``RolledBack`` (analysis or deadline),
+    ``Aborted`` (a person), ``Superseded`` (the stable revision was applied again)."""
     check: str | None = None
     value: float | None = None
     threshold: str | None = None
@@ -139,6 +142,9 @@ class ModelDeploymentStatus(ApiModel):
     """Percent of traffic on the canary."""
     step_started_at: datetime | None = None
     canary_started_at: datetime | None = None
+    paused_by: Literal["user", "analysis"] | None = None
+    """Who holds a ``Paused`` canary: a person (``spec.paused``), or analysis that stayed
+    inconclusive past ``policy.inconclusiveLimit`` (resume with the retry annotation)."""
     message: str = ""
     conditions: list[Condition] = []
     analysis: AnalysisStatus | None = None

@@ -1,0 +1,129 @@
+"""Verdicts of the model-level checks: quality from delayed labels, and prediction drift."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from coalmine.api.checks import Check, QualityCheck
+from coalmine.rollout.stats import accuracy_worse_p, chi_square_drift, psi, wilson_bounds
+from coalmine.rollout.types import Measurement, SideMeasurement
+from coalmine.rollout.verdicts import (
+    CheckVerdict,
+    InconclusiveError,
+    Judging,
+    finite,
+    fmt,
+    sample_count,
+    usable,
+)
+
+
+def judge_quality(
+    check: Check, m: Measurement, judging: Judging, base: CheckVerdict
+) -> CheckVerdict:
+    """Accuracy with Wilson bounds, or mean absolute error, absolute and against stable."""
+    spec = check.quality
+    assert spec is not None
+    labels = Judging(check.min_samples or spec.min_labels, judging.look_alpha)
+    if spec.metric == "accuracy":
+        return _accuracy(spec, m, labels, base)
+    return _mae(spec, m, labels, base)
+
+
+def _correct(side: SideMeasurement, n: int, which: str) -> int:
+    if side.correct is not None:
+        correct = finite(side.correct, f"{which} correct count")
+    else:
+        correct = finite(side.value, f"{which} accuracy") * n
+    return min(n, max(0, round(correct)))
+
+
+def _accuracy(
+    spec: QualityCheck, m: Measurement, judging: Judging, base: CheckVerdict
+) -> CheckVerdict:
+    canary = usable(m.canary, "canary")
+    n = sample_count(canary, "canary labels", judging)
+    correct = _correct(canary, n, "canary")
+    accuracy = correct / n
+    limits = [] if spec.min is None else [f"wilson bound >= {fmt(spec.min)}"]
+    if spec.vs_stable is not None:
+        limits.append(f"at most {fmt(spec.vs_stable.max_degradation)} below stable")
+    verdict = replace(base, value=accuracy, samples=n, threshold="; ".join(limits))
+    if spec.min is not None:
+        low, high = wilson_bounds(correct, n, spec.confidence)
+        bounds = f"accuracy {fmt(accuracy)} ({correct}/{n}), bounds [{fmt(low)}, {fmt(high)}]"
+        if high < spec.min:
+            return replace(verdict, verdict="fail", reason=f"{bounds} below {fmt(spec.min)}")
+        if low < spec.min:
+            raise InconclusiveError(f"{bounds}: cannot tell yet against {fmt(spec.min)}", n)
+    if spec.vs_stable is None:
+        return replace(verdict, verdict="pass", reason=f"accuracy {fmt(accuracy)} ({correct}/{n})")
+    stable = usable(m.stable, "stable")
+    stable_n = sample_count(stable, "stable labels", judging)
+    stable_correct = _correct(stable, stable_n, "stable")
+    stable_accuracy = stable_correct / stable_n
+    verdict = replace(verdict, stable_value=stable_accuracy)
+    drop = stable_accuracy - accuracy
+    numbers = f"canary {correct}/{n} vs stable {stable_correct}/{stable_n}"
+    if drop <= spec.vs_stable.max_degradation:
+        return replace(verdict, verdict="pass", reason=f"{numbers}: drop {fmt(drop)}")
+    p = accuracy_worse_p(correct, n, stable_correct, stable_n)
+    if p < 1 - spec.confidence:
+        return replace(verdict, verdict="fail", reason=f"{numbers}: drop {fmt(drop)}, p={p:.3g}")
+    raise InconclusiveError(f"{numbers}: drop {fmt(drop)} not yet significant (p={p:.3g})", n)
+
+
+def _mae(spec: QualityCheck, m: Measurement, judging: Judging, base: CheckVerdict) -> CheckVerdict:
+    canary = usable(m.canary, "canary")
+    n = sample_count(canary, "canary labels", judging)
+    mae = finite(canary.value, "canary mean absolute error")
+    limits = [] if spec.max is None else [f"<= {fmt(spec.max)}"]
+    if spec.vs_stable is not None:
+        limits.append(f"at most {fmt(spec.vs_stable.max_degradation)} above stable")
+    verdict = replace(base, value=mae, samples=n, threshold="; ".join(limits))
+    if spec.max is not None and mae > spec.max:
+        return replace(verdict, verdict="fail", reason=f"MAE {fmt(mae)} > {fmt(spec.max)}")
+    if spec.vs_stable is None:
+        return replace(verdict, verdict="pass", reason=f"MAE {fmt(mae)} over {n} labels")
+    stable = usable(m.stable, "stable")
+    sample_count(stable, "stable labels", judging)
+    stable_mae = finite(stable.value, "stable mean absolute error")
+    verdict = replace(verdict, stable_value=stable_mae)
+    why = f"MAE canary {fmt(mae)} vs stable {fmt(stable_mae)}"
+    failed = mae - stable_mae > spec.vs_stable.max_degradation
+    return replace(verdict, verdict="fail" if failed else "pass", reason=why)
+
+
+def _aligned(canary: SideMeasurement, stable: SideMeasurement) -> tuple[list[float], list[float]]:
+    """Both distributions over the union of their classes, in a stable order."""
+    c, s = dict(canary.distribution), dict(stable.distribution)
+    keys = sorted(set(c) | set(s))
+    counts_c = [finite(c.get(k, 0.0), f"canary count of {k!r}") for k in keys]
+    counts_s = [finite(s.get(k, 0.0), f"stable count of {k!r}") for k in keys]
+    if any(x < 0 for x in counts_c + counts_s):
+        raise InconclusiveError("negative prediction count (a counter reset inside the window)")
+    return counts_c, counts_s
+
+
+def judge_drift(check: Check, m: Measurement, judging: Judging, base: CheckVerdict) -> CheckVerdict:
+    """PSI, or chi-square significance together with Cramér's V, canary against stable."""
+    spec = check.drift
+    assert spec is not None
+    canary, stable = usable(m.canary, "canary"), usable(m.stable, "stable")
+    counts_c, counts_s = _aligned(canary, stable)
+    n, stable_n = round(sum(counts_c)), round(sum(counts_s))
+    for which, count in (("canary", n), ("stable", stable_n)):
+        if count < judging.min_samples:
+            need = judging.min_samples
+            raise InconclusiveError(f"{which} has {count} predictions, needs {need}", n)
+    if spec.method == "psi":
+        score = psi(counts_c, counts_s)
+        verdict = replace(base, value=score, samples=n, threshold=f"psi <= {fmt(spec.max)}")
+        failed = score > spec.max
+        return replace(verdict, verdict="fail" if failed else "pass", reason=f"PSI {fmt(score)}")
+    p, v = chi_square_drift(counts_c, counts_s)
+    threshold = f"cramers v <= {fmt(spec.max)} or p >= {1 - spec.confidence:.3g}"
+    verdict = replace(base, value=v, samples=n, threshold=threshold)
+    failed = v > spec.max and p < 1 - spec.confidence
+    why = f"Cramér's V {fmt(v)}, chi-square p={p:.3g}"
+    return replace(verdict, verdict="fail" if failed else "pass", reason=why)

@@ -1,0 +1,138 @@
+"""Verdicts of the request-level checks: error rate, latency quantile, custom PromQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from coalmine.api.checks import Check, ErrorRateCheck
+from coalmine.rollout.stats import error_rate_worse_p, wilson_bounds
+from coalmine.rollout.types import Measurement, SideMeasurement
+from coalmine.rollout.verdicts import (
+    CheckVerdict,
+    InconclusiveError,
+    Judging,
+    finite,
+    fmt,
+    sample_count,
+    usable,
+)
+
+# The absolute error-rate ceiling is judged with this one-sided confidence: fail when even the
+# optimistic (lower) bound is above the ceiling, pass when the point estimate is at or below it,
+# inconclusive in between (3 errors in 50 requests is 6%, but could well be a 2% canary).
+ABSOLUTE_CONFIDENCE = 0.95
+
+
+def _errors(side: SideMeasurement, samples: int, which: str) -> int:
+    if side.errors is not None:
+        errors = finite(side.errors, f"{which} error count")
+    else:
+        errors = finite(side.value, f"{which} error rate") * samples
+    return min(samples, max(0, round(errors)))
+
+
+def judge_error_rate(
+    check: Check, m: Measurement, judging: Judging, base: CheckVerdict
+) -> CheckVerdict:
+    """Absolute ceiling (with a Wilson bound) and the one-sided Fisher test against stable."""
+    spec = check.error_rate
+    assert spec is not None
+    canary = usable(m.canary, "canary")
+    n = sample_count(canary, "canary", judging)
+    errors = _errors(canary, n, "canary")
+    rate = errors / n
+    verdict = replace(base, value=rate, samples=n, threshold=_error_threshold(spec, judging))
+    if spec.max is not None:
+        low, _ = wilson_bounds(errors, n, ABSOLUTE_CONFIDENCE)
+        if low > spec.max:
+            why = f"error rate {fmt(rate)} > max {fmt(spec.max)} ({errors}/{n})"
+            return replace(verdict, verdict="fail", reason=why)
+        if rate > spec.max:
+            raise InconclusiveError(f"error rate {fmt(rate)} above max, but only {errors}/{n}", n)
+    if spec.vs_stable is None:
+        return replace(verdict, verdict="pass", reason=f"error rate {fmt(rate)} ({errors}/{n})")
+    stable = usable(m.stable, "stable")
+    stable_n = sample_count(stable, "stable", judging)
+    stable_errors = _errors(stable, stable_n, "stable")
+    verdict = replace(verdict, stable_value=stable_errors / stable_n)
+    p = error_rate_worse_p(errors, n, stable_errors, stable_n)
+    numbers = f"canary {errors}/{n} vs stable {stable_errors}/{stable_n}, p={p:.3g}"
+    if rate >= spec.vs_stable.floor and p < judging.look_alpha:
+        return replace(verdict, verdict="fail", reason=f"worse than stable: {numbers}")
+    return replace(verdict, verdict="pass", reason=f"not worse than stable: {numbers}")
+
+
+def _error_threshold(spec: ErrorRateCheck, judging: Judging) -> str:
+    parts = [] if spec.max is None else [f"<= {fmt(spec.max)}"]
+    if spec.vs_stable is not None:
+        parts.append(
+            f"vs stable p >= {judging.look_alpha:.3g} or rate < {fmt(spec.vs_stable.floor)}"
+        )
+    return "; ".join(parts)
+
+
+def judge_latency(
+    check: Check, m: Measurement, judging: Judging, base: CheckVerdict
+) -> CheckVerdict:
+    """The canary's quantile against ``maxSeconds`` and against ``maxRatio`` x stable's."""
+    spec = check.latency
+    assert spec is not None
+    canary = usable(m.canary, "canary")
+    n = sample_count(canary, "canary", judging)
+    value = finite(canary.value, f"canary p{spec.quantile * 100:g}")
+    limits = [] if spec.max_seconds is None else [f"<= {fmt(spec.max_seconds)}s"]
+    if spec.vs_stable is not None:
+        limits.append(f"ratio <= {fmt(spec.vs_stable.max_ratio)}")
+    verdict = replace(base, value=value, samples=n, threshold="; ".join(limits))
+    if spec.max_seconds is not None and value > spec.max_seconds:
+        why = f"p{spec.quantile * 100:g} {fmt(value)}s > {fmt(spec.max_seconds)}s"
+        return replace(verdict, verdict="fail", reason=why)
+    if spec.vs_stable is None:
+        return replace(verdict, verdict="pass", reason=f"p{spec.quantile * 100:g} {fmt(value)}s")
+    stable = usable(m.stable, "stable")
+    sample_count(stable, "stable", judging)
+    stable_value = finite(stable.value, "stable quantile")
+    if stable_value <= 0:
+        raise InconclusiveError(f"stable quantile is {stable_value}: no ratio", n)
+    ratio = value / stable_value
+    verdict = replace(verdict, stable_value=stable_value)
+    why = f"canary {fmt(value)}s / stable {fmt(stable_value)}s = {fmt(ratio)}"
+    if ratio > spec.vs_stable.max_ratio:
+        return replace(verdict, verdict="fail", reason=why)
+    return replace(verdict, verdict="pass", reason=why)
+
+
+def judge_promql(
+    check: Check, m: Measurement, judging: Judging, base: CheckVerdict
+) -> CheckVerdict:
+    """A custom number against min, max and the ratio to stable's.
+
+    A custom query carries no sample count unless the operator supplies one; when it does,
+    ``minSamples`` applies like everywhere else.
+    """
+    spec = check.promql
+    assert spec is not None
+    canary = usable(m.canary, "canary")
+    n = sample_count(canary, "canary", judging) if canary.samples is not None else None
+    value = finite(canary.value, "canary value")
+    limits = [f"{name} {op} {fmt(x)}" for name, op, x in _promql_limits(check) if x is not None]
+    verdict = replace(base, value=value, samples=n, threshold="; ".join(limits))
+    if spec.min is not None and value < spec.min:
+        return replace(verdict, verdict="fail", reason=f"{fmt(value)} < min {fmt(spec.min)}")
+    if spec.max is not None and value > spec.max:
+        return replace(verdict, verdict="fail", reason=f"{fmt(value)} > max {fmt(spec.max)}")
+    if spec.max_ratio is None:
+        return replace(verdict, verdict="pass", reason=f"value {fmt(value)}")
+    stable_value = finite(usable(m.stable, "stable").value, "stable value")
+    if stable_value <= 0:
+        raise InconclusiveError(f"stable value is {stable_value}: no ratio", n)
+    ratio = value / stable_value
+    verdict = replace(verdict, stable_value=stable_value)
+    why = f"canary {fmt(value)} / stable {fmt(stable_value)} = {fmt(ratio)}"
+    return replace(verdict, verdict="fail" if ratio > spec.max_ratio else "pass", reason=why)
+
+
+def _promql_limits(check: Check) -> list[tuple[str, str, float | None]]:
+    spec = check.promql
+    assert spec is not None
+    return [("value", ">=", spec.min), ("value", "<=", spec.max), ("ratio", "<=", spec.max_ratio)]

@@ -1,0 +1,115 @@
+"""The statistics behind the comparison checks, all from scipy.stats (nothing hand-rolled).
+
+Why these tests:
+
+* **Error rate vs stable: Fisher's exact test, one-sided** (``alternative="greater"``) on the
+  2x2 table of (errors, successes) x (canary, stable). Canary error counts are small (a 10%
+  canary at 1% errors sees a handful of errors a minute), which is exactly where the normal
+  approximation of a two-proportion z-test is wrong and anti-conservative. Fisher is exact for
+  any counts and errs on the side of *not* rejecting, which is the side we want: a tiny, noisy
+  canary must not roll back by chance. A Bayesian beta posterior would need a prior we cannot
+  justify per model; Fisher needs none.
+* **Accuracy: the Wilson score bound.** It stays inside [0, 1] and keeps its coverage at small
+  counts and at accuracies near 1, where the Wald interval collapses (100/100 correct gives a
+  Wald interval of width zero). ``z`` comes from ``scipy.stats.norm.ppf``.
+* **Drift: PSI and chi-square with Cramér's V.** PSI is the industry's drift score with
+  well-known bands (0.1 small, 0.25 large). The chi-square test says whether a difference is
+  real; Cramér's V says whether it is large, so big traffic does not fail a trivial shift.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing
+from scipy import stats
+
+# A bin seen on one side only would make PSI infinite; we floor each share at this value,
+# the convention of most PSI implementations (1e-4 = "one in ten thousand").
+PSI_EPSILON = 1e-4
+
+
+def error_rate_worse_p(
+    canary_errors: int, canary_n: int, stable_errors: int, stable_n: int
+) -> float:
+    """One-sided p-value that the canary's error rate is greater than stable's.
+
+    >>> round(error_rate_worse_p(2, 100, 10, 1000), 3)   # 2% vs 1%: could easily be chance
+    0.299
+    >>> error_rate_worse_p(20, 100, 10, 1000) < 1e-6      # 20% vs 1%: certainly worse
+    True
+    """
+    table = [
+        [canary_errors, canary_n - canary_errors],
+        [stable_errors, stable_n - stable_errors],
+    ]
+    return float(stats.fisher_exact(table, alternative="greater").pvalue)
+
+
+def accuracy_worse_p(
+    canary_correct: int, canary_n: int, stable_correct: int, stable_n: int
+) -> float:
+    """One-sided p-value that the canary's accuracy is lower than stable's (Fisher, exact)."""
+    table = [
+        [canary_correct, canary_n - canary_correct],
+        [stable_correct, stable_n - stable_correct],
+    ]
+    return float(stats.fisher_exact(table, alternative="less").pvalue)
+
+
+def wilson_bounds(successes: float, n: float, confidence: float) -> tuple[float, float]:
+    """One-sided Wilson score bounds (lower, upper), each holding with ``confidence``.
+
+    >>> low, high = wilson_bounds(95, 100, 0.95)
+    >>> round(low, 3), round(high, 3)
+    (0.901, 0.975)
+    >>> [round(b, 3) for b in wilson_bounds(100, 100, 0.95)]   # Wald would say [1, 1]
+    [0.974, 1.0]
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    z = float(stats.norm.ppf(confidence))
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _shares(counts: Sequence[float]) -> np.typing.NDArray[np.float64]:
+    arr = np.asarray(counts, dtype=np.float64)
+    shares: np.typing.NDArray[np.float64] = np.maximum(arr / arr.sum(), PSI_EPSILON)
+    return shares
+
+
+def psi(canary: Sequence[float], stable: Sequence[float]) -> float:
+    """Population stability index of two aligned count vectors: sum (c - s) * ln(c / s).
+
+    >>> psi([50, 50], [50, 50])
+    0.0
+    >>> round(psi([80, 20], [50, 50]), 3)   # a clear shift: above the 0.25 "large" band
+    0.416
+    """
+    c, s = _shares(canary), _shares(stable)
+    return float(np.sum((c - s) * np.log(c / s)))
+
+
+def chi_square_drift(canary: Sequence[float], stable: Sequence[float]) -> tuple[float, float]:
+    """(p-value, Cramér's V) of the 2 x k contingency table canary-vs-stable.
+
+    Bins empty on both sides are dropped (they carry no information and break the test).
+
+    >>> p, v = chi_square_drift([80, 20], [50, 50])
+    >>> p < 0.001, round(v, 3)
+    (True, 0.314)
+    """
+    table = np.array([canary, stable], dtype=float)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return 1.0, 0.0  # one class only: the two distributions cannot differ
+    result = stats.chi2_contingency(table, correction=False)
+    # Cramér's V = sqrt(chi2 / (n * (min(rows, cols) - 1))); with two rows the divisor is n.
+    v = math.sqrt(float(result.statistic) / float(table.sum()))
+    return float(result.pvalue), v

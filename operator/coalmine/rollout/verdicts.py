@@ -1,0 +1,112 @@
+"""One check, one measurement -> pass, fail or inconclusive, with the numbers that decided it.
+
+The guards here run before any comparison, because ``NaN > max`` is False and would let a
+broken measurement pass: a provider error, a missing or non-finite number, or too few samples
+is **inconclusive**, never a pass and never silently a fail.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from coalmine.api.checks import Check
+from coalmine.api.status import Verdict
+from coalmine.rollout.types import Measurement, SideMeasurement
+
+
+@dataclass(frozen=True)
+class CheckVerdict:
+    """The judgement of one check at one measurement."""
+
+    name: str
+    kind: str
+    verdict: Verdict
+    value: float | None = None
+    stable_value: float | None = None
+    threshold: str = ""
+    samples: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Judging:
+    """What a check is judged with besides its own settings."""
+
+    min_samples: int
+    """``check.minSamples`` or ``policy.minSamples``."""
+    look_alpha: float
+    """Significance of one comparison at one measurement (see ``policy.look_alpha``)."""
+
+
+class InconclusiveError(Exception):
+    """Raised by a guard: the measurement cannot support any verdict."""
+
+    def __init__(self, reason: str, samples: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.samples = samples
+
+
+def finite(x: float | None, what: str) -> float:
+    """``x`` if it is a real number; NaN, +-Inf and absence are inconclusive."""
+    if x is None:
+        raise InconclusiveError(f"no {what} (empty result)")
+    if not math.isfinite(x):
+        raise InconclusiveError(f"{what} is {x} (no data, or a division by zero)")
+    return x
+
+
+def usable(side: SideMeasurement | None, which: Literal["canary", "stable"]) -> SideMeasurement:
+    """The side's numbers, unless it is missing or its query failed."""
+    if side is None:
+        raise InconclusiveError(f"{which} was not measured")
+    if side.error is not None:
+        raise InconclusiveError(f"{which} query failed: {side.error}")
+    return side
+
+
+def sample_count(side: SideMeasurement, which: str, judging: Judging) -> int:
+    """The side's sample count, at least ``min_samples`` of them."""
+    samples = finite(side.samples, f"{which} sample count")
+    count = max(0, round(samples))
+    if count < judging.min_samples:
+        raise InconclusiveError(f"{which} has {count} samples, needs {judging.min_samples}", count)
+    return count
+
+
+def fmt(x: float) -> str:
+    """Numbers in messages: short, and the same everywhere."""
+    return f"{x:.4g}"
+
+
+def judge(check: Check, measurement: Measurement | None, judging: Judging) -> CheckVerdict:
+    """The verdict of ``check`` on ``measurement`` (None: the operator did not measure it)."""
+    from coalmine.rollout.judge_model import judge_drift, judge_quality
+    from coalmine.rollout.judge_traffic import judge_error_rate, judge_latency, judge_promql
+
+    judges = {
+        "errorRate": judge_error_rate,
+        "latency": judge_latency,
+        "quality": judge_quality,
+        "drift": judge_drift,
+        "promql": judge_promql,
+    }
+    base = CheckVerdict(name=check.name, kind=check.kind, verdict="inconclusive")
+    if measurement is None:
+        return _inconclusive(base, InconclusiveError("not measured"))
+    try:
+        return judges[check.kind](check, measurement, judging, base)
+    except InconclusiveError as why:
+        return _inconclusive(base, why)
+
+
+def _inconclusive(base: CheckVerdict, why: InconclusiveError) -> CheckVerdict:
+    return CheckVerdict(
+        name=base.name,
+        kind=base.kind,
+        verdict="inconclusive",
+        samples=why.samples,
+        reason=why.reason,
+    )
