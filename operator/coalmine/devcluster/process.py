@@ -119,6 +119,18 @@ class ManagedProcess:
         _signal_group(popen.pid, signal.SIGKILL)
         _LIVE.pop(popen.pid, None)
 
+    def detach(self) -> int:
+        """Let the process outlive this Python process (`coalmine dev up`); returns its pid.
+
+        It leaves the registry, so neither the atexit hook nor failure reports touch it again.
+        """
+        if self._popen is None or not self.running:
+            raise RuntimeError(f"{self.name} is not running")
+        _LIVE.pop(self._popen.pid, None)
+        pid = self._popen.pid
+        self._popen = None
+        return pid
+
     def log_tail(self, max_bytes: int = 12_000) -> str:
         try:
             with self.log_path.open("rb") as log:

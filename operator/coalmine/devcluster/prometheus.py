@@ -72,6 +72,10 @@ class PrometheusServer:
         self._http.close()
 
     @property
+    def process(self) -> ManagedProcess:
+        return self._process
+
+    @property
     def running(self) -> bool:
         return self._process.running
 

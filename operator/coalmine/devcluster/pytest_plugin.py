@@ -10,8 +10,12 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from coalmine.devcluster.binaries import kube_bin_dir
+from coalmine.devcluster.controlplane import ControlPlane
 from coalmine.devcluster.process import live_processes
 from coalmine.devcluster.prometheus import PrometheusServer
+
+LOG_TAIL_BYTES = 6_000
 
 
 @pytest.fixture
@@ -25,6 +29,22 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
         server.close()
 
 
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd + kube-apiserver + kube-controller-manager, shared by the whole session.
+
+    Session scoped because start-up takes seconds, not milliseconds: tests isolate themselves
+    with their own namespaces. `.kubeconfig` is cluster-admin; use
+    `.kubeconfig_for_service_account(ns, name)` to act under a ServiceAccount's RBAC.
+    """
+    plane = ControlPlane(tmp_path_factory.mktemp("control-plane"), kube_bin_dir())
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -32,5 +52,7 @@ def pytest_runtest_makereport(
     report = yield
     if report.failed:
         for proc in live_processes():
-            report.sections.append((f"{proc.name} log ({proc.log_path})", proc.log_tail()))
+            report.sections.append(
+                (f"{proc.name} log ({proc.log_path})", proc.log_tail(LOG_TAIL_BYTES))
+            )
     return report
