@@ -1,0 +1,59 @@
+"""Act: make the children and the router match a decision, in a safe order."""
+
+from __future__ import annotations
+
+from coalmine import manifests
+from coalmine.api import ModelDeploymentSpec
+from coalmine.k8s import KubeApi, ObjectRef
+from coalmine.rollout.types import Decision, Observations
+from coalmine.routing import RouteTarget, TrafficRouter
+from coalmine.settings import OperatorSettings
+
+
+def act(
+    kube: KubeApi,
+    router: TrafficRouter,
+    target: RouteTarget,
+    observed: Observations,
+    decision: Decision,
+    settings: OperatorSettings,
+) -> None:
+    """Traffic leaves the canary before its pods change, and reaches it only after.
+
+    Weight going down (a rollback, a spec change): router first, then Deployments, so no
+    request is sent to a pod being scaled away. Weight going up: Deployments first, then the
+    router. The engine additionally scales the canary down only after it has *observed* the
+    router at 0, so even a crash between the two writes cannot reorder them.
+    """
+    lowering = observed.canary_weight is None or decision.canary_weight < observed.canary_weight
+    if lowering:
+        router.apply(target, decision.canary_weight)
+        apply_children(kube, target.owner, target.spec, observed, decision, settings)
+    else:
+        apply_children(kube, target.owner, target.spec, observed, decision, settings)
+        router.apply(target, decision.canary_weight)
+
+
+def apply_children(
+    kube: KubeApi,
+    owner: manifests.Owner,
+    spec: ModelDeploymentSpec,
+    observed: Observations,
+    decision: Decision,
+    settings: OperatorSettings,
+) -> None:
+    if decision.stable is not None:
+        plan = decision.stable
+        kube.apply(
+            manifests.deployment(owner, spec, "stable", plan.revision, plan.replicas, settings)
+        )
+    if decision.canary is not None:
+        plan = decision.canary
+        kube.apply(
+            manifests.deployment(owner, spec, "canary", plan.revision, plan.replicas, settings)
+        )
+    elif observed.canary is not None and observed.canary.replicas > 0:
+        # Scale subresource: zero pods without rewriting the template the canary last ran,
+        # so its revision stays visible for a post-mortem and a retry.
+        ref = ObjectRef("Deployment", owner.namespace, manifests.child_name(owner, "canary"))
+        kube.scale(ref, 0)

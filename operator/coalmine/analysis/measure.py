@@ -1,0 +1,144 @@
+"""Measure the spec's checks for the canary and, where a check compares, for stable."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from coalmine.analysis import promql
+from coalmine.analysis.provider import MetricProvider, QueryResult
+from coalmine.analysis.scope import Scope, SideScope
+from coalmine.api import Check
+from coalmine.rollout.types import Measurement, SideMeasurement
+from coalmine_serving import contract
+
+SideFn = Callable[[MetricProvider, SideScope, str, Check], SideMeasurement]
+
+
+def measure_checks(
+    provider: MetricProvider, scope: Scope, checks: Sequence[Check]
+) -> tuple[Measurement, ...]:
+    """One ``Measurement`` per check, in spec order."""
+    return tuple(measure_check(provider, scope, check) for check in checks)
+
+
+def measure_check(provider: MetricProvider, scope: Scope, check: Check) -> Measurement:
+    side_fn = _SIDE_FNS[check.kind]
+    canary = side_fn(provider, scope.canary, scope.range, check)
+    stable = None
+    if scope.stable is not None and compares_with_stable(check):
+        stable = side_fn(provider, scope.stable, scope.range, check)
+    return Measurement(check=check.name, canary=canary, stable=stable)
+
+
+def compares_with_stable(check: Check) -> bool:
+    """Stable is queried only when the verdict needs it (drift always compares)."""
+    if check.error_rate is not None:
+        return check.error_rate.vs_stable is not None
+    if check.latency is not None:
+        return check.latency.vs_stable is not None
+    if check.quality is not None:
+        return check.quality.vs_stable is not None
+    if check.promql is not None:
+        return check.promql.max_ratio is not None
+    return True
+
+
+def _failed(*results: QueryResult) -> SideMeasurement | None:
+    errors = [r.error for r in results if r.error]
+    return SideMeasurement(error="; ".join(errors)) if errors else None
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+def error_rate(provider: MetricProvider, side: SideScope, window: str, _: Check) -> SideMeasurement:
+    counts = provider.query(promql.outcome_counts(side, window))
+    if failed := _failed(counts):
+        return failed
+    by_outcome = counts.by(contract.LABEL_OUTCOME)
+    total = sum(by_outcome.values())
+    errors = by_outcome.get(contract.Outcome.SERVER_ERROR.value, 0.0)
+    return SideMeasurement(value=_ratio(errors, total), samples=total, errors=errors)
+
+
+def latency(
+    provider: MetricProvider, side: SideScope, window: str, check: Check
+) -> SideMeasurement:
+    assert check.latency is not None
+    quantile = provider.query(promql.latency_quantile(side, window, check.latency.quantile))
+    count = provider.query(promql.latency_count(side, window))
+    if failed := _failed(quantile, count):
+        return failed
+    return SideMeasurement(value=quantile.scalar(), samples=count.scalar() or 0.0)
+
+
+def quality(
+    provider: MetricProvider, side: SideScope, window: str, check: Check
+) -> SideMeasurement:
+    assert check.quality is not None
+    if check.quality.metric == "meanAbsoluteError":
+        total = provider.query(promql.abs_error_sum(side, window))
+        count = provider.query(promql.abs_error_count(side, window))
+        if failed := _failed(total, count):
+            return failed
+        labelled = count.scalar() or 0.0
+        return SideMeasurement(value=_ratio(total.scalar() or 0.0, labelled), samples=labelled)
+    counts = provider.query(promql.feedback_counts(side, window))
+    if failed := _failed(counts):
+        return failed
+    by_result = counts.by(contract.LABEL_RESULT)
+    labelled = sum(by_result.values())
+    correct = by_result.get(contract.FeedbackResult.CORRECT.value, 0.0)
+    return SideMeasurement(value=_ratio(correct, labelled), samples=labelled, correct=correct)
+
+
+def drift(provider: MetricProvider, side: SideScope, window: str, _: Check) -> SideMeasurement:
+    """Class counts for classifiers; output-histogram buckets for regressors."""
+    classes = provider.query(promql.class_counts(side, window))
+    if failed := _failed(classes):
+        return failed
+    counts = classes.by(contract.LABEL_CLASS)
+    if not counts:
+        buckets = provider.query(promql.value_buckets(side, window))
+        if failed := _failed(buckets):
+            return failed
+        counts = bucket_counts(buckets.by("le"))
+    distribution = tuple(sorted(counts.items()))
+    return SideMeasurement(samples=sum(counts.values()), distribution=distribution)
+
+
+def bucket_counts(cumulative: dict[str, float]) -> dict[str, float]:
+    """Per-bucket counts from cumulative ``le`` buckets.
+
+    >>> bucket_counts({"1.0": 3.0, "5.0": 7.0, "+Inf": 8.0})
+    {'1.0': 3.0, '5.0': 4.0, '+Inf': 1.0}
+    """
+    ordered = sorted(cumulative.items(), key=lambda item: float(item[0]))
+    result: dict[str, float] = {}
+    below = 0.0
+    for le, count in ordered:
+        result[le] = max(count - below, 0.0)
+        below = max(below, count)
+    return result
+
+
+def custom(provider: MetricProvider, side: SideScope, window: str, check: Check) -> SideMeasurement:
+    assert check.promql is not None
+    result = provider.query(promql.render_custom(check.promql.query, side, window))
+    if failed := _failed(result):
+        return failed
+    if len(result.samples) > 1:
+        return SideMeasurement(error=f"query returned {len(result.samples)} series, expected 1")
+    value = result.scalar()
+    return SideMeasurement(value=value if value is None or math.isfinite(value) else None)
+
+
+_SIDE_FNS: dict[str, SideFn] = {
+    "errorRate": error_rate,
+    "latency": latency,
+    "quality": quality,
+    "drift": drift,
+    "promql": custom,
+}

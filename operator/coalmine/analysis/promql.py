@@ -1,0 +1,79 @@
+"""PromQL templates, built only from the metric contract's names.
+
+``increase(...[window])`` gives counts, which the engine's counts-based comparisons need
+(a ratio of rates loses how many requests it rests on: 1 error in 2 requests is not 50 in 100).
+"""
+
+from __future__ import annotations
+
+from coalmine.analysis.scope import SideScope
+from coalmine_serving import contract
+
+
+def outcome_counts(side: SideScope, window: str) -> str:
+    """Inference requests by outcome over the window (server_error vs the rest)."""
+    series = f"{contract.REQUESTS_TOTAL.name}{side.matchers()}"
+    return f"sum by ({contract.LABEL_OUTCOME}) (increase({series}[{window}]))"
+
+
+def latency_quantile(side: SideScope, window: str, quantile: float) -> str:
+    """Server-side latency quantile, in seconds, from the request histogram."""
+    series = f"{contract.REQUEST_DURATION.series('bucket')}{side.matchers()}"
+    return f"histogram_quantile({quantile}, sum by (le) (rate({series}[{window}])))"
+
+
+def latency_count(side: SideScope, window: str) -> str:
+    """Requests observed by the latency histogram (the quantile's sample size)."""
+    series = f"{contract.REQUEST_DURATION.series('count')}{side.matchers()}"
+    return f"sum(increase({series}[{window}]))"
+
+
+def feedback_counts(side: SideScope, window: str) -> str:
+    """Labelled predictions by result (correct / incorrect)."""
+    series = f"{contract.FEEDBACK_TOTAL.name}{side.matchers()}"
+    return f"sum by ({contract.LABEL_RESULT}) (increase({series}[{window}]))"
+
+
+def abs_error_sum(side: SideScope, window: str) -> str:
+    series = f"{contract.FEEDBACK_ABS_ERROR.series('sum')}{side.matchers()}"
+    return f"sum(increase({series}[{window}]))"
+
+
+def abs_error_count(side: SideScope, window: str) -> str:
+    series = f"{contract.FEEDBACK_ABS_ERROR.series('count')}{side.matchers()}"
+    return f"sum(increase({series}[{window}]))"
+
+
+def class_counts(side: SideScope, window: str) -> str:
+    """Classifier predictions by class: the distribution the drift check compares."""
+    series = f"{contract.PREDICTIONS_TOTAL.name}{side.matchers()}"
+    return f"sum by ({contract.LABEL_CLASS}) (increase({series}[{window}]))"
+
+
+def value_buckets(side: SideScope, window: str) -> str:
+    """Regressor outputs by cumulative histogram bucket (``le``)."""
+    series = f"{contract.PREDICTION_VALUE.series('bucket')}{side.matchers()}"
+    return f"sum by (le) (increase({series}[{window}]))"
+
+
+PLACEHOLDERS = ("model", "version", "variant", "namespace", "window")
+
+
+def render_custom(template: str, side: SideScope, window: str) -> str:
+    """Fill ``{{model}} {{version}} {{variant}} {{namespace}} {{window}}`` in a user's query.
+
+    Plain text substitution (the user writes the quotes): the values are API-validated label
+    values, and a template engine would add syntax users would have to escape PromQL from.
+    """
+    values = {
+        "model": side.model,
+        "version": side.version,
+        "variant": side.variant,
+        "namespace": side.namespace,
+        "window": window,
+    }
+    rendered = template
+    for name in PLACEHOLDERS:
+        rendered = rendered.replace("{{" + name + "}}", values[name])
+        rendered = rendered.replace("{{ " + name + " }}", values[name])
+    return rendered

@@ -1,0 +1,52 @@
+"""Which series belong to the canary and to stable: {model, version, variant} (+ namespace)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from coalmine.api import format_duration
+from coalmine_serving import contract
+
+
+@dataclass(frozen=True)
+class SideScope:
+    """One side of a rollout: the label values its servers stamp on every series."""
+
+    model: str
+    version: str
+    variant: str
+    namespace: str
+    namespace_label: str = "namespace"
+    """Series label of the pod's namespace; empty when the scrape config sets none."""
+
+    def matchers(self, **extra: str) -> str:
+        """A PromQL label selector, e.g. ``{model="iris",version="v2",variant="canary"}``."""
+        labels = {
+            contract.LABEL_MODEL: self.model,
+            contract.LABEL_VERSION: self.version,
+            contract.LABEL_VARIANT: self.variant,
+        }
+        if self.namespace_label:
+            labels[self.namespace_label] = self.namespace
+        labels.update(extra)
+        return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Canary and stable sides measured over the same window."""
+
+    canary: SideScope
+    stable: SideScope | None
+    window: timedelta
+
+    @property
+    def range(self) -> str:
+        """The range selector text: ``30s``, ``1m30s``."""
+        return format_duration(self.window)
+
+
+def _escape(value: str) -> str:
+    # Label values are validated by the API, but a selector must stay well-formed regardless.
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,0 +1,48 @@
+"""``coalmine operator``: run the kopf operator (one replica: kopf peering is not leader
+election, so the chart runs a single pod with the Recreate strategy)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+
+@click.command("operator")
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Watch this namespace (repeatable); default: $COALMINE_NAMESPACES, else all namespaces.",
+)
+@click.option("--liveness-port", type=int, default=None, help="Port of /healthz (0 disables).")
+@click.option("--verbose", is_flag=True, help="Debug logging.")
+def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bool) -> None:
+    """Run the ModelDeployment operator."""
+    import kopf
+
+    from coalmine.analysis.prometheus import PrometheusProvider
+    from coalmine.handlers import register
+    from coalmine.k8s.client import KubernetesApi, load_api_client
+    from coalmine.reconcile import Deps
+    from coalmine.settings import load_settings
+
+    settings = load_settings(namespaces=list(namespaces) or None, liveness_port=liveness_port)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO)
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    deps = Deps(
+        kube=KubernetesApi(load_api_client()),
+        providers=PrometheusProvider,
+        settings=settings,
+    )
+    liveness = (
+        f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    )
+    kopf.run(
+        registry=register(settings, deps),
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=liveness,
+    )

@@ -1,0 +1,105 @@
+"""kopf registrations only: every event and every timer tick calls the same reconcile.
+
+Registered into a fresh registry by :func:`register` (called by ``coalmine operator``) rather
+than at import time, so the timer's period comes from the settings and importing this module
+has no side effects.
+
+The only in-memory state is a per-object lock (two handlers of one object never reconcile at
+once) and the time the next tick is due; a restart loses nothing but an early tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import kopf
+
+from coalmine.api import GROUP, PLURAL, VERSION
+from coalmine.k8s import ApiError
+from coalmine.reconcile import Deps, reconcile
+from coalmine.settings import FIELD_MANAGER, OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+class Ticker:
+    """Serialises reconciles per object and skips timer ticks that come before they are due."""
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._due: dict[str, float] = {}
+        self.last_success = time.monotonic()
+
+    async def tick(self, namespace: str, name: str, uid: str, *, force: bool) -> None:
+        if not force and time.monotonic() < self._due.get(uid, 0.0):
+            return
+        async with self._locks[uid]:
+            try:
+                requeue = await asyncio.to_thread(reconcile, self._deps, namespace, name)
+            except ApiError as exc:
+                # The next tick retries from a fresh read; kopf's own retry back-off (60 s by
+                # default) would stall an analysis that runs every few seconds.
+                log.warning("%s/%s: API error, retrying next tick: %s", namespace, name, exc)
+                requeue = self._deps.settings.tick_seconds
+            self.last_success = time.monotonic()
+        self._due[uid] = time.monotonic() + (requeue or self._deps.settings.tick_seconds)
+
+    def forget(self, uid: str) -> None:
+        self._due.pop(uid, None)
+        self._locks.pop(uid, None)
+
+
+def register(settings: OperatorSettings, deps: Deps) -> kopf.OperatorRegistry:
+    """A registry with the operator's handlers, ready for ``kopf.run(registry=...)``."""
+    registry = kopf.OperatorRegistry()
+    ticker = Ticker(deps)
+    resource = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # kopf's own Events only for problems: ours already tell the rollout's story.
+        settings.posting.level = logging.WARNING
+        settings.persistence.finalizer = "coalmine.dev/finalizer"
+        # Dead watch streams made kopf operators zombies (kopf #1276): time them out.
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.watching.connect_timeout = 30
+        settings.execution.max_workers = 8
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.probe(id="seconds_since_tick", registry=registry)
+    def liveness(**_: Any) -> float:
+        return round(time.monotonic() - ticker.last_success, 1)
+
+    async def on_change(namespace: str, name: str, uid: str, **_: Any) -> None:
+        await ticker.tick(namespace, name, uid, force=True)
+
+    for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
+        _apply(decorator, on_change, resource)
+
+    @kopf.timer(**resource, interval=settings.tick_seconds, idle=None)  # type: ignore[arg-type]
+    async def on_timer(namespace: str, name: str, uid: str, **_: Any) -> None:
+        await ticker.tick(namespace, name, uid, force=False)
+
+    @kopf.on.delete(**resource, optional=True)  # type: ignore[arg-type]
+    async def on_delete(uid: str, **_: Any) -> None:
+        # Nothing to clean up: ownerReferences let the garbage collector remove the children.
+        ticker.forget(uid)
+
+    return registry
+
+
+def _apply(decorator: Callable[..., Any], fn: Callable[..., Any], resource: dict[str, Any]) -> None:
+    decorator(**resource, id=f"reconcile-{decorator.__name__}")(fn)
+
+
+__all__ = ["FIELD_MANAGER", "Ticker", "register"]

@@ -1,0 +1,90 @@
+"""What the operator needs from the API server, as a protocol (no client import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Manifest = dict[str, Any]
+
+# kind -> (URL prefix, plural). Only the kinds the operator touches: a new child kind is one
+# line here, and an unknown kind is a programming error caught in unit tests.
+_KINDS: dict[str, tuple[str, str]] = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "Service": ("/api/v1", "services"),
+    "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
+    "ModelDeployment": ("/apis/coalmine.dev/v1alpha1", "modeldeployments"),
+    "Event": ("/api/v1", "events"),
+}
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A namespaced object by kind and name."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> ObjectRef:
+        meta = manifest["metadata"]
+        return cls(manifest["kind"], meta["namespace"], meta["name"])
+
+    def collection_path(self) -> str:
+        prefix, plural = _KINDS[self.kind]
+        return f"{prefix}/namespaces/{self.namespace}/{plural}"
+
+    def path(self, subresource: str | None = None) -> str:
+        base = f"{self.collection_path()}/{self.name}"
+        return f"{base}/{subresource}" if subresource else base
+
+
+class ApiError(Exception):
+    """An API call failed; ``status`` is the HTTP status (0 when no response arrived)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+class NotFoundError(ApiError):
+    pass
+
+
+class ConflictError(ApiError):
+    """409: a stale resourceVersion, or a server-side apply conflict with another manager."""
+
+
+class KubeApi(Protocol):
+    """The operations the operator performs; every write is idempotent."""
+
+    def get(self, ref: ObjectRef) -> Manifest | None:
+        """The object, or None when it does not exist."""
+        ...
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        """Server-side apply under the operator's field manager (creates if missing)."""
+        ...
+
+    def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:
+        """Server-side apply of ``status`` on the status subresource (one write per tick)."""
+        ...
+
+    def scale(self, ref: ObjectRef, replicas: int) -> None:
+        """Set a Deployment's replicas through the scale subresource, template untouched."""
+        ...
+
+    def remove_annotations(self, ref: ObjectRef, keys: list[str]) -> None:
+        """Delete annotations (consumed controls)."""
+        ...
+
+    def post_event(
+        self,
+        involved: Manifest,
+        type_: Literal["Normal", "Warning"],
+        reason: str,
+        message: str,
+    ) -> None:
+        """Record a core/v1 Event on ``involved`` (apiVersion, kind, name, namespace, uid)."""
+        ...

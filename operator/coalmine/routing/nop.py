@@ -1,0 +1,26 @@
+"""A router that routes nothing: for users who split traffic themselves, and for tests.
+
+It reports the weight it was last told, so the engine's "observe before scaling" gates still
+see a consistent world.
+"""
+
+from __future__ import annotations
+
+from coalmine.rollout.types import ChildObservation
+from coalmine.routing.base import RouteTarget
+
+
+class NopRouter:
+    def __init__(self) -> None:
+        self._weights: dict[tuple[str, str], int] = {}
+
+    def observe(
+        self,
+        target: RouteTarget,
+        stable: ChildObservation | None,
+        canary: ChildObservation | None,
+    ) -> int | None:
+        return self._weights.get((target.owner.namespace, target.owner.name))
+
+    def apply(self, target: RouteTarget, weight: int) -> None:
+        self._weights[(target.owner.namespace, target.owner.name)] = weight

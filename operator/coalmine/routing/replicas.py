@@ -1,0 +1,41 @@
+"""The ``replicas`` router: one client Service, the split follows the ready pods.
+
+Weight above 0: the Service selects both variants, so the canary gets
+``canary_ready / (canary_ready + stable_ready)`` of the requests (stable 10 ready, canary 4
+ready -> 29%); the engine sizes the canary for the weight it wants. Weight 0: the selector
+names ``variant=stable`` only, which takes the canary out of traffic without killing its pods,
+so a rollback can confirm "traffic on stable" before it scales anything down.
+"""
+
+from __future__ import annotations
+
+from coalmine import manifests
+from coalmine.k8s import KubeApi, ObjectRef
+from coalmine.rollout.replicas import observed_weight
+from coalmine.rollout.types import ChildObservation
+from coalmine.routing.base import RouteTarget
+
+
+class ReplicasRouter:
+    def __init__(self, kube: KubeApi) -> None:
+        self._kube = kube
+
+    def observe(
+        self,
+        target: RouteTarget,
+        stable: ChildObservation | None,
+        canary: ChildObservation | None,
+    ) -> int | None:
+        service = self._kube.get(ObjectRef("Service", target.owner.namespace, target.owner.name))
+        if service is None:
+            return None
+        chosen = service.get("spec", {}).get("selector", {})
+        spans_both = manifests.LABEL_VARIANT not in chosen
+        return observed_weight(
+            stable.ready_replicas if stable else 0,
+            canary.ready_replicas if canary else 0,
+            spans_both,
+        )
+
+    def apply(self, target: RouteTarget, weight: int) -> None:
+        self._kube.apply(manifests.client_service(target.owner, target.spec, weight > 0))

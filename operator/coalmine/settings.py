@@ -1,0 +1,79 @@
+"""Operator settings: ``COALMINE_*`` environment variables (the Helm chart sets them).
+
+Built by :func:`load_settings`, never at import time, so tests and the CLI can make their own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+FIELD_MANAGER = "coalmine-operator"
+"""Server-side apply field manager: every field the operator writes is owned under this name."""
+
+
+class OperatorSettings(BaseSettings):
+    """Everything that configures the operator process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COALMINE_",
+        # COALMINE_SERVING_* and others share the prefix; they are not ours to reject.
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
+
+    namespaces: Annotated[list[str], NoDecode] = []
+    """Namespaces to watch (comma separated); empty means the whole cluster."""
+
+    default_serving_image: str = "coalmine/serving:0.1.0"
+    """Image of the model-server pods when ``spec.runtime.image`` is not set."""
+
+    serve_command: Annotated[list[str], NoDecode] = ["coalmine-serve"]
+    """Command that starts the model server in the serving image (comma separated)."""
+
+    default_prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
+    """Prometheus base URL when ``spec.canary.analysis.prometheus.address`` is not set."""
+
+    prometheus_namespace_label: str = "namespace"
+    """Series label holding the pod's namespace (set by the scrape config), so two namespaces
+    serving the same model name never mix; empty disables namespace scoping."""
+
+    allow_pickle: bool = False
+    """Let ModelDeployments use ``format: joblib`` (pickle: runs code from the artifact on
+    load). A cluster-level decision, so it lives here and not in the ModelDeployment."""
+
+    skops_trusted_types: Annotated[list[str], NoDecode] = []
+    """Types every skops model may load in addition to its own ``trustedTypes``."""
+
+    max_replicas: int = Field(50, ge=1, le=1000)
+    """Upper bound on the pods of one revision, whatever the spec asks."""
+
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Request body limit passed to every model server."""
+
+    default_cpu_request: str = "100m"
+    default_memory_request: str = "256Mi"
+    default_memory_limit: str = "1Gi"
+    """Resources of model servers whose spec names none (a pod without limits can starve a node)."""
+
+    tick_seconds: float = Field(5.0, gt=0.0, le=300.0)
+    """How often the timer wakes per ModelDeployment; the object's own requeue time (analysis
+    interval, step pause) decides whether a wake-up does any work."""
+
+    liveness_port: int = Field(8081, ge=0, le=65535)
+    """Port of the ``/healthz`` liveness endpoint (0 disables it)."""
+
+    @field_validator("namespaces", "serve_command", "skops_trusted_types", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        # Lists as `a,b,c` in env vars: JSON inside YAML inside Helm is painful.
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+
+def load_settings(**overrides: object) -> OperatorSettings:
+    """Settings from the environment, with explicit overrides (e.g. CLI flags) on top."""
+    return OperatorSettings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
