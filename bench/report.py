@@ -1,0 +1,106 @@
+"""Turn interleaved wrk results into docs/benchmarks.md (medians, ratios, min-max)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+from datetime import UTC, datetime
+
+from bench.wrk import WrkResult
+
+REPRODUCE = "bench/run.sh   # = python -m bench.serving --seconds 10 --rounds 5"
+
+
+def _med(runs: list[WrkResult], field: str) -> float:
+    return statistics.median(getattr(r, field) for r in runs)
+
+
+def _ratio_range(a: list[WrkResult], b: list[WrkResult], field: str) -> str:
+    ratios = [getattr(x, field) / getattr(y, field) for x, y in zip(a, b, strict=True)]
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def _cpu() -> str:
+    try:
+        for line in open("/proc/cpuinfo").read().splitlines():  # noqa: SIM115, PTH123
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _wrk_version() -> str:
+    out = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    return (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else "wrk"
+
+
+def render(
+    b1: dict[str, list[WrkResult]],
+    b2: dict[int, dict[str, list[WrkResult]]],
+    predict_p50_ms: float,
+    args: argparse.Namespace,
+) -> str:
+    lines = [
+        "# Serving benchmarks",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_cpu()}, {os.cpu_count()} cores;",
+        f"{_wrk_version()}; server pinned to core 0, wrk to core 1;",
+        f"{args.rounds} interleaved rounds",
+        f"of {args.seconds:g} s per side after a 2 s warm-up. Ratios are medians of per-round",
+        "ratios (min-max in brackets); absolute numbers are for orientation only.",
+        "",
+        "Reproduce (installs nothing into the project venv; MLServer gets its own venv under",
+        "`~/.cache/coalmine-bench`):",
+        "",
+        f"    {REPRODUCE}",
+        "",
+        "## B1: framework overhead (trivial model vs bare Starlette, same bytes, c=32)",
+        "",
+        "| side | req/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [_row(name, runs) for name, runs in b1.items()]
+    lines += [
+        "",
+        f"- req/s ratio ours/Starlette: **{_ratio_range(b1['ours'], b1['starlette'], 'rps')}**"
+        " (target >= 0.80)",
+        f"- p99 ratio Starlette/ours: **{_ratio_range(b1['starlette'], b1['ours'], 'p99_ms')}**"
+        " (>= 0.80 means our p99 is at most 1.25x)",
+        "",
+        "## B2: vs MLServer on the same scikit-learn model and V2 request",
+        "",
+        "| c | side | req/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for conns, sides in b2.items():
+        lines += [f"| {conns} " + _row(name, runs) for name, runs in sides.items()]
+    lines.append("")
+    for conns, sides in b2.items():
+        if "mlserver" in sides:
+            rps = _ratio_range(sides["ours"], sides["mlserver"], "rps")
+            p99 = _ratio_range(sides["ours"], sides["mlserver"], "p99_ms")
+            lines.append(f"- c={conns}: req/s ours/MLServer **{rps}**, p99 ours/MLServer **{p99}**")
+    lines.append("- target: >= 1.5x MLServer's req/s at c=8 with p99 ratio <= 1.0")
+    ours_p50 = _med(b2[1]["ours"], "p50_ms")
+    lines += [
+        "",
+        "## B3: distance to the compute floor (c=1)",
+        "",
+        f"- our p50 at c=1 (wrk, includes loopback and client): {ours_p50:.3f} ms",
+        f"- in-process `predict` p50 for the same row: {predict_p50_ms:.3f} ms",
+        f"- **overhead: {ours_p50 - predict_p50_ms:.3f} ms** (target <= 0.5 ms)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _row(name: str, runs: list[WrkResult]) -> str:
+    errors = sum(r.errors for r in runs)
+    return (
+        f"| {name} | {_med(runs, 'rps'):,.0f} | {_med(runs, 'p50_ms'):.3f} "
+        f"| {_med(runs, 'p99_ms'):.3f} | {errors} |"
+    )
