@@ -1,0 +1,63 @@
+"""A real helm binary for the chart tests, from charts/install-helm.sh (cached, offline after
+the first run), and a helper that renders the chart to objects."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "coalmine"
+INSTALL_SCRIPT = ROOT / "charts" / "install-helm.sh"
+
+
+def install_helm() -> Path:
+    """The helm path; a failure here is a test error, never a skip."""
+    done = subprocess.run(
+        ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, check=False, timeout=900
+    )
+    assert done.returncode == 0, f"charts/install-helm.sh failed:\n{done.stderr}"
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@dataclass(frozen=True)
+class Helm:
+    binary: Path
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.binary), *args], capture_output=True, text=True, check=False, timeout=120
+        )
+
+    def template(
+        self, values: dict[str, Any] | None = None, tmp: Path | None = None, *extra: str
+    ) -> list[dict[str, Any]]:
+        """Render the chart (release ``demo`` in ``coalmine-system``) to a list of objects."""
+        done = self.run(
+            "template", "demo", str(CHART), "-n", "coalmine-system", *_values(values, tmp), *extra
+        )
+        assert done.returncode == 0, done.stderr
+        return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def _values(values: dict[str, Any] | None, tmp: Path | None) -> list[str]:
+    if not values:
+        return []
+    assert tmp is not None, "values need a tmp dir for their file"
+    path = tmp / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return ["--values", str(path)]
+
+
+def one(objects: list[dict[str, Any]], kind: str, namespace: str | None = None) -> dict[str, Any]:
+    found = [
+        o
+        for o in objects
+        if o["kind"] == kind and (namespace is None or o["metadata"].get("namespace") == namespace)
+    ]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]

@@ -1,0 +1,258 @@
+"""The Helm chart, linted and rendered by a real helm: what it installs, and what it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.charts.helm import CHART, Helm, one
+
+OPERATOR_RULES = yaml.safe_load((CHART / "files" / "operator-rules.yaml").read_text())
+CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces"}
+
+
+def test_lint_strict_passes_for_defaults_and_every_optional_part(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values = tmp_path / "all-on.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "operator": {"watchNamespaces": ["ml", "prod"]},
+                "rbac": {"namespaced": True},
+                "podMonitor": {"enabled": True, "labels": {"release": "kps"}},
+            }
+        )
+    )
+    for args in ([], ["--values", str(values)]):
+        done = helm.run("lint", "--strict", str(CHART), *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "0 chart(s) failed" in done.stdout
+
+
+def test_operator_runs_as_exactly_one_pod_replaced_with_recreate(helm: Helm) -> None:
+    deployment = one(helm.template(), "Deployment")
+
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["metadata"]["namespace"] == "coalmine-system"
+
+
+def test_probes_hit_the_liveness_endpoint_on_the_configured_port(
+    helm: Helm, tmp_path: Path
+) -> None:
+    objects = helm.template({"operator": {"livenessPort": 9000}}, tmp_path)
+    container = container_of(objects)
+
+    assert container["ports"] == [{"name": "health", "containerPort": 9000, "protocol": "TCP"}]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert env(container)["COALMINE_LIVENESS_PORT"] == "9000"
+
+
+def test_pod_follows_the_restricted_pod_security_profile(helm: Helm) -> None:
+    pod = one(helm.template(), "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    # A read-only root still needs a writable scratch directory.
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
+    assert container["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
+    assert container["resources"]["limits"] == {"memory": "256Mi"}
+
+
+def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) -> None:
+    values = {
+        "operator": {
+            "watchNamespaces": ["ml", "prod"],
+            "defaultServingImage": "registry.local/serving:1.2",
+            "defaultPrometheusAddress": "http://prom.monitoring:9090",
+            "allowPickle": True,
+            "extraEnv": [{"name": "COALMINE_MAX_REPLICAS", "value": "20"}],
+        }
+    }
+    container = container_of(helm.template(values, tmp_path))
+
+    assert container["command"] == ["coalmine", "operator"]
+    assert env(container) == {
+        "COALMINE_NAMESPACES": "ml,prod",
+        "COALMINE_DEFAULT_SERVING_IMAGE": "registry.local/serving:1.2",
+        "COALMINE_DEFAULT_PROMETHEUS_ADDRESS": "http://prom.monitoring:9090",
+        "COALMINE_ALLOW_PICKLE": "true",
+        "COALMINE_LIVENESS_PORT": "8081",
+        "POD_NAMESPACE": None,
+        "COALMINE_MAX_REPLICAS": "20",
+    }
+
+
+def test_image_tag_defaults_to_the_app_version(helm: Helm, tmp_path: Path) -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert container_of(helm.template())["image"] == f"coalmine/operator:{chart['appVersion']}"
+    assert (
+        container_of(helm.template({"image": {"tag": "dev"}}, tmp_path))["image"]
+        == "coalmine/operator:dev"
+    )
+
+
+def test_cluster_role_is_the_operator_rules_file_verbatim(helm: Helm) -> None:
+    objects = helm.template()
+    binding = one(objects, "ClusterRoleBinding")
+    account = one(objects, "ServiceAccount")
+
+    assert one(objects, "ClusterRole")["rules"] == OPERATOR_RULES
+    assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": account["metadata"]["name"],
+            "namespace": "coalmine-system",
+        }
+    ]
+    assert (
+        one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+        == (account["metadata"]["name"])
+    )
+
+
+def test_rbac_has_no_wildcards_no_secrets_and_no_deletes(helm: Helm, tmp_path: Path) -> None:
+    namespaced = {"operator": {"watchNamespaces": ["ml"]}, "rbac": {"namespaced": True}}
+    for objects in (helm.template(), helm.template(namespaced, tmp_path)):
+        rules = [r for o in objects if o["kind"] in ("ClusterRole", "Role") for r in o["rules"]]
+        assert rules
+        for rule in rules:
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule.get(key, []), rule
+            assert "secrets" not in rule["resources"], rule
+            assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(
+                rule["verbs"]
+            ), rule
+
+
+def test_namespaced_mode_grants_roles_per_namespace_and_keeps_only_cluster_reads(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values = {"operator": {"watchNamespaces": ["ml", "prod"]}, "rbac": {"namespaced": True}}
+    objects = helm.template(values, tmp_path)
+
+    cluster_rules = one(objects, "ClusterRole")["rules"]
+    assert {r for rule in cluster_rules for r in rule["resources"]} == CLUSTER_SCOPED
+    for ns in ("ml", "prod"):
+        role_rules = one(objects, "Role", ns)["rules"]
+        assert sorted_rules(cluster_rules + role_rules) == sorted_rules(OPERATOR_RULES)
+        assert one(objects, "RoleBinding", ns)["roleRef"]["kind"] == "Role"
+
+
+def test_namespaced_mode_without_namespaces_is_refused(helm: Helm, tmp_path: Path) -> None:
+    (tmp_path / "v.yaml").write_text(yaml.safe_dump({"rbac": {"namespaced": True}}))
+
+    done = helm.run("template", "demo", str(CHART), "--values", str(tmp_path / "v.yaml"))
+
+    assert done.returncode != 0
+    assert "rbac.namespaced: true needs operator.watchNamespaces" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"resources": {"limits": {"memory": 256}}},
+            "at '/resources/limits/memory': got number, want string",
+        ),
+        (
+            {"operator": {"allowPickle": "yes"}},
+            "at '/operator/allowPickle': got string, want boolean",
+        ),
+        (
+            {"operator": {"defaultPrometheusAddress": "prometheus:9090"}},
+            "at '/operator/defaultPrometheusAddress': 'prometheus:9090' does not match pattern",
+        ),
+        (
+            {"operator": {"watchNamespace": ["ml"]}},
+            "additional properties 'watchNamespace' not allowed",
+        ),
+        (
+            {"operator": {"livenessPort": 80}},
+            "at '/operator/livenessPort': minimum: got 80, want 1,024",
+        ),
+        ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'"),
+    ],
+)
+def test_schema_rejects_bad_values_naming_the_field(
+    helm: Helm, tmp_path: Path, values: dict[str, Any], message: str
+) -> None:
+    (tmp_path / "v.yaml").write_text(yaml.safe_dump(values))
+
+    done = helm.run("template", "demo", str(CHART), "--values", str(tmp_path / "v.yaml"))
+
+    assert done.returncode != 0
+    assert "values don't meet the specifications of the schema" in done.stderr
+    assert message in done.stderr
+
+
+def test_pod_monitor_is_off_by_default(helm: Helm) -> None:
+    assert "PodMonitor" not in {o["kind"] for o in helm.template()}
+
+
+def test_pod_monitor_scrapes_every_model_pod_in_the_watched_namespaces(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values = {
+        "operator": {"watchNamespaces": ["ml"]},
+        "podMonitor": {"enabled": True, "labels": {"release": "kps"}},
+    }
+    monitor = one(helm.template(values, tmp_path), "PodMonitor")
+
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["spec"]["selector"] == {
+        "matchExpressions": [{"key": "coalmine.dev/model-deployment", "operator": "Exists"}]
+    }
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ml"]}
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "15s"}
+    ]
+
+
+def test_crd_ships_in_crds_and_is_installed_with_the_chart(helm: Helm) -> None:
+    crd = one(helm.template(None, None, "--include-crds"), "CustomResourceDefinition")
+
+    assert crd["metadata"]["name"] == "modeldeployments.coalmine.dev"
+
+
+def test_notes_tell_the_user_what_to_do_next(helm: Helm) -> None:
+    done = helm.run("install", "demo", str(CHART), "-n", "coalmine-system", "--dry-run=client")
+
+    assert done.returncode == 0, done.stderr
+    notes = done.stdout.split("NOTES:", 1)[1]
+    for step in (
+        "kubectl -n coalmine-system rollout status deployment/demo-coalmine",
+        "kubectl apply -f",
+        "kubectl get mdeploy -w",
+        "kubectl coalmine status <name> --watch",
+        "examples/rbac-user.yaml",
+    ):
+        assert step in notes
+
+
+def container_of(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def env(container: dict[str, Any]) -> dict[str, str | None]:
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def sorted_rules(rules: list[dict[str, Any]]) -> list[str]:
+    return sorted(yaml.safe_dump(rule, sort_keys=True) for rule in rules)
