@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from coalmine.api import Phase
+from coalmine.api import ModelDeploymentStatus, Phase
 
 ANNOTATION_PROMOTE = "coalmine.dev/promote"
 ANNOTATION_PROMOTE_FULL = "coalmine.dev/promote-full"
@@ -21,7 +21,8 @@ ANNOTATION_RETRY = "coalmine.dev/retry"
 
 # A canary can be promoted or aborted only while it is moving or held.
 _CANARY_RUNNING = frozenset({Phase.PROGRESSING, Phase.PAUSED})
-# Retry starts the newest revision again after it was rolled back or never became ready.
+# Retry starts the newest revision again after it was rolled back or never became ready, and
+# restarts analysis that paused the canary because it stayed inconclusive too long.
 _RETRYABLE = frozenset({Phase.DEGRADED, Phase.FAILED})
 
 
@@ -68,18 +69,21 @@ def paused_patch(paused: bool) -> dict[str, Any]:
     return {"spec": {"paused": paused}}
 
 
-def refusal(control: Control, name: str, phase: Phase) -> Refusal | None:
-    """None when ``control`` can act in ``phase``; otherwise what to tell the person."""
+def refusal(control: Control, name: str, status: ModelDeploymentStatus) -> Refusal | None:
+    """None when ``control`` can act on this status; otherwise what to tell the person."""
+    phase = status.phase
     if control in (Control.PROMOTE, Control.PROMOTE_FULL, Control.ABORT):
         if phase in _CANARY_RUNNING:
             return None
-        return Refusal(
-            f"nothing to {control.value.split()[0]}: {name} has no canary in progress "
-            f"(phase {phase.value})"
-        )
-    if control is Control.RETRY and phase not in _RETRYABLE:
-        return Refusal(
-            f"nothing to retry: {name} is {phase.value}; retry applies after a rollback "
-            "(Degraded) or a failed first revision (Failed)"
-        )
-    return None
+        verb = control.value.split()[0]
+        return Refusal(f"nothing to {verb}: {name} has no canary in progress (phase {phase})")
+    if control is not Control.RETRY:
+        return None
+    if phase in _RETRYABLE or (phase is Phase.PAUSED and status.paused_by == "analysis"):
+        return None
+    if phase is Phase.PAUSED:
+        return Refusal(f"{name} is paused by a person (spec.paused): use resume, not retry")
+    return Refusal(
+        f"nothing to retry: {name} is {phase}; retry applies after a rollback (Degraded), "
+        "a failed first revision (Failed), or a pause by inconclusive analysis"
+    )

@@ -150,7 +150,7 @@ def history(ctx: click.Context, name: str, **where: Any) -> None:
 def _request(ctx: click.Context, control: Control, name: str, force: bool, where: Any) -> None:
     """Check the control makes sense now, then set its annotation."""
     cluster, deps = _open(ctx, **where), ctx.ensure_object(Deps)
-    refused = refusal(control, name, read_status(cluster.get(name)).phase)
+    refused = refusal(control, name, read_status(cluster.get(name)))
     if refused is not None and not force:
         raise CliError(refused.message + " (use --force to request it anyway)")
     now = deps.now()

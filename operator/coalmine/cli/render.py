@@ -49,7 +49,7 @@ def _overview(obj: dict[str, Any], status: ModelDeploymentStatus, now: datetime)
     rows = [
         ("Name", meta.get("name", MISSING)),
         ("Namespace", meta.get("namespace", MISSING)),
-        ("Phase", status.phase.value + (" (spec.paused: true)" if spec.get("paused") else "")),
+        ("Phase", status.phase.value + _paused_note(status, spec)),
         (
             "Generation",
             f"{meta.get('generation', MISSING)} (observed {_opt(status.observed_generation)})",
@@ -64,6 +64,14 @@ def _overview(obj: dict[str, Any], status: ModelDeploymentStatus, now: datetime)
         rows.append(("Message", status.message))
     width = max(len(label) for label, _ in rows) + 2
     return "\n".join(f"{label + ':':<{width}}{value}" for label, value in rows)
+
+
+def _paused_note(status: ModelDeploymentStatus, spec: dict[str, Any]) -> str:
+    if status.paused_by == "analysis":
+        return " (by analysis: inconclusive too long; `kubectl coalmine retry` restarts it)"
+    if spec.get("paused"):
+        return " (spec.paused: true; `kubectl coalmine resume` continues)"
+    return ""
 
 
 def _steps(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -137,7 +145,8 @@ def _rollback(record: RollbackRecord | None, now: datetime) -> str:
     if record is None:
         return ""
     lines = [
-        f"Rollback: {record.version} (revision {record.revision}), stage {record.stage}",
+        f"Rollback: {record.version} (revision {record.revision}), stage {record.stage}, "
+        f"outcome {record.outcome}",
         f"  Reason:   {record.reason}",
     ]
     if record.check is not None:

@@ -25,7 +25,7 @@ def test_rollback_record_names_the_check_its_value_and_threshold() -> None:
     page = render_status(rolled_back(), [], NOW)
 
     assert "Phase:      Degraded\n" in page
-    assert "Rollback: v3 (revision c4d5e6f7a8), stage Done\n" in page
+    assert "Rollback: v3 (revision c4d5e6f7a8), stage Done, outcome RolledBack\n" in page
     assert "  Check:    error-rate = 0.2113 (threshold <= 0.05)\n" in page
     assert "started 4m0s ago, traffic on stable 3m58s ago, completed 3m46s ago" in page
     assert "Step:" not in page  # no canary step once rolled back
@@ -67,12 +67,22 @@ def test_object_the_operator_has_not_seen_reads_as_pending() -> None:
     assert "Events: not shown (no permission to list events in this namespace)" in page
 
 
-def test_paused_spec_is_visible_next_to_the_phase() -> None:
+def test_who_paused_is_visible_next_to_the_phase_with_the_way_out() -> None:
     obj = progressing()
     obj["spec"]["paused"] = True
-    obj["status"]["phase"] = "Paused"
+    obj["status"].update(phase="Paused", pausedBy="user")
+    by_user = render_status(obj, [], NOW)
+    obj["spec"]["paused"] = False
+    obj["status"]["pausedBy"] = "analysis"
+    by_analysis = render_status(obj, [], NOW)
 
-    assert "Phase:      Paused (spec.paused: true)\n" in render_status(obj, [], NOW)
+    assert (
+        "Phase:      Paused (spec.paused: true; `kubectl coalmine resume` continues)\n" in by_user
+    )
+    assert (
+        "Phase:      Paused (by analysis: inconclusive too long; "
+        "`kubectl coalmine retry` restarts it)\n"
+    ) in by_analysis
 
 
 def test_default_steps_count_when_the_spec_leaves_them_out() -> None:
