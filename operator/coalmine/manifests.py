@@ -27,7 +27,7 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "coalmine-operator"}
 SERVING_PORT = 8080
 MODELS_DIR = "/models"
 PVC_ROOT = "/mnt/pvc"
-NONROOT_UID = 65532  # the serving image's numeric non-root user (distroless convention)
+NONROOT_UID = 10001  # the serving image's numeric non-root user (serving/Dockerfile)
 FORMAT_SUFFIX = {"onnx": "onnx", "skops": "skops", "joblib": "joblib"}
 
 

@@ -1,0 +1,113 @@
+"""Measurements from query results: counts, NaN, empty vectors and provider errors."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from coalmine.analysis import QueryResult, measure_checks, promql
+from coalmine.analysis.measure import bucket_counts
+from coalmine.analysis.scope import Scope, SideScope
+from coalmine.api import Check
+from coalmine.api.checks import (
+    DriftCheck,
+    ErrorRateCheck,
+    ErrorRateVsStable,
+    LatencyCheck,
+    PromQLCheck,
+    QualityCheck,
+)
+from coalmine.rollout.types import SideMeasurement
+from tests.coalmine.fakes import FakeProvider, vector
+
+CANARY = SideScope(model="iris", version="v2", variant="canary", namespace="ml")
+STABLE = SideScope(model="iris", version="v1", variant="stable", namespace="ml")
+SCOPE = Scope(canary=CANARY, stable=STABLE, window=timedelta(seconds=30))
+W = "30s"
+
+
+def test_error_rate_counts_server_errors_only():
+    provider = FakeProvider(
+        {
+            promql.outcome_counts(CANARY, W): vector(
+                ({"outcome": "success"}, 76.0),
+                ({"outcome": "client_error"}, 4.0),
+                ({"outcome": "server_error"}, 20.0),
+            ),
+            promql.outcome_counts(STABLE, W): vector(({"outcome": "success"}, 200.0)),
+        }
+    )
+    check = Check(name="err", error_rate=ErrorRateCheck(max=0.05, vs_stable=ErrorRateVsStable()))
+    (m,) = measure_checks(provider, SCOPE, [check])
+    assert m.canary == SideMeasurement(value=0.2, samples=100.0, errors=20.0)
+    assert m.stable == SideMeasurement(value=0.0, samples=200.0, errors=0.0)
+
+
+def test_no_traffic_is_no_value_not_zero_errors():
+    check = Check(name="err", error_rate=ErrorRateCheck(max=0.05))
+    (m,) = measure_checks(FakeProvider(), SCOPE, [check])
+    assert m.canary.value is None and m.canary.samples == 0
+    assert m.stable is None  # no vsStable: stable is not queried
+
+
+def test_provider_errors_become_data():
+    failing = QueryResult(error="ConnectionError: refused")
+    provider = FakeProvider({promql.outcome_counts(CANARY, W): failing})
+    (m,) = measure_checks(provider, SCOPE, [Check(name="e", error_rate=ErrorRateCheck(max=0.1))])
+    assert m.canary.error == "ConnectionError: refused" and m.canary.value is None
+
+
+def test_latency_nan_is_no_value():
+    provider = FakeProvider(
+        {
+            promql.latency_quantile(CANARY, W, 0.99): vector(({}, math.nan)),
+            promql.latency_count(CANARY, W): vector(({}, 0.0)),
+        }
+    )
+    (m,) = measure_checks(provider, SCOPE, [Check(name="l", latency=LatencyCheck(max_seconds=0.5))])
+    assert m.canary.value is None and m.canary.samples == 0.0
+
+
+def test_accuracy_from_feedback_counts():
+    provider = FakeProvider(
+        {
+            promql.feedback_counts(CANARY, W): vector(
+                ({"result": "correct"}, 60.0), ({"result": "incorrect"}, 40.0)
+            )
+        }
+    )
+    (m,) = measure_checks(provider, SCOPE, [Check(name="q", quality=QualityCheck(min=0.9))])
+    assert m.canary == SideMeasurement(value=0.6, samples=100.0, correct=60.0)
+
+
+def test_drift_measures_both_distributions():
+    provider = FakeProvider(
+        {
+            promql.class_counts(CANARY, W): vector(({"class": "1"}, 5.0), ({"class": "0"}, 15.0)),
+            promql.class_counts(STABLE, W): vector(({"class": "0"}, 50.0)),
+        }
+    )
+    (m,) = measure_checks(provider, SCOPE, [Check(name="d", drift=DriftCheck())])
+    assert m.canary.distribution == (("0", 15.0), ("1", 5.0)) and m.canary.samples == 20.0
+    assert m.stable is not None and m.stable.distribution == (("0", 50.0),)
+
+
+def test_regressor_drift_falls_back_to_histogram_buckets():
+    cumulative = vector(({"le": "1.0"}, 3.0), ({"le": "+Inf"}, 8.0), ({"le": "5.0"}, 7.0))
+    provider = FakeProvider({promql.value_buckets(CANARY, W): cumulative})
+    (m,) = measure_checks(provider, SCOPE, [Check(name="d", drift=DriftCheck())])
+    assert dict(m.canary.distribution) == {"1.0": 3.0, "5.0": 4.0, "+Inf": 1.0}
+    assert bucket_counts({}) == {}
+
+
+def test_custom_query_rejects_several_series_and_renders_both_sides():
+    check = Check(name="c", promql=PromQLCheck(query='up{version="{{version}}"}', max_ratio=2.0))
+    provider = FakeProvider(
+        {
+            'up{version="v2"}': vector(({"a": "1"}, 1.0), ({"a": "2"}, 1.0)),
+            'up{version="v1"}': vector(({}, 3.0)),
+        }
+    )
+    (m,) = measure_checks(provider, SCOPE, [check])
+    assert m.canary.error == "query returned 2 series, expected 1"
+    assert m.stable == SideMeasurement(value=3.0)

@@ -1,0 +1,75 @@
+"""In-memory fakes of the operator's own interfaces (KubeApi, MetricProvider) for unit tests.
+
+They record every write in order, so tests can assert "router before Deployments".
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+from coalmine.analysis import QueryResult, Sample
+from coalmine.k8s import ObjectRef
+
+Manifest = dict[str, Any]
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.objects: dict[ObjectRef, Manifest] = {}
+        self.calls: list[tuple[str, str, str]] = []  # (operation, kind, name)
+        self.events: list[tuple[str, str, str]] = []
+
+    def put(self, manifest: Manifest) -> None:
+        self.objects[ObjectRef.of(manifest)] = copy.deepcopy(manifest)
+
+    def get(self, ref: ObjectRef) -> Manifest | None:
+        found = self.objects.get(ref)
+        return copy.deepcopy(found) if found is not None else None
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        ref = ObjectRef.of(manifest)
+        self.calls.append(("apply", ref.kind, ref.name))
+        merged = {**self.objects.get(ref, {}), **copy.deepcopy(manifest)}
+        self.objects[ref] = merged
+        return merged
+
+    def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:
+        self.calls.append(("status", ref.kind, ref.name))
+        self.objects[ref]["status"] = copy.deepcopy(status)
+
+    def scale(self, ref: ObjectRef, replicas: int) -> None:
+        self.calls.append(("scale", ref.kind, ref.name))
+        self.objects[ref]["spec"]["replicas"] = replicas
+
+    def remove_annotations(self, ref: ObjectRef, keys: list[str]) -> None:
+        if keys:
+            self.calls.append(("unannotate", ref.kind, ",".join(keys)))
+            annotations = self.objects[ref]["metadata"].get("annotations", {})
+            for key in keys:
+                annotations.pop(key, None)
+
+    def post_event(
+        self, involved: Manifest, type_: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None:
+        self.events.append((type_, reason, message))
+
+
+class FakeProvider:
+    """Answers queries from a dict of exact PromQL -> result; unknown queries are empty."""
+
+    def __init__(self, answers: dict[str, QueryResult] | None = None) -> None:
+        self.answers = answers or {}
+        self.queries: list[str] = []
+        self.closed = False
+
+    def query(self, promql: str) -> QueryResult:
+        self.queries.append(promql)
+        return self.answers.get(promql, QueryResult())
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def vector(*pairs: tuple[dict[str, str], float]) -> QueryResult:
+    return QueryResult(samples=tuple(Sample(labels, value) for labels, value in pairs))

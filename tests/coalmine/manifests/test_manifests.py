@@ -1,0 +1,146 @@
+"""Snapshot tests of the manifest builders, plus the properties that must never regress.
+
+Regenerate the snapshots after a deliberate change with
+``COALMINE_UPDATE_SNAPSHOTS=1 pytest tests/coalmine/manifests`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from coalmine import manifests
+from coalmine.api import ModelDeploymentSpec, RevisionRef
+from coalmine.manifests import Owner
+from coalmine.settings import OperatorSettings
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+OWNER = Owner(name="iris", namespace="ml", uid="0000-1111")
+SHA = "a" * 64
+SETTINGS = OperatorSettings(default_serving_image="coalmine/serving:test")
+
+
+def _spec(**traffic: Any) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate(
+        {
+            "model": {"name": "iris", "version": "v2", "uri": "https://models/iris.onnx",
+                      "format": "onnx", "sha256": SHA},
+            "runtime": {"replicas": 3, "env": [{"name": "A", "value": "1"}]},
+            "traffic": traffic or {"router": "replicas"},
+        }
+    )  # fmt: skip
+
+
+REVISION = RevisionRef(
+    revision="r2", version="v2", uri="https://models/iris.onnx", format="onnx", sha256=SHA
+)
+
+
+def _check_snapshot(name: str, manifest: dict[str, Any]) -> None:
+    path = SNAPSHOTS / f"{name}.yaml"
+    text = yaml.safe_dump(manifest, sort_keys=True)
+    if os.environ.get("COALMINE_UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def test_canary_deployment_snapshot():
+    built = manifests.deployment(OWNER, _spec(), "canary", REVISION, 2, SETTINGS)
+    _check_snapshot("deployment-canary", built)
+
+
+def test_client_service_snapshots():
+    _check_snapshot("service-both", manifests.client_service(OWNER, _spec(), True))
+    _check_snapshot("service-stable", manifests.client_service(OWNER, _spec(), False))
+
+
+def test_http_route_snapshot():
+    spec = _spec(router="gatewayAPI", gatewayAPI={"parentRefs": [{"name": "gw"}]})
+    _check_snapshot("httproute-30", manifests.http_route(OWNER, spec, 30))
+
+
+def test_pods_meet_pod_security_restricted():
+    pod = manifests.deployment(OWNER, _spec(), "stable", REVISION, 1, SETTINGS)["spec"]["template"]
+    spec = pod["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    for container in spec["containers"] + spec["initContainers"]:
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["capabilities"] == {"drop": ["ALL"]}
+    mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert {"/tmp", "/models"} <= mounts
+
+
+def test_server_args_carry_the_metric_identity_and_the_digest():
+    args = manifests.server_args(_spec(), "canary", REVISION, SETTINGS)
+    flags = dict(zip(args[1::2], args[2::2], strict=False))
+    assert flags["--model-name"] == "iris"
+    assert flags["--model-version"] == "v2"
+    assert flags["--variant"] == "canary"
+    assert flags["--sha256"] == SHA
+    assert flags["--model-uri"] == "/models/model.onnx"
+
+
+def test_init_container_fetches_and_verifies_into_the_shared_volume():
+    pod = manifests.deployment(OWNER, _spec(), "stable", REVISION, 1, SETTINGS)["spec"]["template"]
+    (init,) = pod["spec"]["initContainers"]
+    assert init["args"][:5] == ["fetch", "--uri", "https://models/iris.onnx", "--sha256", SHA]
+    assert init["args"][5:] == ["--dest", "/models", "--filename", "model.onnx"]
+
+
+def test_selector_names_variant_but_not_revision():
+    # The selector is immutable; promotion changes the stable Deployment's revision.
+    built = manifests.deployment(OWNER, _spec(), "stable", REVISION, 1, SETTINGS)
+    assert built["spec"]["selector"]["matchLabels"] == {
+        "coalmine.dev/model-deployment": "iris",
+        "coalmine.dev/variant": "stable",
+    }
+    assert built["spec"]["template"]["metadata"]["labels"]["coalmine.dev/revision"] == "r2"
+
+
+def test_every_child_is_owned_by_the_model_deployment():
+    spec = _spec(router="gatewayAPI", gatewayAPI={"parentRefs": [{"name": "gw"}]})
+    children = [
+        manifests.deployment(OWNER, spec, "canary", REVISION, 1, SETTINGS),
+        manifests.variant_service(OWNER, spec, "canary"),
+        manifests.http_route(OWNER, spec, 10),
+    ]
+    for child in children:
+        (ref,) = child["metadata"]["ownerReferences"]
+        assert ref["uid"] == OWNER.uid and ref["controller"] is True
+
+
+def test_pvc_uri_mounts_the_claim_read_only():
+    revision = RevisionRef(
+        revision="r", version="v", uri="pvc://models/iris/m.onnx", format="onnx", sha256=SHA
+    )
+    pod = manifests.deployment(OWNER, _spec(), "stable", revision, 1, SETTINGS)["spec"]["template"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["artifact"]["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    assert "file:///mnt/pvc/models/iris/m.onnx" in pod["spec"]["initContainers"][0]["args"]
+
+
+def test_pickle_needs_the_operator_setting():
+    revision = RevisionRef(
+        revision="r", version="v", uri="file:///m.joblib", format="joblib", sha256=SHA
+    )
+    refused = manifests.server_args(_spec(), "stable", revision, SETTINGS)
+    allowed = manifests.server_args(
+        _spec(), "stable", revision, SETTINGS.model_copy(update={"allow_pickle": True})
+    )
+    assert "--allow-pickle" not in refused
+    assert "--allow-pickle" in allowed
+
+
+@pytest.mark.parametrize("replicas", [1, 1000])
+def test_replicas_are_capped_by_the_operator_limit(replicas: int):
+    built = manifests.deployment(OWNER, _spec(), "stable", REVISION, replicas, SETTINGS)
+    assert built["spec"]["replicas"] == min(replicas, SETTINGS.max_replicas)
