@@ -3,6 +3,7 @@
 Nothing here performs I/O or reads a clock; the operator observes, calls ``decide`` and acts.
 """
 
+from coalmine.rollout.decide import decide
 from coalmine.rollout.replicas import observed_weight, plan_replicas
 from coalmine.rollout.types import (
     CONTROL_ANNOTATIONS,
@@ -28,6 +29,7 @@ __all__ = [
     "Measurement",
     "Observations",
     "SideMeasurement",
+    "decide",
     "observed_weight",
     "plan_replicas",
 ]

@@ -24,7 +24,7 @@ def judge_quality(
     """Accuracy with Wilson bounds, or mean absolute error, absolute and against stable."""
     spec = check.quality
     assert spec is not None
-    labels = Judging(check.min_samples or spec.min_labels, judging.look_alpha)
+    labels = Judging(check.min_samples or spec.min_labels, judging.looks)
     if spec.metric == "accuracy":
         return _accuracy(spec, m, labels, base)
     return _mae(spec, m, labels, base)

@@ -57,7 +57,7 @@ def judge_error_rate(
     verdict = replace(verdict, stable_value=stable_errors / stable_n)
     p = error_rate_worse_p(errors, n, stable_errors, stable_n)
     numbers = f"canary {errors}/{n} vs stable {stable_errors}/{stable_n}, p={p:.3g}"
-    if rate >= spec.vs_stable.floor and p < judging.look_alpha:
+    if rate >= spec.vs_stable.floor and p < judging.alpha(spec.vs_stable.confidence):
         return replace(verdict, verdict="fail", reason=f"worse than stable: {numbers}")
     return replace(verdict, verdict="pass", reason=f"not worse than stable: {numbers}")
 
@@ -66,7 +66,8 @@ def _error_threshold(spec: ErrorRateCheck, judging: Judging) -> str:
     parts = [] if spec.max is None else [f"<= {fmt(spec.max)}"]
     if spec.vs_stable is not None:
         parts.append(
-            f"vs stable p >= {judging.look_alpha:.3g} or rate < {fmt(spec.vs_stable.floor)}"
+            f"vs stable p >= {judging.alpha(spec.vs_stable.confidence):.3g}"
+            f" or rate < {fmt(spec.vs_stable.floor)}"
         )
     return "; ".join(parts)
 

@@ -36,8 +36,18 @@ class Judging:
 
     min_samples: int
     """``check.minSamples`` or ``policy.minSamples``."""
-    look_alpha: float
-    """Significance of one comparison at one measurement (see ``policy.look_alpha``)."""
+    looks: int = 1
+    """Measurements a rollout plans to take (see ``policy.planned_looks``): a comparison with
+    stable at confidence c is made at significance (1 - c) / looks on each of them, so the
+    whole rollout, not each look, keeps the stated confidence (Bonferroni)."""
+
+    def alpha(self, confidence: float) -> float:
+        """Significance of one comparison at one measurement.
+
+        >>> Judging(min_samples=50, looks=4).alpha(0.95)
+        0.0125
+        """
+        return round((1 - confidence) / self.looks, 12)
 
 
 class InconclusiveError(Exception):

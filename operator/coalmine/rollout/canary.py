@@ -1,0 +1,274 @@
+"""A canary in flight: start it, give it traffic once ready, analyse each step, advance.
+
+Order of precedence on every tick, most protective first: the spec going back to stable, a
+newer revision, abort, a person's pause, promote-full, then readiness and analysis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from coalmine.api.status import CheckStatus, ModelDeploymentStatus, Phase
+from coalmine.rollout.policy import Assessment, assess, fold_analysis, judge_all
+from coalmine.rollout.promotion import promote
+from coalmine.rollout.rollback import start_rollback
+from coalmine.rollout.tick import (
+    WAIT_FOR_OBSERVATION,
+    Plan,
+    Tick,
+    normal,
+    update,
+    warning,
+    with_history,
+)
+from coalmine.rollout.types import Action, Event
+
+
+def start_canary(t: Tick) -> Plan:
+    """Create the canary at step 0 with no traffic; traffic follows once its pods are ready."""
+    target = t.target
+    status = update(
+        t.status,
+        phase=Phase.PROGRESSING,
+        canary=target,
+        current_step=0,
+        weight=0,
+        step_started_at=None,
+        canary_started_at=t.now,
+        analysis=None,
+        paused_by=None,
+        message=f"starting canary {target.version}",
+    )
+    event = normal("CanaryCreated", f"canary {target.version} ({target.revision}) started")
+    return Plan(
+        Action.CREATE_CANARY,
+        status,
+        0,
+        target,
+        canary_sized_for=t.step_weight(0),
+        reason="CanaryCreated",
+        events=(event,),
+        requeue_after=WAIT_FOR_OBSERVATION,
+    )
+
+
+def interrupt(t: Tick) -> Plan | None:
+    """What outranks the step logic: the stable revision reapplied, a newer revision, abort."""
+    status, target = t.status, t.target
+    assert status.stable is not None and status.canary is not None
+    if target.revision == status.stable.revision:
+        why = f"spec is back on stable {status.stable.version}"
+        return start_rollback(t, "Superseded", "StableReapplied", why)
+    if target.revision != status.canary.revision:
+        return supersede(t)
+    if t.controls.abort:
+        return start_rollback(t, "Aborted", "AbortRequested", "aborted by the abort annotation")
+    if t.controls.promote_full:
+        return promote(t, "PromoteFullRequested")
+    return None
+
+
+def supersede(t: Tick) -> Plan:
+    """A newer revision: take traffic off the old canary first; only once the router is seen
+    at 0 does the canary Deployment switch to the new revision and restart at step 0."""
+    status = t.status
+    assert status.canary is not None
+    if status.weight > 0 or (t.obs.canary_weight or 0) > 0:
+        draining = update(
+            status, weight=0, message=f"new revision {t.target.version}: traffic to stable first"
+        )
+        return Plan(
+            Action.SET_WEIGHT,
+            draining,
+            0,
+            status.canary,
+            canary_sized_for=t.step_weight(status.current_step),
+            reason="NewRevisionTrafficToStable",
+            requeue_after=WAIT_FOR_OBSERVATION,
+        )
+    old = status.canary
+    history = with_history(status, old, "Superseded", f"NewRevision {t.target.version}", t.now)
+    restarted = start_canary(Tick(t.spec, update(status, history=history), t.obs, t.now))
+    event = normal("Superseded", f"canary {old.version} superseded by {t.target.version}")
+    return replace(restarted, events=(event, *restarted.events))
+
+
+def promote_control(t: Tick) -> Plan | None:
+    """The promote annotation: skip the remaining steps, unless a check is failing."""
+    if not t.controls.promote:
+        return None
+    analysis = t.status.analysis
+    if analysis is not None and analysis.verdict == "fail":
+        return None  # refused in _passing_or_hold / hold, with an Event
+    return promote(t, "PromoteRequested")
+
+
+def progressing(t: Tick) -> Plan:
+    """Phase Progressing: readiness, then traffic, then analysis of the current step."""
+    status = t.status
+    assert status.canary is not None
+    if t.paused:
+        return hold(t, "user", "PausedByUser", "paused by spec.paused")
+    if not t.canary_ready(status.canary.revision) and status.weight == 0:
+        return await_canary(t)
+    if status.weight == 0:
+        return give_traffic(t)
+    if status.step_started_at is None:
+        return await_router(t)
+    return analyse(t)
+
+
+def await_canary(t: Tick) -> Plan:
+    """The canary's pods are not ready yet; the progress deadline counts from its start."""
+    status = t.status
+    assert status.canary is not None
+    started = status.canary_started_at or t.now
+    deadline = started + t.spec.canary.progress_deadline
+    if t.now >= deadline:
+        why = f"canary not ready within {t.spec.canary.progress_deadline}"
+        return start_rollback(t, "RolledBack", "ProgressDeadlineExceeded", why)
+    waiting = update(status, message=f"waiting for canary {status.canary.version} pods")
+    return Plan(
+        Action.WAIT,
+        waiting,
+        0,
+        status.canary,
+        canary_sized_for=t.step_weight(status.current_step),
+        reason="WaitingForCanaryReady",
+        requeue_after=WAIT_FOR_OBSERVATION,
+        until=deadline,
+    )
+
+
+def give_traffic(t: Tick) -> Plan:
+    """The canary is ready: apply the current step's weight (deployments first, then router)."""
+    status = t.status
+    weight = t.step_weight(status.current_step)
+    serving = update(status, weight=weight, step_started_at=None, message=f"weight {weight}%")
+    return Plan(
+        Action.SET_WEIGHT,
+        serving,
+        weight,
+        status.canary,
+        canary_sized_for=weight,
+        reason="CanaryReady",
+        requeue_after=WAIT_FOR_OBSERVATION,
+    )
+
+
+def await_router(t: Tick) -> Plan:
+    """The step's pause starts when the router is seen sending the canary traffic, not when
+    we asked for it, so a slow router does not eat the pause."""
+    status = t.status
+    observed = t.obs.canary_weight
+    if observed is not None and observed > 0:
+        started = update(status, step_started_at=t.now, analysis=status.analysis)
+        return _stay(t, started, Action.WAIT, "StepStarted", t.interval)
+    return _stay(t, status, Action.WAIT, "WaitingForRouter", WAIT_FOR_OBSERVATION)
+
+
+def analyse(t: Tick) -> Plan:
+    """Fold this tick's measurements, then act on what the analysis asks."""
+    status, canary = t.status, t.spec.canary
+    step = status.current_step or 0
+    if t.obs.measurements is not None:
+        verdicts = judge_all(canary, t.obs.measurements)
+        record = fold_analysis(status.analysis, verdicts, step, status.weight, t.now)
+        status = update(status, analysis=record)
+        t = Tick(t.spec, status, t.obs, t.now)
+    judgement = assess(status.analysis, canary.policy, t.now)
+    act = _ON_ASSESSMENT.get(judgement.assessment)
+    if judgement.assessment == Assessment.ROLL_BACK:
+        return _failed(t, judgement.culprit)
+    if act is not None:
+        return act(t)
+    return _passing_or_hold(t, judgement.assessment == Assessment.PASSING)
+
+
+def _failed(t: Tick, culprit: CheckStatus | None) -> Plan:
+    assert culprit is not None
+    why = (
+        f"check {culprit.name} failed {culprit.consecutive_failures} times in a row:"
+        f" {culprit.reason} (threshold {culprit.threshold})"
+    )
+    return start_rollback(t, "RolledBack", "AnalysisFailed", why, culprit)
+
+
+def _inconclusive_limit(t: Tick) -> Plan:
+    policy = t.spec.canary.policy
+    why = f"analysis inconclusive for {policy.inconclusive_limit}"
+    if policy.on_inconclusive == "rollback":
+        return start_rollback(t, "RolledBack", "InconclusiveLimit", why)
+    return hold(t, "analysis", "InconclusiveAnalysis", f"{why}; set coalmine.dev/retry to resume")
+
+
+_ON_ASSESSMENT: dict[Assessment, Callable[[Tick], Plan]] = {
+    Assessment.INCONCLUSIVE_LIMIT: _inconclusive_limit,
+}
+
+
+def _passing_or_hold(t: Tick, passing: bool) -> Plan:
+    """Promote on request (unless failing); advance when the pause elapsed and all passed."""
+    status = t.status
+    assert status.step_started_at is not None
+    events: tuple[Event, ...] = ()
+    if t.controls.promote:
+        events = (warning("PromoteRefused", "promote refused: a check is failing"),)
+    pause_over = status.step_started_at + t.spec.canary.steps[status.current_step or 0].pause
+    measured_now = status.analysis is not None and status.analysis.measured_at == t.now
+    ready = t.canary_ready(status.canary.revision if status.canary else "")
+    if passing and measured_now and t.now >= pause_over and ready:
+        return advance(t)
+    wait = min(t.interval, t.seconds_until(pause_over)) if t.now < pause_over else t.interval
+    plan = _stay(t, status, Action.WAIT, "StepPause" if passing else "Analysing", wait)
+    return replace(plan, events=events, until=pause_over)
+
+
+def advance(t: Tick) -> Plan:
+    """Next step, or promotion after the last one. The canary is resized for the new weight in
+    the same decision (deployments first, router after: the weight only goes up when the
+    canary was observed ready)."""
+    status = t.status
+    step = (status.current_step or 0) + 1
+    if step >= len(t.spec.canary.steps):
+        return promote(t, "AllStepsPassed")
+    weight = t.step_weight(step)
+    moved = update(
+        status, current_step=step, weight=weight, step_started_at=None, message=f"step {step}"
+    )
+    event = normal("StepAdvanced", f"step {step}: weight {weight}%")
+    return Plan(
+        Action.ADVANCE_STEP,
+        moved,
+        weight,
+        status.canary,
+        canary_sized_for=weight,
+        reason="StepAdvanced",
+        events=(event,),
+        requeue_after=WAIT_FOR_OBSERVATION,
+    )
+
+
+def hold(t: Tick, by: str, reason: str, message: str) -> Plan:
+    """Keep the canary at its weight, advancing nothing."""
+    status = t.status
+    events: tuple[Event, ...] = ()
+    if status.phase != Phase.PAUSED or status.paused_by != by:
+        events = (normal("Paused", message) if by == "user" else warning(reason, message),)
+    held = update(status, phase=Phase.PAUSED, paused_by=by, message=message)
+    return replace(_stay(t, held, Action.PAUSE, reason, t.interval), events=events)
+
+
+def _stay(
+    t: Tick, status: ModelDeploymentStatus, action: Action, reason: str, requeue: float
+) -> Plan:
+    return Plan(
+        action,
+        status,
+        status.weight,
+        status.canary,
+        canary_sized_for=max(status.weight, t.step_weight(status.current_step)),
+        reason=reason,
+        requeue_after=requeue,
+    )

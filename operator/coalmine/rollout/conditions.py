@@ -1,0 +1,90 @@
+"""Kubernetes Conditions derived from the folded status.
+
+Three types, each answering one question a person asks:
+
+* ``Ready``: does the stable revision serve? (False while the first revision starts or failed.)
+* ``Progressing``: is a canary in flight? The reason says where (``CanaryProgressing``,
+  ``Promoting``, ``PausedByUser``, ``InconclusiveAnalysis``, ``RollingBack``) or how the last
+  one ended (``Promoted``, ``RolledBack``, ``ProgressDeadlineExceeded``...).
+* ``Analysis``: what the latest measurement said (True = every check passed, False = a check
+  failed, Unknown = inconclusive or not running).
+
+``lastTransitionTime`` changes only when a condition's status flips, as the API conventions
+ask, so a ``kubectl wait`` or an alert keyed on it sees one transition, not one per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from coalmine.api.status import Condition, ConditionStatus, ModelDeploymentStatus, Phase
+from coalmine.rollout.types import Observations
+
+READY, PROGRESSING, ANALYSIS = "Ready", "Progressing", "Analysis"
+
+
+def set_condition(
+    conditions: Sequence[Condition],
+    new: Condition,
+) -> list[Condition]:
+    """``conditions`` with ``new`` in place of its type; the old transition time is kept
+    unless the status flipped."""
+    old = next((c for c in conditions if c.type == new.type), None)
+    if old is not None and old.status == new.status:
+        new = new.model_copy(update={"last_transition_time": old.last_transition_time})
+    others = [c for c in conditions if c.type != new.type]
+    return sorted([*others, new], key=lambda c: c.type)
+
+
+def _ready(status: ModelDeploymentStatus, obs: Observations) -> tuple[ConditionStatus, str]:
+    if status.stable is None:
+        return "False", "NoRevision"
+    if obs.stable is None or obs.stable.ready_replicas == 0:
+        return "False", "StableNotReady"
+    if status.phase in (Phase.PENDING, Phase.FAILED):
+        return "False", "FirstRevisionNotReady"
+    return "True", "StableServing"
+
+
+def _analysis(status: ModelDeploymentStatus) -> tuple[ConditionStatus, str]:
+    if status.canary is None or status.analysis is None:
+        return "Unknown", "NotRunning"
+    return _ANALYSIS_CONDITION[status.analysis.verdict]
+
+
+_ANALYSIS_CONDITION: dict[str, tuple[ConditionStatus, str]] = {
+    "pass": ("True", "ChecksPassing"),
+    "fail": ("False", "CheckFailing"),
+    "inconclusive": ("Unknown", "Inconclusive"),
+}
+
+
+def derive_conditions(
+    status: ModelDeploymentStatus,
+    obs: Observations,
+    progress_reason: str,
+    now: datetime,
+) -> list[Condition]:
+    """All three conditions for ``status``; ``progress_reason`` comes from the handler."""
+    in_flight = status.phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.ROLLING_BACK)
+    progressing: ConditionStatus = "True" if in_flight else "False"
+    if status.phase == Phase.PENDING:
+        progressing = "True"
+    rows = [
+        (READY, *_ready(status, obs)),
+        (PROGRESSING, progressing, progress_reason),
+        (ANALYSIS, *_analysis(status)),
+    ]
+    conditions: list[Condition] = list(status.conditions)
+    for kind, state, reason in rows:
+        new = Condition(
+            type=kind,
+            status=state,
+            reason=reason,
+            message=status.message if kind == PROGRESSING else "",
+            last_transition_time=now,
+            observed_generation=obs.generation,
+        )
+        conditions = set_condition(conditions, new)
+    return conditions

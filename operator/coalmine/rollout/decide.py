@@ -1,0 +1,112 @@
+"""``decide``: the whole rollout as a pure function of (spec, status, observations, now).
+
+The status's phase picks a handler from ``PHASE_HANDLERS``; each handler returns a ``Plan``
+(what to run, at what weight, the new status), and ``finalize`` turns it into the
+``Decision`` the operator applies: replica counts, Conditions, observedGeneration and the
+manual controls to remove. Nothing here reads a clock or talks to anything; timing comes
+only from timestamps in status, so a restarted operator decides exactly as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from coalmine.api.spec import ModelDeploymentSpec
+from coalmine.api.status import ModelDeploymentStatus, Phase
+from coalmine.rollout.canary import interrupt, progressing, promote_control
+from coalmine.rollout.conditions import derive_conditions
+from coalmine.rollout.paused import paused
+from coalmine.rollout.promotion import promoting
+from coalmine.rollout.replicas import plan_replicas
+from coalmine.rollout.rollback import rolling_back, start_rollback
+from coalmine.rollout.steady import first_deploy, steady
+from coalmine.rollout.tick import MESSAGE_LIMIT, Plan, Tick, update
+from coalmine.rollout.types import CONTROL_ANNOTATIONS, ChildPlan, Decision, Observations
+
+Handler = Callable[[Tick], Plan]
+
+
+def decide(
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observations: Observations,
+    now: datetime,
+) -> Decision:
+    """What the operator must make true now, and the status to write."""
+    tick = Tick(spec, status, observations, now)
+    return finalize(tick, PHASE_HANDLERS[status.phase](tick))
+
+
+def _steady(t: Tick) -> Plan:
+    return first_deploy(t) if t.status.stable is None else steady(t)
+
+
+def _in_flight(t: Tick) -> Plan:
+    """Progressing or Paused: a promotion to finish, an interruption, or the step logic."""
+    status = t.status
+    if status.stable is None or status.canary is None:
+        return _steady(t)
+    if status.canary.revision == status.stable.revision:
+        return promoting(t)
+    handler = progressing if status.phase == Phase.PROGRESSING else paused
+    return interrupt(t) or promote_control(t) or handler(t)
+
+
+def _rolling_back(t: Tick) -> Plan:
+    status = t.status
+    if status.canary is None:
+        return _steady(t)
+    if status.rollback is None or status.rollback.stage == "Done":
+        # Only a hand-edited status gets here: finish the job safely.
+        return start_rollback(t, "RolledBack", "Recovered", "rollback record missing")
+    return rolling_back(t)
+
+
+PHASE_HANDLERS: dict[Phase, Handler] = {
+    Phase.PENDING: first_deploy,
+    Phase.FAILED: first_deploy,
+    Phase.HEALTHY: _steady,
+    Phase.DEGRADED: _steady,
+    Phase.PROGRESSING: _in_flight,
+    Phase.PAUSED: _in_flight,
+    Phase.ROLLING_BACK: _rolling_back,
+}
+
+
+def finalize(t: Tick, plan: Plan) -> Decision:
+    """Replica counts, Conditions, observedGeneration and consumed controls for ``plan``."""
+    status = update(
+        plan.status,
+        observed_generation=t.obs.generation,
+        message=plan.status.message[:MESSAGE_LIMIT],
+    )
+    status = update(status, conditions=derive_conditions(status, t.obs, plan.reason, t.now))
+    total = t.spec.runtime.replicas
+    traffic = t.spec.traffic
+
+    def replicas(weight: int) -> tuple[int, int]:
+        return plan_replicas(total, weight, traffic.router, traffic.scale_down_stable)
+
+    stable = None
+    if status.stable is not None:
+        count = total if plan.stable_full else replicas(plan.weight)[0]
+        stable = ChildPlan(status.stable, count)
+    canary = None
+    if plan.canary is not None:
+        sized_for = plan.canary_sized_for or t.step_weight(0)
+        canary = ChildPlan(plan.canary, replicas(sized_for)[1])
+    controls = t.obs.controls
+    consumed = tuple(ann for name, ann in CONTROL_ANNOTATIONS.items() if getattr(controls, name))
+    return Decision(
+        action=plan.action,
+        stable=stable,
+        canary=canary,
+        canary_weight=plan.weight,
+        status=status,
+        events=plan.events,
+        requeue_after=plan.requeue_after,
+        consumed_controls=consumed,
+        reason=plan.reason,
+        until=plan.until,
+    )

@@ -1,0 +1,52 @@
+"""Phase Paused: a canary held at its weight, by a person or by inconclusive analysis.
+
+* Held by a person (``spec.paused``): resumes when the pause is lifted.
+* Held by analysis (inconclusive past its budget): waits for a person, as Argo Rollouts does;
+  the retry annotation resumes it, promote / promote-full / abort decide it.
+
+Resuming restarts the current step's pause: the canary must pass a full, fresh pause at its
+weight before it advances, so time spent held never counts as evidence.
+"""
+
+from __future__ import annotations
+
+from coalmine.api.status import Phase
+from coalmine.rollout.canary import hold
+from coalmine.rollout.tick import WAIT_FOR_OBSERVATION, Plan, Tick, normal, update
+from coalmine.rollout.types import Action
+
+
+def paused(t: Tick) -> Plan:
+    status = t.status
+    if status.paused_by == "analysis":
+        if t.controls.retry:
+            return resume(t, "RetryRequested")
+        return hold(t, "analysis", "InconclusiveAnalysis", status.message)
+    if t.paused:
+        return hold(t, "user", "PausedByUser", "paused by spec.paused")
+    return resume(t, "Resumed")
+
+
+def resume(t: Tick, reason: str) -> Plan:
+    status = t.status
+    analysis = status.analysis
+    if analysis is not None:
+        analysis = analysis.model_copy(update={"inconclusive_since": None})
+    resumed = update(
+        status,
+        phase=Phase.PROGRESSING,
+        paused_by=None,
+        step_started_at=None,
+        analysis=analysis,
+        message=f"resumed at step {status.current_step}",
+    )
+    return Plan(
+        Action.WAIT,
+        resumed,
+        resumed.weight,
+        resumed.canary,
+        canary_sized_for=max(resumed.weight, t.step_weight(resumed.current_step)),
+        reason=reason,
+        events=(normal(reason, f"canary resumed at step {status.current_step}"),),
+        requeue_after=WAIT_FOR_OBSERVATION,
+    )

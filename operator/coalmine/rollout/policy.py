@@ -1,0 +1,149 @@
+"""From check verdicts to what the rollout does: consecutive failures, the inconclusive budget,
+and when a step may advance.
+
+* A check **fails the rollout** after ``policy.failureLimit`` consecutive failed measurements.
+  A pass resets its count; an inconclusive measurement leaves it as it was (no data is no news:
+  it neither excuses a failure nor adds one), so error, error, ok, error under a limit of 3
+  never rolls back.
+* Measurements may stay **inconclusive** for ``policy.inconclusiveLimit`` (counted from
+  ``analysis.inconclusiveSince``, reset only by a measurement where every check passed);
+  past it ``policy.onInconclusive`` applies.
+* A step **advances** only on a measurement taken after its pause elapsed in which every check
+  passed, each with enough samples (a check without enough samples is inconclusive).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from coalmine.api.canary import CanaryStrategy, Policy
+from coalmine.api.checks import Check
+from coalmine.api.status import (
+    RECENT_VERDICTS_LIMIT,
+    AnalysisStatus,
+    CheckStatus,
+    Verdict,
+)
+from coalmine.rollout.types import Measurement
+from coalmine.rollout.verdicts import CheckVerdict, Judging, judge
+
+
+def planned_looks(canary: CanaryStrategy) -> int:
+    """Measurements that count towards promotion in an on-schedule rollout: one per interval
+    of each step's pause, at least one per step.
+
+    >>> from datetime import timedelta
+    >>> from coalmine.api.canary import Step
+    >>> planned_looks(CanaryStrategy(steps=[Step(weight=10), Step(weight=50)]))  # 2 x 60s/30s
+    4
+    """
+    interval = canary.analysis.interval.total_seconds()
+    return sum(max(1, math.ceil(s.pause.total_seconds() / interval)) for s in canary.steps)
+
+
+def judge_all(
+    canary: CanaryStrategy, measurements: Sequence[Measurement]
+) -> tuple[CheckVerdict, ...]:
+    """Every check of the spec judged on its measurement (a missing one is inconclusive)."""
+    by_name = {m.check: m for m in measurements}
+    looks = planned_looks(canary)
+    return tuple(
+        judge(check, by_name.get(check.name), _judging(check, canary.policy, looks))
+        for check in canary.analysis.checks
+    )
+
+
+def _judging(check: Check, policy: Policy, looks: int) -> Judging:
+    return Judging(min_samples=check.min_samples or policy.min_samples, looks=looks)
+
+
+def overall(verdicts: Sequence[Verdict]) -> Verdict:
+    """fail if any check failed, else inconclusive if any was, else pass (also for no checks)."""
+    if "fail" in verdicts:
+        return "fail"
+    return "inconclusive" if "inconclusive" in verdicts else "pass"
+
+
+def fold_check(previous: CheckStatus | None, verdict: CheckVerdict) -> CheckStatus:
+    """The check's record after one more measurement (counters and the capped recent list)."""
+    failures = previous.consecutive_failures if previous else 0
+    if verdict.verdict == "fail":
+        failures += 1
+    elif verdict.verdict == "pass":
+        failures = 0
+    recent = [*(previous.recent if previous else []), verdict.verdict][-RECENT_VERDICTS_LIMIT:]
+    return CheckStatus(
+        name=verdict.name,
+        kind=verdict.kind,
+        verdict=verdict.verdict,
+        value=verdict.value,
+        stable_value=verdict.stable_value,
+        threshold=verdict.threshold,
+        samples=verdict.samples,
+        reason=verdict.reason[:512],
+        consecutive_failures=failures,
+        recent=recent,
+    )
+
+
+def fold_analysis(
+    previous: AnalysisStatus | None,
+    verdicts: Sequence[CheckVerdict],
+    step: int,
+    weight: int,
+    now: datetime,
+) -> AnalysisStatus:
+    """The analysis record after one more measurement at ``step``."""
+    before = {c.name: c for c in previous.checks} if previous else {}
+    checks = [fold_check(before.get(v.name), v) for v in verdicts]
+    verdict = overall([c.verdict for c in checks])
+    since = previous.inconclusive_since if previous else None
+    passed_at = previous.passed_at if previous and previous.step == step else None
+    if verdict == "pass":
+        since, passed_at = None, now
+    elif verdict == "inconclusive" and since is None:
+        since = now
+    return AnalysisStatus(
+        measured_at=now,
+        step=step,
+        weight=weight,
+        verdict=verdict,
+        checks=checks,
+        inconclusive_since=since,
+        passed_at=passed_at,
+    )
+
+
+class Assessment(StrEnum):
+    """What the analysis asks of the rollout."""
+
+    ROLL_BACK = "RollBack"
+    INCONCLUSIVE_LIMIT = "InconclusiveLimit"
+    PASSING = "Passing"
+    HOLD = "Hold"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    assessment: Assessment
+    culprit: CheckStatus | None = None
+    """The check that failed the rollout, for the rollback record and Event."""
+
+
+def assess(analysis: AnalysisStatus | None, policy: Policy, now: datetime) -> Judgement:
+    """Failure limit first (a failing check outranks everything), then the inconclusive budget."""
+    if analysis is None:
+        return Judgement(Assessment.HOLD)
+    for check in analysis.checks:
+        if check.consecutive_failures >= policy.failure_limit:
+            return Judgement(Assessment.ROLL_BACK, check)
+    since = analysis.inconclusive_since
+    if since is not None and now - since >= policy.inconclusive_limit:
+        return Judgement(Assessment.INCONCLUSIVE_LIMIT)
+    if analysis.verdict == "pass":
+        return Judgement(Assessment.PASSING)
+    return Judgement(Assessment.HOLD)

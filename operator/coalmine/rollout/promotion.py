@@ -1,0 +1,105 @@
+"""Promotion: the canary's revision becomes stable, without a moment of reduced capacity.
+
+1. ``promote``: ``status.stable`` := the canary's revision; the stable Deployment rolls to it
+   at full replicas while the canary keeps serving at its weight.
+2. Once stable is observed updated and ready on the new revision: weight 0.
+3. Once the router is observed at 0: the canary scales to zero, ``Promoted`` is recorded.
+
+While ``status.stable`` and ``status.canary`` name the same revision, a promotion is in flight;
+that is the whole state, so a restart at any point resumes it.
+"""
+
+from __future__ import annotations
+
+from coalmine.api.status import ModelDeploymentStatus, Phase
+from coalmine.rollout.tick import (
+    WAIT_FOR_OBSERVATION,
+    Plan,
+    Tick,
+    normal,
+    update,
+    warning,
+    with_history,
+)
+from coalmine.rollout.types import Action, Event
+
+
+def promote(t: Tick, reason: str) -> Plan:
+    """Start promoting the canary."""
+    canary = t.status.canary
+    assert canary is not None
+    status = update(
+        t.status,
+        phase=Phase.PROGRESSING,
+        stable=canary,
+        paused_by=None,
+        message=f"promoting {canary.version}: stable rolls to it",
+    )
+    event = normal("Promoting", f"promoting {canary.version} ({reason})")
+    return _keep_serving(t, status, Action.PROMOTE, reason, (event,))
+
+
+def promoting(t: Tick) -> Plan:
+    """Finish a promotion in flight (abort is too late now: stable already runs the new
+    template, and the previous revision's template is no longer known)."""
+    status = t.status
+    assert status.stable is not None and status.canary is not None
+    events: tuple[Event, ...] = ()
+    if t.controls.abort:
+        events = (warning("AbortIgnored", "abort ignored: promotion already in progress"),)
+    stable_ready = t.obs.stable is not None and t.obs.stable.ready_on(status.stable.revision)
+    if not stable_ready:
+        return _keep_serving(t, status, Action.WAIT, "WaitingForStableRollout", events)
+    if status.weight > 0:
+        drained = update(status, weight=0, message="stable ready on the new revision: weight 0")
+        return _keep_serving(t, drained, Action.SET_WEIGHT, "StableUpdated", events)
+    if t.obs.canary_weight != 0:
+        return _keep_serving(t, status, Action.WAIT, "WaitingForRouter", events)
+    return _finish(t, events)
+
+
+def _finish(t: Tick, events: tuple[Event, ...]) -> Plan:
+    status = t.status
+    assert status.canary is not None
+    done = update(
+        status,
+        phase=Phase.HEALTHY,
+        canary=None,
+        current_step=None,
+        step_started_at=None,
+        canary_started_at=None,
+        paused_by=None,
+        message="",
+        history=with_history(status, status.canary, "Promoted", "AllStepsPassed", t.now),
+    )
+    event = normal("Promoted", f"{status.canary.version} is stable and serves all traffic")
+    return Plan(
+        Action.FINISH_PROMOTION,
+        done,
+        0,
+        None,
+        stable_full=True,
+        reason="Promoted",
+        events=(*events, event),
+        requeue_after=t.interval,
+    )
+
+
+def _keep_serving(
+    t: Tick,
+    status: ModelDeploymentStatus,
+    action: Action,
+    reason: str,
+    events: tuple[Event, ...],
+) -> Plan:
+    return Plan(
+        action,
+        status,
+        status.weight,
+        status.canary,
+        canary_sized_for=max(status.weight, t.step_weight(status.current_step)),
+        stable_full=True,
+        reason=reason,
+        events=events,
+        requeue_after=WAIT_FOR_OBSERVATION,
+    )

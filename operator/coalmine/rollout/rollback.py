@@ -1,0 +1,158 @@
+"""Rollback as a resumable sequence, one stage per tick at most, each idempotent:
+
+``TrafficToStable`` (weight 0) -> router observed at 0 -> ``rollback.scaleDownDelay`` for
+in-flight requests -> ``ScaleDownCanary`` (replicas 0) -> canary observed gone -> ``Done``.
+
+Every decision here has weight 0, and the canary is scaled down only after the router was
+observed at 0; a crash between any two stages resumes from ``status.rollback.stage`` and never
+gives the canary traffic again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from coalmine.api.status import (
+    CheckStatus,
+    ModelDeploymentStatus,
+    Outcome,
+    Phase,
+    RollbackRecord,
+)
+from coalmine.rollout.tick import (
+    MESSAGE_LIMIT,
+    WAIT_FOR_OBSERVATION,
+    Plan,
+    Tick,
+    normal,
+    update,
+    warning,
+    with_history,
+)
+from coalmine.rollout.types import Action, Event
+
+
+def start_rollback(
+    t: Tick, outcome: Outcome, reason: str, message: str, culprit: CheckStatus | None = None
+) -> Plan:
+    """Begin taking the canary down; continues in the same tick as far as observed state allows."""
+    canary = t.status.canary
+    assert canary is not None
+    record = RollbackRecord(
+        revision=canary.revision,
+        version=canary.version,
+        reason=f"{reason}: {message}"[:MESSAGE_LIMIT],
+        stage="TrafficToStable",
+        started_at=t.now,
+        outcome=outcome,
+        check=culprit.name if culprit else None,
+        value=culprit.value if culprit else None,
+        threshold=culprit.threshold if culprit else None,
+    )
+    status = update(
+        t.status,
+        phase=Phase.ROLLING_BACK,
+        weight=0,
+        paused_by=None,
+        rollback=record,
+        message=f"rolling back {canary.version}: {message}"[:MESSAGE_LIMIT],
+    )
+    kind = normal if outcome == "Superseded" else warning
+    event = kind("RollingBack", f"rolling back {canary.version}: {message}")
+    plan = rolling_back(Tick(t.spec, status, t.obs, t.now))
+    action = Action.FAIL_DEADLINE if reason == "ProgressDeadlineExceeded" else Action.ROLL_BACK
+    return replace(plan, action=action, events=(event, *plan.events))
+
+
+def rolling_back(t: Tick) -> Plan:
+    """Advance the rollback one stage if what the last stage asked for is observed."""
+    record = t.status.rollback
+    assert record is not None
+    if record.stage == "TrafficToStable":
+        return _traffic_to_stable(t, record)
+    if record.stage == "ScaleDownCanary":
+        return _scale_down(t, record)
+    return _done(t, record)
+
+
+def _traffic_to_stable(t: Tick, record: RollbackRecord) -> Plan:
+    status = t.status
+    if t.obs.canary_weight != 0:  # None: router missing; the operator recreates it at 0
+        return _holding_pods(t, status, "WaitingForTrafficOnStable")
+    on_stable = record.traffic_on_stable_at or t.now
+    record = record.model_copy(update={"traffic_on_stable_at": on_stable})
+    scale_down_at = on_stable + t.spec.rollback.scale_down_delay
+    if t.now < scale_down_at:
+        waiting = update(status, rollback=record)
+        plan = _holding_pods(t, waiting, "ScaleDownDelay")
+        wait = min(t.interval, t.seconds_until(scale_down_at))
+        return replace(plan, until=scale_down_at, requeue_after=wait)
+    record = record.model_copy(update={"stage": "ScaleDownCanary"})
+    return _scale_down(Tick(t.spec, update(status, rollback=record), t.obs, t.now), record)
+
+
+def _holding_pods(t: Tick, status: ModelDeploymentStatus, reason: str) -> Plan:
+    return Plan(
+        Action.ROLL_BACK,
+        status,
+        0,
+        status.canary,
+        canary_sized_for=t.step_weight(status.current_step),
+        stable_full=True,
+        reason=reason,
+        requeue_after=WAIT_FOR_OBSERVATION,
+    )
+
+
+def _scale_down(t: Tick, record: RollbackRecord) -> Plan:
+    canary = t.obs.canary
+    if canary is not None and canary.replicas > 0:
+        return Plan(
+            Action.ROLL_BACK,
+            t.status,
+            0,
+            None,
+            stable_full=True,
+            reason="ScalingDownCanary",
+            requeue_after=WAIT_FOR_OBSERVATION,
+        )
+    return _done(t, record)
+
+
+def _done(t: Tick, record: RollbackRecord) -> Plan:
+    status = t.status
+    canary = status.canary
+    events: tuple[Event, ...] = ()
+    if record.stage != "Done":
+        record = record.model_copy(update={"stage": "Done", "completed_at": t.now})
+        numbers = ""
+        if record.check is not None:
+            numbers = f" (check {record.check}, value {record.value}, threshold {record.threshold})"
+        kind = normal if record.outcome == "Superseded" else warning
+        events = (kind("RolledBack", f"{record.version} rolled back: {record.reason}{numbers}"),)
+    history = status.history
+    if canary is not None:
+        history = with_history(status, canary, record.outcome, record.reason, t.now)
+    phase = Phase.HEALTHY if record.outcome == "Superseded" else Phase.DEGRADED
+    done = update(
+        status,
+        phase=phase,
+        canary=None,
+        current_step=None,
+        step_started_at=None,
+        canary_started_at=None,
+        weight=0,
+        rollback=record,
+        history=history,
+        message=f"{record.version} rolled back: {record.reason}"[:MESSAGE_LIMIT],
+    )
+    return Plan(
+        Action.ROLL_BACK,
+        done,
+        0,
+        None,
+        stable_full=True,
+        reason="RolledBack",
+        events=events,
+        requeue_after=t.interval,
+    )
