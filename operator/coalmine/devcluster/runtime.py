@@ -1,0 +1,72 @@
+"""The node's containerd, driven through its own CLIs: `ctr` (images) and `crictl` (pods).
+
+crictl speaks the CRI, the same API the kubelet uses, so removing pods through it runs the CNI
+DEL that releases each pod's address and veth; `ctr` alone would leave those behind.
+crictl is built from the Go module proxy by e2e/cluster/node-deps.sh.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+CRI_NAMESPACE = "k8s.io"  # the containerd namespace the CRI plugin (hence the kubelet) uses
+CRICTL_VERSION = "v1.34.0"
+
+
+def cache_root() -> Path:
+    """$COALMINE_CACHE, else ~/.cache/coalmine: the same root e2e/cluster/build.sh uses."""
+    return Path(os.environ.get("COALMINE_CACHE") or Path.home() / ".cache" / "coalmine")
+
+
+def find_crictl() -> str:
+    """$COALMINE_CRICTL, else the cached build of node-deps.sh, else crictl on PATH."""
+    cached = cache_root() / f"crictl-{CRICTL_VERSION}" / "bin" / "crictl"
+    found = os.environ.get("COALMINE_CRICTL") or (
+        str(cached) if cached.is_file() else shutil.which("crictl")
+    )
+    if not found:
+        raise FileNotFoundError("crictl not found: run e2e/cluster/node-deps.sh")
+    return found
+
+
+class ContainerRuntime:
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+
+    def _ctr(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        argv = ["ctr", f"--address={self.socket}", f"--namespace={CRI_NAMESPACE}", *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def _crictl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        endpoint = f"unix://{self.socket}"
+        argv = [find_crictl(), f"--runtime-endpoint={endpoint}", f"--image-endpoint={endpoint}"]
+        return subprocess.run(
+            [*argv, *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def ready(self) -> bool | None:
+        """True once the CRI plugin answers (a plain `ctr version` succeeds earlier)."""
+        if not self.socket.exists():
+            return None
+        return True if self._crictl("info").returncode == 0 else None
+
+    def images(self) -> list[str]:
+        return self._ctr("images", "list", "--quiet").stdout.split()
+
+    def has_image(self, name: str) -> bool:
+        return name in self.images()
+
+    def import_archive(self, archive: Path) -> None:
+        """Import an OCI/docker archive into the CRI namespace, unpacked for overlayfs."""
+        result = self._ctr("images", "import", "--snapshotter=overlayfs", str(archive))
+        if result.returncode != 0:
+            raise RuntimeError(f"ctr images import {archive} failed: {result.stderr}")
+
+    def remove_all_pods(self) -> None:
+        """Stop and remove every pod sandbox (and its containers) through the CRI."""
+        result = self._crictl("rmp", "--force", "--all")
+        if result.returncode != 0:
+            raise RuntimeError(f"crictl rmp failed: {result.stderr}")
