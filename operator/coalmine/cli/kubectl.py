@@ -102,7 +102,7 @@ def cli() -> None:
 @click.pass_context
 @_reports_errors
 def status(ctx: click.Context, name: str, watch: bool, interval: float, **where: Any) -> None:
-    """Phase, revisions, step and weight, every check's numbers, Conditions, Events."""
+    """Show the rollout: step, weights, checks with numbers, Conditions, Events."""
     cluster, deps = _open(ctx, **where), ctx.ensure_object(Deps)
     if not watch:
         click.echo(_page(cluster, name, deps.now()), nl=False)
@@ -142,7 +142,7 @@ def _page(cluster: Cluster, name: str, now: datetime) -> str:
 @click.pass_context
 @_reports_errors
 def history(ctx: click.Context, name: str, **where: Any) -> None:
-    """How the recent revisions ended: promoted, rolled back, superseded, aborted."""
+    """List how recent revisions ended (promoted, rolled back, ...)."""
     obj = _open(ctx, **where).get(name)
     click.echo(render_history(obj, ctx.ensure_object(Deps).now()), nl=False)
 
@@ -174,8 +174,9 @@ _force = click.option(
 @click.pass_context
 @_reports_errors
 def promote(ctx: click.Context, name: str, full: bool, force: bool, **where: Any) -> None:
-    """Skip the remaining steps (the current analysis must not be failing); --full skips
-    the analysis as well."""
+    """Skip the remaining steps (analysis must not be failing).
+
+    With --full, skip the analysis as well."""
     _request(ctx, Control.PROMOTE_FULL if full else Control.PROMOTE, name, force, where)
 
 
@@ -186,7 +187,9 @@ def promote(ctx: click.Context, name: str, full: bool, force: bool, **where: Any
 @click.pass_context
 @_reports_errors
 def abort(ctx: click.Context, name: str, force: bool, **where: Any) -> None:
-    """Roll the canary back now: traffic to stable, then the canary is scaled down."""
+    """Roll the canary back now.
+
+    Traffic goes to stable first, then the canary is scaled down."""
     _request(ctx, Control.ABORT, name, force, where)
 
 
@@ -197,7 +200,9 @@ def abort(ctx: click.Context, name: str, force: bool, **where: Any) -> None:
 @click.pass_context
 @_reports_errors
 def retry(ctx: click.Context, name: str, force: bool, **where: Any) -> None:
-    """Start the rolled-back (or failed) newest revision again from step 1."""
+    """Start the newest revision again after a rollback or failure.
+
+    Also restarts analysis that paused the canary because it stayed inconclusive too long."""
     _request(ctx, Control.RETRY, name, force, where)
 
 
@@ -219,7 +224,9 @@ def _set_paused(ctx: click.Context, name: str, paused: bool, where: Any) -> None
 @click.pass_context
 @_reports_errors
 def pause(ctx: click.Context, name: str, **where: Any) -> None:
-    """Hold the rollout where it is (sets spec.paused: true); abort still works."""
+    """Hold the rollout where it is (spec.paused: true).
+
+    Abort still works while paused."""
     _set_paused(ctx, name, True, where)
 
 
@@ -229,7 +236,7 @@ def pause(ctx: click.Context, name: str, **where: Any) -> None:
 @click.pass_context
 @_reports_errors
 def resume(ctx: click.Context, name: str, **where: Any) -> None:
-    """Let a paused rollout continue (sets spec.paused: false)."""
+    """Let a paused rollout continue (spec.paused: false)."""
     _set_paused(ctx, name, False, where)
 
 
