@@ -103,6 +103,11 @@ class KubeCluster:
 
 def _translate(error: ApiException, verb: str, resource: str, name: str, ns: str) -> CliError:
     detail = _server_message(error)
+    if error.status == 404 and "could not find the requested resource" in detail:
+        return NotFoundError(
+            f"this cluster does not serve {RESOURCE}: install the coalmine CRD "
+            "(helm install charts/coalmine, or kubectl apply -f crds/)"
+        )
     if error.status == 404 and resource == RESOURCE:
         return NotFoundError(
             f"ModelDeployment {name!r} not found in namespace {ns!r} "

@@ -29,6 +29,16 @@ def test_404_on_the_object_suggests_another_namespace() -> None:
     )
 
 
+def test_404_without_the_crd_says_to_install_it() -> None:
+    message = "the server could not find the requested resource"
+    error = _translate(api_error(404, message), "get", RESOURCE, "iris", "ml")
+
+    assert isinstance(error, NotFoundError)
+    assert error.message.startswith(
+        "this cluster does not serve modeldeployments.coalmine.dev: install the coalmine CRD"
+    )
+
+
 def test_403_names_verb_resource_and_namespace_and_keeps_the_server_message() -> None:
     detail = 'modeldeployments.coalmine.dev "iris" is forbidden: User "ann" cannot patch'
     error = _translate(api_error(403, detail), "patch", RESOURCE, "iris", "ml")
