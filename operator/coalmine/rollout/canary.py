@@ -12,6 +12,7 @@ from dataclasses import replace
 from coalmine.api.status import CheckStatus, ModelDeploymentStatus, Phase
 from coalmine.rollout.policy import Assessment, assess, fold_analysis, judge_all
 from coalmine.rollout.promotion import promote
+from coalmine.rollout.replicas import expected_weight
 from coalmine.rollout.rollback import start_rollback
 from coalmine.rollout.tick import (
     WAIT_FOR_OBSERVATION,
@@ -110,10 +111,16 @@ def progressing(t: Tick) -> Plan:
     assert status.canary is not None
     if t.paused:
         return hold(t, "user", "PausedByUser", "paused by spec.paused")
-    if not t.canary_ready(status.canary.revision) and status.weight == 0:
+    ready = t.canary_ready(status.canary.revision)
+    if status.weight == 0 and not ready:
         return await_canary(t)
-    if status.weight == 0:
-        return give_traffic(t)
+    if status.weight != t.step_weight(status.current_step):
+        # Sized for the step's weight already; the weight follows once those pods are ready.
+        return (
+            give_traffic(t)
+            if ready
+            else _stay(t, status, Action.WAIT, "ScalingCanary", WAIT_FOR_OBSERVATION)
+        )
     if status.step_started_at is None:
         return await_router(t)
     return analyse(t)
@@ -158,14 +165,29 @@ def give_traffic(t: Tick) -> Plan:
 
 
 def await_router(t: Tick) -> Plan:
-    """The step's pause starts when the router is seen sending the canary traffic, not when
+    """The step's pause starts when the router is seen applying the step's weight, not when
     we asked for it, so a slow router does not eat the pause."""
     status = t.status
-    observed = t.obs.canary_weight
-    if observed is not None and observed > 0:
-        started = update(status, step_started_at=t.now, analysis=status.analysis)
+    if _router_moved(t, status.current_step or 0):
+        started = update(status, step_started_at=t.now)
         return _stay(t, started, Action.WAIT, "StepStarted", t.interval)
     return _stay(t, status, Action.WAIT, "WaitingForRouter", WAIT_FOR_OBSERVATION)
+
+
+def _router_moved(t: Tick, step: int) -> bool:
+    """Observed at this step's weight (one point of slack: the replicas router's weight is a
+    rounded pod ratio), or at least clearly past the previous step's (a stray extra pod must
+    not hold a rollout forever)."""
+    observed = t.obs.canary_weight
+    if observed is None or observed <= 0:
+        return False
+    traffic, total = t.spec.traffic, t.spec.runtime.replicas
+
+    def expected(weight: int) -> int:
+        return expected_weight(total, weight, traffic.router, traffic.scale_down_stable)
+
+    previous = expected(t.step_weight(step - 1)) if step > 0 else 0
+    return observed >= expected(t.step_weight(step)) - 1 or observed > previous + 1
 
 
 def analyse(t: Tick) -> Plan:
@@ -226,22 +248,19 @@ def _passing_or_hold(t: Tick, passing: bool) -> Plan:
 
 
 def advance(t: Tick) -> Plan:
-    """Next step, or promotion after the last one. The canary is resized for the new weight in
-    the same decision (deployments first, router after: the weight only goes up when the
-    canary was observed ready)."""
+    """Next step, or promotion after the last one. The canary is first resized for the next
+    weight at the current one; ``progressing`` raises the weight once those pods are ready."""
     status = t.status
     step = (status.current_step or 0) + 1
     if step >= len(t.spec.canary.steps):
         return promote(t, "AllStepsPassed")
     weight = t.step_weight(step)
-    moved = update(
-        status, current_step=step, weight=weight, step_started_at=None, message=f"step {step}"
-    )
+    moved = update(status, current_step=step, step_started_at=None, message=f"step {step}")
     event = normal("StepAdvanced", f"step {step}: weight {weight}%")
     return Plan(
         Action.ADVANCE_STEP,
         moved,
-        weight,
+        status.weight,
         status.canary,
         canary_sized_for=weight,
         reason="StepAdvanced",

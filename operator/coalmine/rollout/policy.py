@@ -21,7 +21,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from coalmine.api.canary import CanaryStrategy, Policy
-from coalmine.api.checks import Check
 from coalmine.api.status import (
     RECENT_VERDICTS_LIMIT,
     AnalysisStatus,
@@ -50,15 +49,8 @@ def judge_all(
 ) -> tuple[CheckVerdict, ...]:
     """Every check of the spec judged on its measurement (a missing one is inconclusive)."""
     by_name = {m.check: m for m in measurements}
-    looks = planned_looks(canary)
-    return tuple(
-        judge(check, by_name.get(check.name), _judging(check, canary.policy, looks))
-        for check in canary.analysis.checks
-    )
-
-
-def _judging(check: Check, policy: Policy, looks: int) -> Judging:
-    return Judging(min_samples=check.min_samples or policy.min_samples, looks=looks)
+    judging = Judging(min_samples=canary.policy.min_samples, looks=planned_looks(canary))
+    return tuple(judge(c, by_name.get(c.name), judging) for c in canary.analysis.checks)
 
 
 def overall(verdicts: Sequence[Verdict]) -> Verdict:

@@ -116,3 +116,22 @@ def observed_weight(stable_ready: int, canary_ready: int, selector_spans_both: b
     if not selector_spans_both or ready == 0:
         return 0
     return round_half_up(100 * canary_ready / ready)
+
+
+def expected_weight(
+    total: int, weight: int, router: RouterKind, scale_down_stable: bool = False
+) -> int:
+    """The weight the router will be observed at once ``weight`` is applied and all planned
+    pods are ready: exact for ``gatewayAPI``, the ready-pod ratio for ``replicas``.
+
+    >>> expected_weight(4, 10, RouterKind.REPLICAS)     # 4 stable + 1 canary: 20%, not 10%
+    20
+    >>> expected_weight(10, 30, RouterKind.REPLICAS)
+    29
+    >>> expected_weight(4, 10, RouterKind.GATEWAY_API)
+    10
+    """
+    if router == RouterKind.GATEWAY_API:
+        return weight
+    stable, canary = plan_replicas(total, weight, router, scale_down_stable)
+    return observed_weight(stable, canary, selector_spans_both=weight > 0)

@@ -8,7 +8,7 @@ is **inconclusive**, never a pass and never silently a fail.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from coalmine.api.checks import Check
@@ -35,7 +35,7 @@ class Judging:
     """What a check is judged with besides its own settings."""
 
     min_samples: int
-    """``check.minSamples`` or ``policy.minSamples``."""
+    """``policy.minSamples`` (a check's own ``minSamples`` overrides it in ``judge``)."""
     looks: int = 1
     """Measurements a rollout plans to take (see ``policy.planned_looks``): a comparison with
     stable at confidence c is made at significance (1 - c) / looks on each of them, so the
@@ -104,6 +104,8 @@ def judge(check: Check, measurement: Measurement | None, judging: Judging) -> Ch
         "promql": judge_promql,
     }
     base = CheckVerdict(name=check.name, kind=check.kind, verdict="inconclusive")
+    if check.min_samples is not None:
+        judging = replace(judging, min_samples=check.min_samples)
     if measurement is None:
         return _inconclusive(base, InconclusiveError("not measured"))
     try:

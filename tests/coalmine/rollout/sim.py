@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from coalmine.api import ModelDeploymentSpec, ModelDeploymentStatus
+from coalmine.api import ModelDeploymentSpec, ModelDeploymentStatus, RouterKind
 from coalmine.rollout import (
     ChildObservation,
     ChildPlan,
@@ -22,6 +22,7 @@ from coalmine.rollout import (
     Observations,
     SideMeasurement,
     decide,
+    observed_weight,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -87,13 +88,23 @@ class Sim:
     observed: list[Observations] = field(default_factory=list)
     max_step: float = 30.0
 
+    def observed_weight(self) -> int | None:
+        """What the operator reports: the router's weight (gatewayAPI), or the ready-pod ratio
+        while the Service spans both variants (replicas)."""
+        if self.weight is None or self.spec.traffic.router == RouterKind.GATEWAY_API:
+            return self.weight
+        stable = self.stable.ready if self.stable else 0
+        canary = self.canary.ready if self.canary else 0
+        return observed_weight(stable, canary, selector_spans_both=self.weight > 0)
+
     def observe(self) -> Observations:
-        serving = (self.weight or 0) > 0 and self.canary is not None and self.canary.ready > 0
+        weight = self.observed_weight()
+        serving = (weight or 0) > 0
         return Observations(
             generation=1,
             stable=self.stable.observe() if self.stable else None,
             canary=self.canary.observe() if self.canary else None,
-            canary_weight=self.weight,
+            canary_weight=weight,
             measurements=self.measure(self) if serving else None,
             controls=self.controls,
         )
