@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from coalmine_serving.contract import METRICS_PATH
 from coalmine_serving.errors import ServingError
+from coalmine_serving.fastpath import InferenceFastPath
 from coalmine_serving.limits import BodySizeLimit
 from coalmine_serving.metrics import ServingMetrics
 from coalmine_serving.routes import Routes, error_response
@@ -43,14 +45,30 @@ def create_app(
             loading.cancel()
             service.close()
 
-    app = FastAPI(
+    app = ServingApp(
         title="coalmine-serving", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.service = service
     _add_routes(app, Routes(service))
     app.add_exception_handler(ServingError, _serving_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.fast_path = InferenceFastPath(super(ServingApp, app).__call__, service)
     return app
+
+
+class ServingApp(FastAPI):
+    """FastAPI, except that inference requests skip it entirely.
+
+    FastAPI's ``__call__`` (per-request telemetry checks that read ``os.environ``), Starlette's
+    middleware stack and routing cost more than a small model's predict, so POSTs to the
+    infer/predict URLs go straight to :class:`InferenceFastPath`; it hands everything else
+    back to FastAPI.
+    """
+
+    fast_path: InferenceFastPath
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.fast_path(scope, receive, send)
 
 
 async def _serving_error(request: Request, exc: Exception) -> Response:
@@ -66,8 +84,6 @@ def _add_routes(app: FastAPI, routes: Routes) -> None:
     for prefix in (_MODEL, _VERSION):
         app.add_route(prefix, routes.model_metadata, get)
         app.add_route(f"{prefix}/ready", routes.model_ready, get)
-        app.add_route(f"{prefix}/infer", routes.infer_v2, post)
         app.add_route(f"{prefix}/feedback", routes.feedback, post)
     app.add_route("/v1/models/{name}", routes.v1_model, get)
-    app.add_route("/v1/models/{name}:predict", routes.predict_v1, post)
     app.add_route(METRICS_PATH, routes.metrics_text, get)

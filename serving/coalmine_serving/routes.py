@@ -7,10 +7,7 @@ every body here is validated by :mod:`coalmine_serving.codec` anyway.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,8 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from coalmine_serving import codec
-from coalmine_serving.contract import Outcome
-from coalmine_serving.errors import NotFoundError, PredictTimeoutError, ServingError
+from coalmine_serving.errors import NotFoundError, ServingError
 from coalmine_serving.service import InferenceService
 
 log = logging.getLogger("coalmine_serving")
@@ -98,13 +94,7 @@ class Routes:
     async def metrics_text(self, request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    # --- inference ---
-
-    async def infer_v2(self, request: Request) -> Response:
-        return await self._counted(request, self._infer_v2)
-
-    async def predict_v1(self, request: Request) -> Response:
-        return await self._counted(request, self._predict_v1)
+    # --- feedback (inference itself is served by fastpath.InferenceFastPath) ---
 
     async def feedback(self, request: Request) -> Response:
         try:
@@ -113,71 +103,6 @@ class Routes:
             return json_response(self.service.feedback(request_id, truth))
         except ServingError as error:
             return error_response(error)
-
-    async def _infer_v2(self, request: Request) -> Response:
-        runtime = self.service.require_runtime()
-        self._check_model(request)
-        decoded = codec.decode_v2(await request.body(), runtime.signature, self.settings.max_rows)
-        header_id = request.headers.get("x-request-id")
-        request_id, outputs = await self.service.predict(
-            decoded.rows, decoded.request_id or header_id
-        )
-        body = codec.encode_v2(
-            self.settings.model_name,
-            self.settings.model_version,
-            request_id,
-            runtime.signature.output_name,
-            outputs,
-        )
-        return Response(body, 200, {"x-request-id": request_id}, JSON)
-
-    async def _predict_v1(self, request: Request) -> Response:
-        runtime = self.service.require_runtime()
-        self._check_model(request)
-        rows = codec.decode_v1(await request.body(), runtime.signature, self.settings.max_rows)
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request_id, outputs = await self.service.predict(rows, request_id)
-        return Response(codec.encode_v1(outputs), 200, {"x-request-id": request_id}, JSON)
-
-    async def _counted(self, request: Request, handler: Handler) -> Response:
-        """Run an inference handler under the limits and record its outcome and latency."""
-        started = time.perf_counter()
-        metrics = self.metrics
-        metrics.in_flight.inc()
-        try:
-            response = await self._limited(request, handler)
-        finally:
-            metrics.in_flight.dec()
-        status = response.status_code
-        outcome = (
-            Outcome.SUCCESS
-            if status < 400
-            else Outcome.CLIENT_ERROR
-            if status < 500
-            else Outcome.SERVER_ERROR
-        )
-        metrics.outcomes[outcome].inc()
-        metrics.duration.observe(time.perf_counter() - started)
-        return response
-
-    async def _limited(self, request: Request, handler: Handler) -> Response:
-        try:
-            self.service.admit()
-        except ServingError as error:
-            return error_response(error)
-        try:
-            async with asyncio.timeout(self.settings.request_timeout_seconds):
-                return await handler(request)
-        except ServingError as error:
-            return error_response(error)
-        except TimeoutError:
-            limit = self.settings.request_timeout_seconds
-            return error_response(PredictTimeoutError(f"request took longer than {limit:g}s"))
-        except Exception:
-            log.exception("inference failed")
-            return error_response(ServingError("internal error while predicting"))
-        finally:
-            self.service.release()
 
     def _check_model(self, request: Request) -> None:
         params = request.path_params

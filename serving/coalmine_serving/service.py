@@ -30,6 +30,7 @@ from coalmine_serving.runtimes.loader import LoadedModel, load_runtime
 from coalmine_serving.settings import ServingSettings, Task
 
 log = logging.getLogger("coalmine_serving")
+INLINE_MAX_ROWS = 32  # larger batches always go to a thread: their cost grows with the rows
 
 
 class InferenceService:
@@ -44,7 +45,15 @@ class InferenceService:
         )
         self._executor = ThreadPoolExecutor(settings.predict_threads, "coalmine-predict")
         self._in_flight = 0  # touched only on the event loop thread
+        self._inline = False  # decided after warm-up, see inline_predict_max_seconds
+        self._slow_strikes = 0
         self._random = random.Random()
+        self._faults_on = bool(settings.fault_error_rate or settings.fault_latency_seconds)
+
+    @property
+    def predicts_inline(self) -> bool:
+        """True while predict runs on the event loop thread (see inline_predict_max_seconds)."""
+        return self._inline
 
     @property
     def ready(self) -> bool:
@@ -67,6 +76,7 @@ class InferenceService:
             loaded.runtime.format, loaded.sha256, time.perf_counter() - started
         )
         self.output_dtype = loaded.output_dtype
+        await self._decide_inline(loaded.runtime)
         self.runtime = loaded.runtime
         log.info("model %s version %s ready", self.settings.model_name, self.settings.model_version)
 
@@ -89,17 +99,52 @@ class InferenceService:
             raise ModelNotReadyError(f"model {self.settings.model_name} is not ready")
         return self.runtime
 
+    async def _decide_inline(self, runtime: ModelRuntime) -> None:
+        limit = self.settings.inline_predict_max_seconds
+        if not limit or runtime.signature.n_features is None:
+            return
+        row = np.zeros((1, runtime.signature.n_features), dtype=runtime.signature.dtype)
+        loop = asyncio.get_running_loop()
+        # The median CPU time of a few predicts after warm-up decides; _judge_inline keeps
+        # watching every inline predict afterwards.
+        timings = [
+            (await loop.run_in_executor(self._executor, _timed, runtime, row))[1] for _ in range(5)
+        ]
+        typical = sorted(timings)[len(timings) // 2]
+        self._inline = typical < limit
+        log.info("predict %.1f us: %s", typical * 1e6, "inline" if self._inline else "threads")
+
     async def predict(self, rows: np.ndarray, request_id: str | None) -> tuple[str, np.ndarray]:
         """Predict ``rows``; returns the request id (made up if absent) and the outputs."""
         runtime = self.require_runtime()
-        await self._inject_faults()
-        loop = asyncio.get_running_loop()
-        outputs, seconds = await loop.run_in_executor(self._executor, _timed, runtime, rows)
+        if self._faults_on:
+            await self._inject_faults()
+        if self._inline and len(rows) <= INLINE_MAX_ROWS:
+            outputs, seconds = _timed(runtime, rows)
+            self._judge_inline(seconds)
+        else:
+            loop = asyncio.get_running_loop()
+            outputs, seconds = await loop.run_in_executor(self._executor, _timed, runtime, rows)
         self.metrics.compute.observe(seconds)
         self._record_outputs(runtime, outputs)
         request_id = request_id or uuid.uuid4().hex
         self.memory.put(request_id, outputs)
         return request_id, outputs
+
+    def _judge_inline(self, seconds: float) -> None:
+        """Leave inline mode after three slow predicts in a row.
+
+        Three, because one slow predict is usually the OS pausing us or a garbage collection,
+        which says nothing about the model. Wall time, because reading this thread's CPU clock
+        is a system call that costs more than a small model's predict on some sandboxes.
+        """
+        if seconds <= self.settings.inline_predict_max_seconds:
+            self._slow_strikes = 0
+            return
+        self._slow_strikes += 1
+        if self._slow_strikes >= 3:
+            self._inline = False
+            log.warning("predict took %.1f us; using worker threads from now on", seconds * 1e6)
 
     async def _inject_faults(self) -> None:
         settings = self.settings
@@ -165,6 +210,12 @@ def _timed(runtime: ModelRuntime, rows: np.ndarray) -> tuple[np.ndarray, float]:
     started = time.perf_counter()
     outputs = runtime.predict(rows)
     return outputs, time.perf_counter() - started
+
+
+def _cpu_timed(runtime: ModelRuntime, rows: np.ndarray) -> float:
+    started = time.thread_time()
+    runtime.predict(rows)
+    return time.thread_time() - started
 
 
 def _load_or_warm(settings: ServingSettings, preloaded: Any) -> LoadedModel:

@@ -88,6 +88,11 @@ class ServingSettings(BaseSettings):
     """Deadline for one inference request; past it the client gets 504."""
     predict_threads: int = Field(2, ge=1, le=64)
     """Worker threads for predict, so CPU-bound models never block the event loop."""
+    inline_predict_max_seconds: float = Field(0.0002, ge=0.0, le=0.01)
+    """Models whose predict is measured faster than this run on the event loop thread: handing
+    20 µs of work to a thread costs more than the work (a context switch each way and a wait
+    for the GIL). The first slower predict moves this server to the thread pool for good, so
+    the loop is never held longer than about this. 0 = always use the thread pool."""
 
     # --- feedback memory ---
     feedback_ttl_seconds: float = Field(3600.0, gt=0)

@@ -176,3 +176,44 @@ def test_request_timeout_answers_504(artifacts) -> None:  # type: ignore[no-unty
         wait_ready(client)
         reply = client.post("/v2/models/model/infer", json=_infer_body([ROW]))
         assert reply.status_code == 504 and "longer than 0.1s" in reply.json()["error"]
+
+
+class BusyRuntime(SlowRuntime):
+    """Burns CPU instead of sleeping, like a real slow model."""
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        deadline = time.thread_time() + self.delay
+        while time.thread_time() < deadline:
+            pass
+        return rows.sum(axis=1)
+
+
+def test_fast_models_run_inline_until_predicts_get_slow() -> None:
+    runtime = BusyRuntime()
+    app = create_app(load_settings(inline_predict_max_seconds=0.005), model=runtime)
+    with TestClient(app) as client:
+        wait_ready(client)
+        service = app.state.service
+        assert service.predicts_inline
+        runtime.delay = 0.02  # four times the inline budget
+        for expect_inline in (True, True, False):  # three slow ones in a row move it
+            assert client.post("/v2/models/model/infer", json=_infer_body([ROW])).status_code == 200
+            assert service.predicts_inline is expect_inline
+        assert client.post("/v2/models/model/infer", json=_infer_body([ROW])).status_code == 200
+
+
+def test_slow_models_never_run_inline() -> None:
+    runtime = BusyRuntime(delay=0.01)
+    app = create_app(load_settings(inline_predict_max_seconds=0.001), model=runtime)
+    with TestClient(app) as client:
+        wait_ready(client)
+        assert not app.state.service.predicts_inline
+
+
+def test_header_injection_through_the_request_id_is_not_echoed(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["onnx_clf"]) as client:
+        reply = client.post(
+            "/v2/models/iris/infer", json=_infer_body([ROW], "a\r\nSet-Cookie: x=1")
+        )
+        assert reply.status_code == 200 and "set-cookie" not in reply.headers
+        assert "x-request-id" not in reply.headers

@@ -93,7 +93,9 @@ def test_slow_predict_does_not_block_the_event_loop() -> None:
     runtime = SlowRuntime(delay=0.0)
     runtime.gate.set()
     port = models.free_port()
-    app = create_app(load_settings(port=port, predict_threads=1), model=runtime)
+    # Thread pool forced: this test is about it (fast models may run inline, tested elsewhere).
+    settings = load_settings(port=port, predict_threads=1, inline_predict_max_seconds=0)
+    app = create_app(settings, model=runtime)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
