@@ -1,14 +1,12 @@
-"""Thin HTTP routes: decode, call the service, encode, count.
+"""Thin HTTP routes for health, metadata, feedback and /metrics.
 
-Registered as plain Starlette routes (``add_route``), not FastAPI path operations: FastAPI's
-dependency and response-model machinery would cost more than a small model's predict, and
-every body here is validated by :mod:`coalmine_serving.codec` anyway.
+Inference itself is served by :mod:`coalmine_serving.fastpath`. These are plain Starlette
+routes (``add_route``), not FastAPI path operations: every body is validated by
+:mod:`coalmine_serving.codec`, so pydantic models would only repeat the work.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -20,9 +18,7 @@ from coalmine_serving import codec
 from coalmine_serving.errors import NotFoundError, ServingError
 from coalmine_serving.service import InferenceService
 
-log = logging.getLogger("coalmine_serving")
 JSON = "application/json"
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def json_response(
@@ -94,7 +90,7 @@ class Routes:
     async def metrics_text(self, request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    # --- feedback (inference itself is served by fastpath.InferenceFastPath) ---
+    # --- feedback ---
 
     async def feedback(self, request: Request) -> Response:
         try:
