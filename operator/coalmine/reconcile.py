@@ -47,7 +47,7 @@ class Deps:
     decide: DecideFn | None = None
 
     def decide_fn(self) -> DecideFn:
-        return self.decide or rollout.decide  # type: ignore[attr-defined]
+        return self.decide or rollout.decide
 
 
 def reconcile(deps: Deps, namespace: str, name: str) -> float | None:

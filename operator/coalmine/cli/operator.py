@@ -46,3 +46,7 @@ def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bo
         namespaces=settings.namespaces,
         liveness_endpoint=liveness,
     )
+
+
+if __name__ == "__main__":
+    operator()

@@ -1,0 +1,38 @@
+"""Fixtures of the operator's integration tier (real API server, Prometheus, processes)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coalmine.devcluster.controlplane import ControlPlane
+from coalmine.devcluster.prometheus import PrometheusServer
+from tests.coalmine.integration.harness import Harness, install_cluster_objects
+from tests.coalmine.integration.models import ModelArtifacts, make_models
+
+
+@pytest.fixture(scope="session")
+def operator_cluster(control_plane: ControlPlane) -> ControlPlane:
+    with control_plane.api_client() as api:
+        install_cluster_objects(api)
+    return control_plane
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> ModelArtifacts:
+    return make_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def harness(
+    operator_cluster: ControlPlane, prometheus: PrometheusServer, tmp_path: Path
+) -> Iterator[Harness]:
+    world = Harness(operator_cluster, prometheus, tmp_path, f"it-{uuid.uuid4().hex[:8]}")
+    world.setup()
+    try:
+        yield world
+    finally:
+        world.teardown()

@@ -1,0 +1,48 @@
+"""ModelDeployment specs for the scenarios: short intervals so the tier stays fast."""
+
+from __future__ import annotations
+
+from typing import Any
+
+FAST_ANALYSIS = {"interval": "2s", "window": "6s"}
+
+
+def spec(
+    model: dict[str, Any],
+    *,
+    checks: list[dict[str, Any]] | None = None,
+    env: dict[str, str] | None = None,
+    steps: list[dict[str, Any]] | None = None,
+    policy: dict[str, Any] | None = None,
+    prometheus: str,
+) -> dict[str, Any]:
+    return {
+        "model": model,
+        "runtime": {
+            "replicas": 2,
+            "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
+        },
+        "canary": {
+            "steps": steps or [{"weight": 20, "pause": "4s"}, {"weight": 50, "pause": "4s"}],
+            "analysis": {
+                **FAST_ANALYSIS,
+                "prometheus": {"address": prometheus, "timeout": "2s"},
+                "checks": checks or DEFAULT_CHECKS,
+            },
+            "policy": {
+                "failureLimit": 2,
+                "minSamples": 10,
+                "inconclusiveLimit": "12s",
+                "onInconclusive": "pause",
+                **(policy or {}),
+            },
+            "progressDeadline": "90s",
+        },
+        "rollback": {"scaleDownDelay": "2s"},
+    }
+
+
+DEFAULT_CHECKS = [
+    {"name": "error-rate", "errorRate": {"max": 0.05}},
+    {"name": "latency-p99", "latency": {"quantile": 0.99, "maxSeconds": 1.0}},
+]
