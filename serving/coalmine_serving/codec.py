@@ -43,8 +43,20 @@ def parse_json(body: bytes) -> Any:
         raise BadRequestError(f"request body is not valid JSON: {exc}") from None
 
 
-def decode_v2(body: bytes, signature: Signature, max_rows: int) -> V2Request:
-    """Parse an OIP v2 inference request holding one input tensor of shape [rows, features]."""
+def decode_v2(
+    body: bytes, signature: Signature, max_rows: int, json_length: str | None = None
+) -> V2Request:
+    """Parse an OIP v2 inference request holding one input tensor of shape [rows, features].
+
+    ``json_length`` is the ``Inference-Header-Content-Length`` header of the binary tensor
+    extension (Triton clients send binary by default): the JSON part is that many bytes and
+    the raw little-endian tensor follows it.
+    """
+    binary = b""
+    if json_length is not None:
+        if not json_length.isdigit() or not 0 < int(json_length) <= len(body):
+            raise BadRequestError("Inference-Header-Content-Length does not fit the body")
+        body, binary = body[: int(json_length)], body[int(json_length) :]
     doc = parse_json(body)
     if not isinstance(doc, dict):
         raise BadRequestError("request body must be a JSON object")
@@ -54,18 +66,15 @@ def decode_v2(body: bytes, signature: Signature, max_rows: int) -> V2Request:
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1:
         raise BadRequestError("'inputs' must be a list with exactly one tensor")
-    rows = _decode_tensor(inputs[0], signature, max_rows)
+    rows = _decode_tensor(inputs[0], signature, max_rows, binary)
     return V2Request(request_id or None, rows)
 
 
-def _decode_tensor(tensor: Any, signature: Signature, max_rows: int) -> np.ndarray:
+def _decode_tensor(tensor: Any, signature: Signature, max_rows: int, binary: bytes) -> np.ndarray:
     if not isinstance(tensor, dict):
         raise BadRequestError(
             "each input must be a JSON object with name, shape, datatype and data"
         )
-    params = tensor.get("parameters")
-    if isinstance(params, dict) and "binary_data_size" in params:
-        raise BadRequestError("the binary tensor extension is not supported; send JSON 'data'")
     shape = tensor.get("shape")
     if not (isinstance(shape, list) and shape and all(_is_dim(d) for d in shape)):
         raise BadRequestError("'shape' must be a non-empty list of non-negative integers")
@@ -74,15 +83,31 @@ def _decode_tensor(tensor: Any, signature: Signature, max_rows: int) -> np.ndarr
     datatype = tensor.get("datatype")
     if datatype not in V2_DTYPES:
         raise BadRequestError(f"unsupported datatype {datatype!r} for this model; use FP32 or FP64")
-    data = tensor.get("data")
-    if not isinstance(data, list):
-        raise BadRequestError("'data' must be a list (flat or nested)")
-    array = _to_array(data, V2_DTYPES[datatype])
+    params = tensor.get("parameters")
+    if isinstance(params, dict) and "binary_data_size" in params:
+        array = _from_binary(params["binary_data_size"], binary, V2_DTYPES[datatype])
+    else:
+        data = tensor.get("data")
+        if not isinstance(data, list):
+            raise BadRequestError("'data' must be a list (flat or nested)")
+        array = _to_array(data, V2_DTYPES[datatype])
     if array.size != math.prod(shape):
         raise BadRequestError(
             f"'data' has {array.size} elements but shape {shape} needs {math.prod(shape)}"
         )
     return check_rows(array.reshape(shape), signature)
+
+
+def _from_binary(size: Any, binary: bytes, dtype: np.dtype) -> np.ndarray:
+    if not _is_dim(size) or size != len(binary):
+        raise BadRequestError(
+            f"binary_data_size {size!r} does not match the {len(binary)} bytes after the JSON "
+            "header (send Inference-Header-Content-Length)"
+        )
+    if size % dtype.itemsize:
+        raise BadRequestError(f"{size} bytes is not a whole number of {_NUMPY_TO_V2[dtype]}")
+    # The extension's tensors are little-endian; frombuffer copies nothing.
+    return np.frombuffer(binary, dtype=dtype.newbyteorder("<"))
 
 
 def _is_dim(value: Any) -> bool:

@@ -136,7 +136,8 @@ class InferenceFastPath:
             rows = codec.decode_v1(body, runtime.signature, settings.max_rows)
             request_id, outputs = await self.service.predict(rows, header_id or uuid.uuid4().hex)
             return 200, codec.encode_v1(outputs), request_id
-        decoded = codec.decode_v2(body, runtime.signature, settings.max_rows)
+        json_length = _header(scope, b"inference-header-content-length")
+        decoded = codec.decode_v2(body, runtime.signature, settings.max_rows, json_length)
         request_id, outputs = await self.service.predict(
             decoded.rows, decoded.request_id or header_id
         )

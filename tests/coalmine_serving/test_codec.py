@@ -51,7 +51,7 @@ def test_nested_data_and_request_id() -> None:
         (_v2({"a": 1}), "must be a list"),
         (_v2([1, 2, 3, 4], id=5), "'id'"),
         (b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","parameters":'
-         b'{"binary_data_size":16}}]}', "binary tensor extension"),
+         b'{"binary_data_size":16}}]}', "binary_data_size"),
     ],
 )  # fmt: skip
 def test_bad_requests_are_client_errors_with_a_message(body: bytes, message: str) -> None:
@@ -92,3 +92,42 @@ def test_feedback_body() -> None:
         codec.decode_feedback(b'{"truth": 1}')
     with pytest.raises(BadRequestError, match="'truth'"):
         codec.decode_feedback(b'{"id": "a"}')
+
+
+def _binary(array: np.ndarray, datatype: str, size: int | None = None) -> tuple[bytes, str]:
+    raw = array.astype(array.dtype.newbyteorder("<")).tobytes()
+    header = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": list(array.shape), "datatype": datatype,
+                     "parameters": {"binary_data_size": len(raw) if size is None else size}}]}
+    )  # fmt: skip
+    return header + raw, str(len(header))
+
+
+def test_binary_tensor_extension() -> None:
+    rows = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=np.float32)
+    body, length = _binary(rows, "FP32")
+    assert codec.decode_v2(body, SIG, 10, length).rows.tolist() == rows.tolist()
+    body, length = _binary(rows.astype(np.float64), "FP64")
+    assert codec.decode_v2(body, SIG, 10, length).rows.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "mangle,message",
+    [
+        (lambda body, length: (body, "x"), "Inference-Header-Content-Length"),
+        (lambda body, length: (body, str(len(body) + 1)), "Inference-Header-Content-Length"),
+        (lambda body, length: (body[:-4], length), "binary_data_size"),
+        (lambda body, length: (body, None), "not valid JSON"),
+    ],
+)
+def test_bad_binary_requests_are_client_errors(mangle, message) -> None:  # type: ignore[no-untyped-def]
+    body, length = _binary(np.ones((1, 4), dtype=np.float32), "FP32")
+    mangled_body, mangled_length = mangle(body, length)
+    with pytest.raises(BadRequestError, match=message):
+        codec.decode_v2(mangled_body, SIG, 10, mangled_length)
+
+
+def test_binary_nan_is_refused_too() -> None:
+    body, length = _binary(np.array([[1, np.nan, 3, 4]], dtype=np.float32), "FP32")
+    with pytest.raises(BadRequestError, match="NaN"):
+        codec.decode_v2(body, SIG, 10, length)

@@ -47,6 +47,10 @@ def test_triton_http_client_speaks_to_our_server(server: models.ServerProcess) -
         result = client.infer("iris", [tensor], outputs=[wanted], request_id="triton-1")
         assert result.as_numpy("label").tolist() == [1, 0]
         assert result.get_response()["id"] == "triton-1"
+        # The Triton client's default: tensors in the binary extension.
+        binary = triton.InferInput("X", list(rows.shape), "FP32")
+        binary.set_data_from_numpy(rows)
+        assert client.infer("iris", [binary]).as_numpy("label").tolist() == [1, 0]
     finally:
         client.close()
 
