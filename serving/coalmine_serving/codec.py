@@ -60,6 +60,14 @@ def decode_v2(
     doc = parse_json(body)
     if not isinstance(doc, dict):
         raise BadRequestError("request body must be a JSON object")
+    # Overflow to inf in a cast is caught by the finiteness check, so numpy need not warn.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _decode_v2_doc(doc, signature, max_rows, binary)
+
+
+def _decode_v2_doc(
+    doc: dict[str, Any], signature: Signature, max_rows: int, binary: bytes
+) -> V2Request:
     request_id = doc.get("id")
     if request_id is not None and not (isinstance(request_id, str) and len(request_id) <= 256):
         raise BadRequestError("'id' must be a string of at most 256 characters")
@@ -111,14 +119,12 @@ def _from_binary(size: Any, binary: bytes, dtype: np.dtype) -> np.ndarray:
 
 
 def _is_dim(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return type(value) is int and value >= 0  # `type is`: a bool is not a dimension
 
 
 def _to_array(data: list[Any], dtype: np.dtype) -> np.ndarray:
     try:
-        # Overflow to inf is caught by the finiteness check, so numpy need not warn about it.
-        with np.errstate(over="ignore", invalid="ignore"):
-            return np.asarray(data, dtype=dtype)
+        return np.asarray(data, dtype=dtype)
     except (ValueError, TypeError, OverflowError) as exc:
         raise BadRequestError(
             f"'data' does not fit datatype {_NUMPY_TO_V2[dtype]}: {exc}"
@@ -134,9 +140,14 @@ def check_rows(array: np.ndarray, signature: Signature) -> np.ndarray:
             f"input shape {list(array.shape)} does not match the model's {expected}"
         )
     if array.dtype != signature.dtype:
-        with np.errstate(over="ignore", invalid="ignore"):
-            array = array.astype(signature.dtype)
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        array = array.astype(signature.dtype)
+    # A finite sum proves every element finite (one reduction, no temporary array); only an
+    # infinite or NaN sum needs the exact check, since large finite values can overflow a sum.
+    if (
+        array.dtype.kind == "f"
+        and not math.isfinite(np.add.reduce(array, axis=None))
+        and not np.isfinite(array).all()
+    ):
         raise BadRequestError("input contains NaN or infinity")
     return array
 
@@ -151,7 +162,8 @@ def decode_v1(body: bytes, signature: Signature, max_rows: int) -> np.ndarray:
         raise BadRequestError("'instances' must be a non-empty list of rows")
     if len(instances) > max_rows:
         raise PayloadTooLargeError(f"{len(instances)} rows in one request; the limit is {max_rows}")
-    return check_rows(_to_array(instances, signature.dtype), signature)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return check_rows(_to_array(instances, signature.dtype), signature)
 
 
 def v2_name(dtype: np.dtype) -> str:

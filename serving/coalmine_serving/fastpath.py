@@ -59,11 +59,7 @@ class InferenceFastPath:
     ) -> None:
         started = time.perf_counter()
         metrics = self.metrics
-        metrics.in_flight.inc()
-        try:
-            status, body, request_id = await self._admitted(scope, receive, name, version, v1)
-        finally:
-            metrics.in_flight.dec()
+        status, body, request_id = await self._admitted(scope, receive, name, version, v1)
         if status < 400:
             metrics.outcomes[Outcome.SUCCESS].inc()
         else:

@@ -6,6 +6,7 @@ Children are bound up front: ``.labels()`` per request costs a dict lookup and a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ class ServingMetrics:
         self.outcomes = {o: requests.labels(*base, o.value) for o in c.Outcome}
         self.duration = _collector(c.REQUEST_DURATION, reg).labels(*base)
         self.compute = _collector(c.MODEL_COMPUTE, reg).labels(*base)
-        self.in_flight = _collector(c.REQUESTS_IN_FLIGHT, reg).labels(*base)
+        self._in_flight = _collector(c.REQUESTS_IN_FLIGHT, reg).labels(*base)
         self._info = _collector(c.MODEL_INFO, reg)
         self.ready = _collector(c.MODEL_READY, reg).labels(*base)
         self.load_seconds = _collector(c.MODEL_LOAD_SECONDS, reg).labels(*base)
@@ -54,6 +55,10 @@ class ServingMetrics:
         faults = _collector(c.INJECTED_FAULTS_TOTAL, reg)
         self.faults = {kind: faults.labels(*base, kind) for kind in ("error", "latency")}
         self.ready.set(0)
+
+    def track_in_flight(self, read: Callable[[], float]) -> None:
+        """Read the in-flight count at scrape time instead of two locked updates per request."""
+        self._in_flight.set_function(read)
 
     def model_loaded(self, fmt: str, sha256: str, seconds: float) -> None:
         self._info.labels(*self._base, fmt, sha256).set(1)

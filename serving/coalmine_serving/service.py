@@ -48,6 +48,7 @@ class InferenceService:
         self._inline = False  # decided after warm-up, see inline_predict_max_seconds
         self._slow_strikes = 0
         self._random = random.Random()
+        metrics.track_in_flight(lambda: self._in_flight)
         self._faults_on = bool(settings.fault_error_rate or settings.fault_latency_seconds)
 
     @property
