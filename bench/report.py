@@ -33,6 +33,13 @@ def _cpu() -> str:
     return platform.processor() or "unknown"
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])  # noqa: SIM115, PTH123
+    except OSError:
+        return "unknown"
+
+
 def _wrk_version() -> str:
     out = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
     return (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else "wrk"
@@ -46,6 +53,10 @@ def render(
 ) -> str:
     lines = [
         "# Serving benchmarks",
+        "",
+        f"Load average (1/5/15 min) at the start: {args.loadavg_start}; at the end: {_loadavg()}.",
+        "Other work on the machine slows both sides of each pair alike (interleaved), but it",
+        "widens the spread; compare ratios, not absolute numbers.",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_cpu()}, {os.cpu_count()} cores;",
         f"{_wrk_version()}; server pinned to core 0, wrk to core 1;",

@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--skip-mlserver", action="store_true")
     args = parser.parse_args()
+    args.loadavg_start = report._loadavg()
     work = CACHE / "run"
     work.mkdir(parents=True, exist_ok=True)
     model, sha = mlserver_peer.build_model(work)
