@@ -35,7 +35,7 @@ def _cpu() -> str:
 
 def _loadavg() -> str:
     try:
-        return " ".join(open("/proc/loadavg").read().split()[:3])  # noqa: SIM115, PTH123
+        return " ".join(open("/proc/loadavg").read().split()[:3])  # noqa: PTH123
     except OSError:
         return "unknown"
 
