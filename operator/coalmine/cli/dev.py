@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from coalmine.devcluster import devstate
+from coalmine.devcluster import devnode, devstate
 
 _state_dir_option = click.option(
     "--state-dir",
@@ -24,11 +24,17 @@ def dev() -> None:
 
 @dev.command()
 @_state_dir_option
-def up(state_dir: Path) -> None:
+@click.option(
+    "--node",
+    is_flag=True,
+    help="Also run a node (containerd, kubelet, kube-proxy, scheduler) so pods really run. "
+    "Needs root and e2e/cluster/node-deps.sh; see docs/e2e.md.",
+)
+def up(state_dir: Path, node: bool) -> None:
     """Start the dev cluster in the background (builds the binaries first if needed)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        state = devstate.up(state_dir)
+        state = devnode.up(state_dir) if node else devstate.up(state_dir)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"dev cluster up in {state.startup_seconds} s; logs in {state.logs}")
@@ -42,7 +48,7 @@ def up(state_dir: Path) -> None:
 @_state_dir_option
 def down(state_dir: Path) -> None:
     """Stop every process `coalmine dev up` started."""
-    stopped = devstate.down(state_dir)
+    stopped = devnode.down(state_dir)  # also cleans up after a node, if one was started
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "no dev cluster was running")
 
 

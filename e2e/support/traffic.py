@@ -1,0 +1,77 @@
+"""Real HTTP requests to Services and pods of the cluster under test.
+
+On our local cluster this machine routes to ClusterIPs (kube-proxy's iptables DNAT) and pod
+IPs (the bridge), so requests go there directly: that is what proves the Service spreads load.
+On any other cluster they go through the API server's proxy subresources instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from kubernetes.client.exceptions import ApiException
+
+from e2e.support.kube import Kube, PodRef
+
+
+class Traffic:
+    def __init__(self, kube: Kube, *, routable: bool) -> None:
+        self.kube = kube
+        self.routable = routable
+        # A new connection per request: kube-proxy balances connections, not requests, so a
+        # kept-alive connection would pin every request to one pod.
+        self._http = httpx.Client(timeout=10.0, limits=httpx.Limits(max_keepalive_connections=0))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def post_service(
+        self, namespace: str, service: str, port: int, path: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        """POST JSON to a Service; returns (status code, decoded body or {})."""
+        if self.routable:
+            ip = self.kube.service_cluster_ip(namespace, service)
+            response = self._http.post(f"http://{ip}:{port}{path}", json=body)
+            return response.status_code, _json(response.content)
+        proxy = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
+        return self._via_apiserver("POST", proxy, body)
+
+    def get_pod(self, pod: PodRef, port: int, path: str) -> str:
+        """GET a path on one pod (e.g. its /metrics) and return the body text."""
+        if self.routable:
+            response = self._http.get(f"http://{pod.ip}:{port}{path}")
+            response.raise_for_status()
+            return response.text
+        proxy = f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}:{port}/proxy{path}"
+        status, raw = self._raw("GET", proxy, None)
+        if status != 200:
+            raise RuntimeError(f"GET {proxy}: HTTP {status}")
+        return raw.decode()
+
+    def _via_apiserver(
+        self, method: str, path: str, body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
+        status, raw = self._raw(method, path, body)
+        return status, _json(raw)
+
+    def _raw(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, bytes]:
+        try:
+            response: Any = self.kube.api_client.call_api(
+                path, method, header_params={"Content-Type": "application/json"}, body=body,
+                auth_settings=["BearerToken"], _preload_content=False,
+                _return_http_data_only=True,
+            )  # fmt: skip
+        except ApiException as exc:  # non-2xx answers from the pod arrive as exceptions
+            answer = exc.body if isinstance(exc.body, bytes) else str(exc.body or "").encode()
+            return int(exc.status or 0), answer
+        return response.status, response.data
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
