@@ -29,7 +29,10 @@ def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bo
     from coalmine.settings import load_settings
 
     settings = load_settings(namespaces=list(namespaces) or None, liveness_port=liveness_port)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     deps = Deps(
         kube=KubernetesApi(load_api_client()),

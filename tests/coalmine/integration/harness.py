@@ -84,7 +84,7 @@ def without_cel(node: Any) -> Any:
 
 def _established(api: httpx.Client, name: str) -> bool:
     body = api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json()
-    conditions = body.get("status", {}).get("conditions", [])
+    conditions = (body.get("status") or {}).get("conditions") or []
     served = any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
     return served and api.get(MD_PATH.format(ns="default")).status_code == 200
 

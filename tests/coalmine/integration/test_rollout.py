@@ -41,3 +41,66 @@ def test_good_version_promotes_through_every_step(harness: Harness, models: Mode
     assert h.traffic is not None and h.traffic.sent["canary"] > 0
     # No duplicate children: exactly the two Deployments.
     assert sorted(d["metadata"]["name"] for d in h.deployments()) == ["iris-canary", "iris-stable"]
+
+
+def _rollback_order_holds(h: Harness) -> None:
+    """Traffic left the canary (Service selects stable only) BEFORE its replicas went to 0."""
+    started = h.recorder.first(lambda s: s.phase == "RollingBack")
+    assert started is not None, [s.phase for s in h.recorder.snapshots]
+    off = h.recorder.first(lambda s: s.seq >= started.seq and s.spans_both is False)
+    scaled = h.recorder.first(lambda s: s.seq >= started.seq and s.canary_replicas == 0)
+    assert off is not None and scaled is not None
+    assert off.seq < scaled.seq, (off, scaled)
+
+
+def test_injected_errors_roll_back_with_traffic_off_first(harness: Harness, models: ModelArtifacts):
+    h = harness
+    v1 = _deploy_v1(h, models)
+    bad = spec(
+        models.model("v2"),
+        env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"},
+        prometheus=h.prometheus.url,
+    )
+    h.apply(bad)
+    done = h.wait_status(lambda s: s.get("phase") == "Degraded", 120, "v2 to be rolled back")
+    assert done["stable"]["revision"] == v1["stable"]["revision"]
+    record = done["rollback"]
+    assert record["stage"] == "Done" and record["check"] == "error-rate"
+    assert 0.05 < record["value"] <= 0.5, record  # ~0.2 measured from real traffic
+    assert "0.05" in record["threshold"]
+    _rollback_order_holds(h)
+    messages = [e["message"] for e in h.events() if e["reason"] == "RolledBack"]
+    assert any("error-rate" in m and "0.05" in m for m in messages), messages
+    canary = h.deployment("canary")
+    assert canary is not None and canary["spec"]["replicas"] == 0
+
+
+def test_no_canary_traffic_holds_and_never_promotes(harness: Harness, models: ModelArtifacts):
+    h = harness
+    v1 = _deploy_v1(h, models)
+    h.traffic.stop()  # type: ignore[union-attr]
+    h.start_traffic(skip_variant="canary")  # clients never reach the canary's pods
+    h.apply(spec(models.model("v2"), prometheus=h.prometheus.url))
+    paused = h.wait_status(lambda s: s.get("phase") == "Paused", 90, "the policy to pause")
+    assert paused["stable"]["revision"] == v1["stable"]["revision"]
+    assert paused["analysis"]["verdict"] == "inconclusive"
+    assert all(s.phase != "Promoting" for s in h.recorder.snapshots)
+    assert all(s.stable_revision in (None, v1["stable"]["revision"]) for s in h.recorder.snapshots)
+    assert not [e for e in h.events() if e["reason"] == "Promoted"]
+
+
+def test_quality_regression_rolls_back_on_feedback(harness: Harness, models: ModelArtifacts):
+    h = harness
+    _deploy_v1(h, models)
+    checks = [
+        {"name": "error-rate", "errorRate": {"max": 0.05}},
+        {"name": "latency-p99", "latency": {"quantile": 0.99, "maxSeconds": 1.0}},
+        {"name": "accuracy", "quality": {"metric": "accuracy", "min": 0.8, "minLabels": 10}},
+    ]
+    worse = spec(models.model("v2", models.inverted), checks=checks, prometheus=h.prometheus.url)
+    h.apply(worse)
+    done = h.wait_status(lambda s: s.get("phase") == "Degraded", 120, "v2 to be rolled back")
+    assert done["rollback"]["check"] == "accuracy", done["rollback"]
+    verdicts = {c["name"]: c["verdict"] for c in done.get("analysis", {}).get("checks", [])}
+    assert verdicts.get("error-rate") != "fail" and verdicts.get("latency-p99") != "fail", verdicts
+    _rollback_order_holds(h)
