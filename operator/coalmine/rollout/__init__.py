@@ -4,6 +4,7 @@ Nothing here performs I/O or reads a clock; the operator observes, calls ``decid
 """
 
 from coalmine.rollout.decide import decide
+from coalmine.rollout.policy import analysis_window
 from coalmine.rollout.replicas import observed_weight, plan_replicas
 from coalmine.rollout.types import (
     CONTROL_ANNOTATIONS,
@@ -29,6 +30,7 @@ __all__ = [
     "Measurement",
     "Observations",
     "SideMeasurement",
+    "analysis_window",
     "decide",
     "observed_weight",
     "plan_replicas",

@@ -57,7 +57,11 @@ def judge_error_rate(
     verdict = replace(verdict, stable_value=stable_errors / stable_n)
     p = error_rate_worse_p(errors, n, stable_errors, stable_n)
     numbers = f"canary {errors}/{n} vs stable {stable_errors}/{stable_n}, p={p:.3g}"
-    if rate >= spec.vs_stable.floor and p < judging.alpha(spec.vs_stable.confidence):
+    # Both halves hold with the stated confidence: worse than stable (Fisher) and above the
+    # floor (the Wilson lower bound, not the point estimate, so a canary whose true rate sits
+    # at the floor is not failed by its noise).
+    floor_low, _ = wilson_bounds(errors, n, spec.vs_stable.confidence)
+    if floor_low >= spec.vs_stable.floor and p < judging.alpha(spec.vs_stable.confidence):
         return replace(verdict, verdict="fail", reason=f"worse than stable: {numbers}")
     return replace(verdict, verdict="pass", reason=f"not worse than stable: {numbers}")
 
@@ -67,7 +71,7 @@ def _error_threshold(spec: ErrorRateCheck, judging: Judging) -> str:
     if spec.vs_stable is not None:
         parts.append(
             f"vs stable p >= {judging.alpha(spec.vs_stable.confidence):.3g}"
-            f" or rate < {fmt(spec.vs_stable.floor)}"
+            f" or rate bound < {fmt(spec.vs_stable.floor)}"
         )
     return "; ".join(parts)
 

@@ -11,7 +11,7 @@ weight before it advances, so time spent held never counts as evidence.
 from __future__ import annotations
 
 from coalmine.api.status import Phase
-from coalmine.rollout.canary import hold
+from coalmine.rollout.steps import hold
 from coalmine.rollout.tick import WAIT_FOR_OBSERVATION, Plan, Tick, normal, update
 from coalmine.rollout.types import Action
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from coalmine.api.canary import CanaryStrategy, Policy
@@ -42,6 +42,28 @@ def planned_looks(canary: CanaryStrategy) -> int:
     """
     interval = canary.analysis.interval.total_seconds()
     return sum(max(1, math.ceil(s.pause.total_seconds() / interval)) for s in canary.steps)
+
+
+def analysis_window(
+    canary: CanaryStrategy, step_started_at: datetime | None, now: datetime
+) -> timedelta:
+    """The range the operator should query: everything since the current step started, and at
+    least ``analysis.window``. Evidence then accumulates over a step instead of being capped
+    at one window, which is what gives the comparison with stable its power at low traffic
+    (the measured rates in docs/analysis.md assume this window).
+
+    >>> from coalmine.api.canary import Step
+    >>> c = CanaryStrategy(steps=[Step(weight=10)])
+    >>> t0 = datetime(2026, 1, 1)
+    >>> analysis_window(c, t0, t0 + timedelta(minutes=5))
+    datetime.timedelta(seconds=300)
+    >>> analysis_window(c, t0, t0 + timedelta(seconds=10))   # at least the window (default 1m)
+    datetime.timedelta(seconds=60)
+    """
+    least = canary.analysis.query_window()
+    if step_started_at is None:
+        return least
+    return max(least, now - step_started_at)
 
 
 def judge_all(
