@@ -33,7 +33,7 @@ PRINTER_COLUMNS = [
         "priority": 1,
     },
 ]
-_DROPPED_KEYS = {"title", "additionalProperties", "$defs"}
+_DROPPED_KEYS = {"title", "$defs"}
 
 
 class _CrdSchemaGenerator(GenerateJsonSchema):
@@ -56,15 +56,31 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return {key: _inline(value, defs) for key, value in node.items()}
 
 
+def _openapi_v30_bounds(node: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema's numeric ``exclusiveMinimum: 0`` becomes OpenAPI 3.0's
+    ``minimum: 0, exclusiveMinimum: true``, the only form the API server accepts."""
+    out = dict(node)
+    for exclusive, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        bound = out.get(exclusive)
+        if isinstance(bound, int | float) and not isinstance(bound, bool):
+            out[inclusive] = bound
+            out[exclusive] = True
+    return out
+
+
 def _structural(node: Any) -> Any:
     if isinstance(node, list):
         return [_structural(item) for item in node]
     if not isinstance(node, dict):
         return node
-    node = _unwrap_optional(node)
+    node = _openapi_v30_bounds(_unwrap_optional(node))
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROPPED_KEYS:
+            continue
+        # `false` (pydantic's extra="forbid") is not structural; the API server rejects
+        # unknown fields itself. A schema (a dict[str, X] field) is kept: it types map values.
+        if key == "additionalProperties" and isinstance(value, bool):
             continue
         if key == "default" and (value is None or isinstance(value, dict | list)):
             continue

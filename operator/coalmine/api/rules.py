@@ -22,15 +22,17 @@ class Rule:
     """One validation rule of an API object.
 
     ``holds`` is None for transition rules (``oldSelf``), which need the stored object and so
-    can only be enforced by the API server.
+    can only be enforced by the API server. ``cel`` is None where the schema already makes the
+    API server enforce the rule (a list-map key), so only the offline check needs code.
     """
 
-    cel: str
+    cel: str | None
     message: str
     holds: Callable[[Any], bool] | None
     field_path: str | None = None
 
     def to_cel(self) -> dict[str, str]:
+        assert self.cel is not None, "only rules with a CEL form go into the CRD"
         rule = {"rule": self.cel, "message": self.message}
         if self.field_path:
             rule["fieldPath"] = self.field_path
@@ -48,8 +50,9 @@ class RuleChecked(BaseModel):
     ) -> JsonSchemaValue:
         schema = handler(core_schema)
         target = handler.resolve_ref_schema(schema)
-        if cls.__rules__:
-            target["x-kubernetes-validations"] = [rule.to_cel() for rule in cls.__rules__]
+        cel_rules = [rule.to_cel() for rule in cls.__rules__ if rule.cel is not None]
+        if cel_rules:
+            target["x-kubernetes-validations"] = cel_rules
         return schema
 
     @model_validator(mode="after")
@@ -62,4 +65,4 @@ class RuleChecked(BaseModel):
 
 def all_rules(model: type[BaseModel]) -> list[dict[str, str]]:
     """The CEL form of a model's rules, for the CRD generator."""
-    return [rule.to_cel() for rule in getattr(model, "__rules__", ())]
+    return [rule.to_cel() for rule in getattr(model, "__rules__", ()) if rule.cel is not None]

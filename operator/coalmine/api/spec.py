@@ -13,6 +13,7 @@ from coalmine.api.runtime import Runtime
 from coalmine.api.traffic import Traffic
 
 DEFAULT_STEPS = (Step(weight=10), Step(weight=50))
+_ROUTER = "(has({o}.traffic) && has({o}.traffic.router) ? {o}.traffic.router : 'replicas')"
 
 
 class ModelDeploymentSpec(ApiModel, RuleChecked):
@@ -28,7 +29,15 @@ class ModelDeploymentSpec(ApiModel, RuleChecked):
 
     rollback: RollbackPolicy = RollbackPolicy()
 
+    # Transition rules sit here, not on `traffic`, because CEL compares with oldSelf only
+    # where the old object had the field: an omitted `traffic` means the default router.
     __rules__ = (
+        Rule(
+            cel=f"{_ROUTER.format(o='self')} == {_ROUTER.format(o='oldSelf')}",
+            message="spec.traffic.router: immutable; create a new ModelDeployment to change it",
+            holds=None,
+            field_path=".traffic.router",
+        ),
         Rule(
             cel="self.model.name == oldSelf.model.name",
             message="spec.model.name: immutable; clients address the model by this name",

@@ -61,10 +61,4 @@ class Traffic(ApiModel, RuleChecked):
             holds=lambda t: t.router != RouterKind.GATEWAY_API or t.gateway_api is not None,
             field_path=".gatewayAPI",
         ),
-        Rule(
-            cel="self.router == oldSelf.router",
-            message="spec.traffic.router: immutable; create a new ModelDeployment to change it",
-            holds=None,
-            field_path=".router",
-        ),
     )

@@ -62,3 +62,13 @@ def test_strings_and_lists_in_cel_rules_are_bounded() -> None:
     assert spec["canary"]["properties"]["steps"]["maxItems"] <= 20
     assert spec["canary"]["properties"]["analysis"]["properties"]["checks"]["maxItems"] <= 32
     assert spec["model"]["properties"]["uri"]["maxLength"] <= 4096
+
+
+def test_exclusive_bounds_use_the_openapi_v3_0_form() -> None:
+    # The API server's schema type has `exclusiveMinimum` as a boolean; a number there makes
+    # the whole CRD fail to decode.
+    for path, node in walk(schema()):
+        for key in ("exclusiveMinimum", "exclusiveMaximum"):
+            if key in node:
+                assert node[key] is True, path
+                assert ("minimum" if key == "exclusiveMinimum" else "maximum") in node, path

@@ -11,7 +11,9 @@ import yaml
 from coalmine.api.validate import check_manifest, manifests_in
 
 ROOT = Path(__file__).resolve().parents[3]
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+EXAMPLES = sorted(
+    p for p in (ROOT / "examples").glob("*.yaml") if "kind: ModelDeployment" in p.read_text()
+)
 INVALID = sorted((Path(__file__).parent / "invalid").glob("*.yaml"))
 
 
