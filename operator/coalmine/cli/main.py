@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from coalmine import __version__
+from coalmine.cli.dev import dev
+from coalmine.cli.operator import operator
 
 
 @click.group()
@@ -63,6 +65,10 @@ def validate(files: tuple[str, ...]) -> None:
         click.echo("no ModelDeployment found", err=True)
         raise SystemExit(1)
     click.echo(f"{checked} ModelDeployment manifest(s) valid")
+
+
+cli.add_command(dev)
+cli.add_command(operator)
 
 
 def main() -> None:
