@@ -125,14 +125,19 @@ def _row(label: str, spec: ModelDeploymentSpec, rps: float, runs: int) -> str:
 
 
 def main(runs: int = 1000) -> None:
-    long_steps = {"steps": [{"weight": 10, "pause": "5m"}, {"weight": 50, "pause": "5m"}]}
+    long_steps = [{"weight": 10, "pause": "5m"}, {"weight": 50, "pause": "5m"}]
+    stricter = [
+        {"name": "error-rate", "errorRate": {"max": 0.05, "vsStable": {"confidence": 0.975}}},
+        {"name": "latency-p99", "latency": {"quantile": 0.99, "vsStable": {}}},
+    ]
     print("| settings | rps | false rollbacks (95% CI) | detection of 2x errors (95% CI) | held |")
     print("|---|---|---|---|---|")
     for label, spec, rps in [
         ("defaults", default_spec(), 200),
         ("defaults", default_spec(), 100),
         ("defaults", default_spec(), 20),
-        ("steps 10%/5m, 50%/5m", default_spec(**long_steps), 20),
+        ("steps 10%/5m, 50%/5m", default_spec(steps=long_steps), 20),
+        ("vsStable.confidence 0.975", default_spec(analysis={"checks": stricter}), 200),
     ]:
         print(_row(label, spec, rps, runs), flush=True)
 

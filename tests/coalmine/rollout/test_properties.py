@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coalmine.api import ModelDeploymentStatus
+from coalmine.api import ModelDeploymentStatus, RouterKind
 from coalmine.api.status import HISTORY_LIMIT, RECENT_VERDICTS_LIMIT
-from coalmine.rollout import Action, Controls, Decision, Observations
+from coalmine.rollout import (
+    Action,
+    Controls,
+    Decision,
+    Observations,
+    observed_weight,
+    plan_replicas,
+)
 
 from .scenarios import FAIL, NAN, PASS, canary_spec
 from .sim import Sim, value_check, with_version
@@ -94,10 +103,19 @@ def check_invariants(sim: Sim, obs: Observations, d: Decision, before: int) -> N
     assert sorted(c.type for c in status.conditions) == ["Analysis", "Progressing", "Ready"]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(worlds, min_size=1, max_size=120))
-def test_invariants_hold_under_any_sequence(sequence: list[World]) -> None:
-    sim = Sim(canary_spec())
+GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
+TRAFFIC = {
+    "replicas": {},
+    "replicas-scale-down-stable": {"scaleDownStable": True},
+    "gateway": GATEWAY,
+}
+
+
+@pytest.mark.parametrize("traffic", TRAFFIC.values(), ids=TRAFFIC.keys())
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sequence=st.lists(worlds, min_size=1, max_size=120))
+def test_invariants_hold_under_any_sequence(traffic: dict[str, Any], sequence: list[World]) -> None:
+    sim = Sim(canary_spec(traffic=traffic))
     sim.healthy_on("v1")
     for w in sequence:
         apply_world(sim, w)
@@ -119,3 +137,21 @@ def test_status_size_bounded_over_many_rollouts(rollouts: int) -> None:
         wire = sim.status.model_dump(mode="json", by_alias=True, exclude_none=True)
         assert len(json.dumps(wire)) < STATUS_BYTES_LIMIT
     assert len(sim.status.history) == min(HISTORY_LIMIT, rollouts // 10)
+
+
+@given(
+    total=st.integers(min_value=1, max_value=1000),
+    weight=st.integers(min_value=0, max_value=100),
+    router=st.sampled_from(list(RouterKind)),
+    scale_down=st.booleans(),
+)
+def test_replica_plans(total: int, weight: int, router: RouterKind, scale_down: bool) -> None:
+    stable, canary = plan_replicas(total, weight, router, scale_down)
+    assert (canary > 0) == (weight > 0)  # a canary with traffic has a pod; none without
+    if not scale_down or router == RouterKind.GATEWAY_API:
+        assert stable == total  # full capacity kept until promotion
+    if 0 < weight < 100:
+        assert stable >= 1
+    if router == RouterKind.REPLICAS and not scale_down and 0 < weight < 100 and total >= 10:
+        # With enough pods the pod ratio is close to the weight asked for.
+        assert abs(observed_weight(stable, canary, True) - weight) <= 100 / total + 1
