@@ -30,7 +30,7 @@ def prometheus(
 ) -> Iterator[KubernetesSdPrometheus]:
     if not cluster.routable:
         pytest.skip("Prometheus runs on this machine, which cannot route to this cluster's pods")
-    server = KubernetesSdPrometheus(tmp_path / "prometheus", cluster.kubeconfig, namespace, "iris")
+    server = KubernetesSdPrometheus(tmp_path / "prometheus", cluster.kubeconfig, "app", [namespace])
     server.start()
     try:
         yield server
@@ -51,7 +51,7 @@ def test_prometheus_discovers_the_pods_through_the_api_and_scrapes_them(
     # When the model serves some requests
     assert when_requests_go_to_the_service(traffic, namespace, "iris", 20) == [200] * 20
     # Then every pod is a healthy target, found by discovery (not configured by address)
-    up = prometheus.wait_for(f'count(up{{job="{namespace}/iris"}} == 1) == {REPLICAS}', 60)
+    up = prometheus.wait_for(f'count(up{{namespace="{namespace}"}} == 1) == {REPLICAS}', 60)
     assert float(up[0]["value"][1]) == REPLICAS
     # And the serving metrics arrive labelled with the pod they came from
     series = prometheus.wait_for('sum by (pod) (coalmine_requests_total{outcome="success"})', 60)

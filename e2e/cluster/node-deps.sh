@@ -21,6 +21,18 @@ if [[ ! -x "$crictl_bin/crictl" ]]; then
   GOBIN="$crictl_bin" GOFLAGS=-mod=mod go install "sigs.k8s.io/cri-tools/cmd/crictl@${crictl_version}" >&2
 fi
 
+# Debian's prometheus (2.42+ds) is built without kubernetes_sd_configs (its client-go is not
+# packaged), so the e2e tier's Prometheus, which discovers pods through the API server, is the
+# same upstream project built from the Go module proxy (v0.316.0 = Prometheus 3.16.0).
+prom_version=v0.316.0
+prom_bin="${COALMINE_CACHE:-$HOME/.cache/coalmine}/prometheus-${prom_version}/bin"
+if [[ ! -x "$prom_bin/prometheus" ]]; then
+  echo "node-deps.sh: building prometheus ${prom_version} (about 10 minutes)" >&2
+  mkdir -p "$prom_bin"
+  GOBIN="$prom_bin" GOFLAGS=-mod=mod \
+    go install "github.com/prometheus/prometheus/cmd/prometheus@${prom_version}" >&2
+fi
+
 (( ${#missing[@]} == 0 )) && exit 0
 
 sudo=""

@@ -60,6 +60,8 @@ def apiserver_argv(
         # Lets `kubectl logs/exec` reach a kubelet (if any) as the admin, authorized by RBAC.
         f"--kubelet-client-certificate={pki.admin.cert}",
         f"--kubelet-client-key={pki.admin.key}",
+        # By address, not by the node's host name, which no DNS here resolves.
+        "--kubelet-preferred-address-types=InternalIP",
         "--authorization-mode=RBAC",
         # PodSecurity is on by default; naming it makes the tested configuration explicit.
         "--enable-admission-plugins=PodSecurity",

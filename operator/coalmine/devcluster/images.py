@@ -99,3 +99,20 @@ class ImageBuilder:
             runtime.import_archive(archive)
         finally:
             archive.unlink(missing_ok=True)
+
+
+def main() -> None:
+    """`python -m coalmine.devcluster.images`: build (or reuse) every image; print the names.
+
+    Run before pytest: a cold build takes minutes, more than a test's timeout should cover.
+    """
+    from coalmine.devcluster.runtime import cache_root
+
+    builder = ImageBuilder(cache_root() / "images")
+    for spec in (SERVING, OPERATOR):
+        if (builder.context / spec.dockerfile).is_file():
+            print(builder.build(spec), flush=True)
+
+
+if __name__ == "__main__":
+    main()
