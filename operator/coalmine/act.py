@@ -5,7 +5,7 @@ from __future__ import annotations
 from coalmine import manifests
 from coalmine.api import ModelDeploymentSpec
 from coalmine.k8s import KubeApi, ObjectRef
-from coalmine.rollout.types import Decision, Observations
+from coalmine.rollout.types import ChildPlan, Decision, Observations
 from coalmine.routing import RouteTarget, TrafficRouter
 from coalmine.settings import OperatorSettings
 
@@ -34,6 +34,24 @@ def act(
         router.apply(target, decision.canary_weight)
 
 
+def template_spec(
+    kube: KubeApi, owner: manifests.Owner, spec: ModelDeploymentSpec, revision: str
+) -> ModelDeploymentSpec:
+    """The spec to build ``revision``'s pods from. The spec's own revision uses the spec; an
+    older one (stable while a canary runs, or being promoted to) uses the runtime recorded on
+    the Deployment that runs it, so runtime changes reach pods only through a canary."""
+    if revision == spec.revision():
+        return spec
+    for variant in ("stable", "canary"):
+        ref = ObjectRef("Deployment", owner.namespace, manifests.child_name(owner, variant))
+        found = kube.get(ref) or {}
+        meta = found.get("metadata", {})
+        record = meta.get("annotations", {}).get(manifests.TEMPLATE_ANNOTATION)
+        if record and meta.get("labels", {}).get(manifests.LABEL_REVISION) == revision:
+            return manifests.spec_for_record(spec, record)
+    return spec  # no Deployment remembers it (created by an older operator): best effort
+
+
 def apply_children(
     kube: KubeApi,
     owner: manifests.Owner,
@@ -42,17 +60,19 @@ def apply_children(
     decision: Decision,
     settings: OperatorSettings,
 ) -> None:
-    if decision.stable is not None:
-        plan = decision.stable
-        kube.apply(
-            manifests.deployment(owner, spec, "stable", plan.revision, plan.replicas, settings)
-        )
-    if decision.canary is not None:
-        plan = decision.canary
-        kube.apply(
-            manifests.deployment(owner, spec, "canary", plan.revision, plan.replicas, settings)
-        )
-    elif observed.canary is not None and observed.canary.replicas > 0:
+    plans: tuple[tuple[manifests.Variant, ChildPlan | None], ...] = (
+        ("stable", decision.stable),
+        ("canary", decision.canary),
+    )
+    for variant, plan in plans:
+        if plan is not None:
+            built_from = template_spec(kube, owner, spec, plan.revision.revision)
+            kube.apply(
+                manifests.deployment(
+                    owner, built_from, variant, plan.revision, plan.replicas, settings
+                )
+            )
+    if decision.canary is None and observed.canary is not None and observed.canary.replicas > 0:
         # Scale subresource: zero pods without rewriting the template the canary last ran,
         # so its revision stays visible for a post-mortem and a retry.
         ref = ObjectRef("Deployment", owner.namespace, manifests.child_name(owner, "canary"))

@@ -21,10 +21,12 @@ import kopf
 
 from coalmine.api import GROUP, PLURAL, VERSION
 from coalmine.k8s import ApiError
+from coalmine.manifests import LABEL_MD, MANAGED_BY
 from coalmine.reconcile import Deps, reconcile
 from coalmine.settings import FIELD_MANAGER, OperatorSettings
 
 log = logging.getLogger(__name__)
+OURS = dict(MANAGED_BY)
 
 
 class Ticker:
@@ -36,10 +38,11 @@ class Ticker:
         self._due: dict[str, float] = {}
         self.last_success = time.monotonic()
 
-    async def tick(self, namespace: str, name: str, uid: str, *, force: bool) -> None:
-        if not force and time.monotonic() < self._due.get(uid, 0.0):
+    async def tick(self, namespace: str, name: str, *, force: bool) -> None:
+        key = f"{namespace}/{name}"
+        if not force and time.monotonic() < self._due.get(key, 0.0):
             return
-        async with self._locks[uid]:
+        async with self._locks[key]:
             try:
                 requeue = await asyncio.to_thread(reconcile, self._deps, namespace, name)
             except ApiError as exc:
@@ -48,11 +51,16 @@ class Ticker:
                 log.warning("%s/%s: API error, retrying next tick: %s", namespace, name, exc)
                 requeue = self._deps.settings.tick_seconds
             self.last_success = time.monotonic()
-        self._due[uid] = time.monotonic() + (requeue or self._deps.settings.tick_seconds)
+        self._due[key] = time.monotonic() + (requeue or self._deps.settings.tick_seconds)
 
-    def forget(self, uid: str) -> None:
-        self._due.pop(uid, None)
-        self._locks.pop(uid, None)
+    def poke(self, namespace: str, name: str) -> None:
+        """A child changed (pods became ready, a rollout finished): tick at the next timer
+        wake-up instead of waiting out the requeue time the engine asked for."""
+        self._due[f"{namespace}/{name}"] = 0.0
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._due.pop(f"{namespace}/{name}", None)
+        self._locks.pop(f"{namespace}/{name}", None)
 
 
 def register(settings: OperatorSettings, deps: Deps) -> kopf.OperatorRegistry:
@@ -80,20 +88,31 @@ def register(settings: OperatorSettings, deps: Deps) -> kopf.OperatorRegistry:
     def liveness(**_: Any) -> float:
         return round(time.monotonic() - ticker.last_success, 1)
 
-    async def on_change(namespace: str, name: str, uid: str, **_: Any) -> None:
-        await ticker.tick(namespace, name, uid, force=True)
+    async def on_change(namespace: str, name: str, **_: Any) -> None:
+        await ticker.tick(namespace, name, force=True)
 
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
         _apply(decorator, on_change, resource)
 
     @kopf.timer(**resource, interval=settings.tick_seconds, idle=None)  # type: ignore[arg-type]
-    async def on_timer(namespace: str, name: str, uid: str, **_: Any) -> None:
-        await ticker.tick(namespace, name, uid, force=False)
+    async def on_timer(namespace: str, name: str, **_: Any) -> None:
+        await ticker.tick(namespace, name, force=False)
 
     @kopf.on.delete(**resource, optional=True)  # type: ignore[arg-type]
-    async def on_delete(uid: str, **_: Any) -> None:
+    async def on_delete(namespace: str, name: str, **_: Any) -> None:
         # Nothing to clean up: ownerReferences let the garbage collector remove the children.
-        ticker.forget(uid)
+        ticker.forget(namespace, name)
+
+    async def on_child_event(**kwargs: Any) -> None:
+        owner, namespace = kwargs["labels"].get(LABEL_MD), kwargs["namespace"]
+        if owner and namespace:
+            ticker.poke(namespace, owner)
+
+    for group_version, plural in (("apps/v1", "deployments"), ("v1", "services")):
+        watch = kopf.on.event(
+            group_version, plural, labels=OURS, registry=registry, id=f"watch-{plural}"
+        )
+        watch(on_child_event)
 
     return registry
 

@@ -7,6 +7,7 @@ the ModelDeployment lets the garbage collector remove them all.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +23,9 @@ LABEL_VARIANT = "coalmine.dev/variant"
 LABEL_REVISION = "coalmine.dev/revision"
 LABEL_VERSION = "coalmine.dev/version"
 LABEL_MODEL = "coalmine.dev/model"
+TEMPLATE_ANNOTATION = "coalmine.dev/template"
+"""The runtime a revision was built with, so a later spec (with another runtime) can rebuild
+that revision's pods unchanged: a canary's new env or image must never leak into stable."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "coalmine-operator"}
 
 SERVING_PORT = 8080
@@ -92,10 +96,12 @@ def deployment(
         LABEL_VERSION: revision.version,
         LABEL_MODEL: spec.model.name,
     }
+    metadata = _metadata(owner, child_name(owner, variant), pod_labels)
+    metadata["annotations"] = {TEMPLATE_ANNOTATION: template_record(spec)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(owner, child_name(owner, variant), pod_labels),
+        "metadata": metadata,
         "spec": {
             "replicas": min(replicas, settings.max_replicas),
             "selector": {"matchLabels": selector(owner, variant)},
@@ -111,6 +117,20 @@ def deployment(
             },
         },
     }
+
+
+def template_record(spec: ModelDeploymentSpec) -> str:
+    record = {"runtime": spec.runtime.to_manifest(), "trustedTypes": spec.model.trusted_types}
+    return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def spec_for_record(spec: ModelDeploymentSpec, record: str) -> ModelDeploymentSpec:
+    """``spec`` with the runtime and trusted types a Deployment's template record holds."""
+    data = json.loads(record)
+    model = spec.model.model_copy(update={"trusted_types": list(data.get("trustedTypes", []))})
+    return spec.model_copy(
+        update={"runtime": Runtime.model_validate(data["runtime"]), "model": model}
+    )
 
 
 def _pod_annotations(runtime: Runtime) -> dict[str, str]:

@@ -73,6 +73,14 @@ def test_injected_errors_roll_back_with_traffic_off_first(harness: Harness, mode
     assert any("error-rate" in m and "0.05" in m for m in messages), messages
     canary = h.deployment("canary")
     assert canary is not None and canary["spec"]["replicas"] == 0
+    # The canary's runtime (its fault env) never reached a stable pod template.
+    stable_sets = h.api.get(
+        f"/apis/apps/v1/namespaces/{h.ns}/replicasets",
+        params={"labelSelector": "coalmine.dev/variant=stable"},
+    ).json()["items"]
+    assert len(stable_sets) == 1
+    env = stable_sets[0]["spec"]["template"]["spec"]["containers"][0].get("env", [])
+    assert all(e["name"] != "COALMINE_SERVING_FAULT_ERROR_RATE" for e in env)
 
 
 def test_no_canary_traffic_holds_and_never_promotes(harness: Harness, models: ModelArtifacts):
