@@ -1,6 +1,15 @@
 """The rollout engine: a pure function from (spec, status, observations, now) to a decision.
 
-Nothing here performs I/O or reads a clock; the operator observes, calls ``decide`` and acts.
+Nothing here performs I/O or reads a clock; the operator observes, calls ``decide`` and acts:
+
+* build ``Observations`` (the two Deployments as ``ChildObservation``, the router's observed
+  weight, ``Measurement`` per check over ``analysis_window(...)``, ``Controls``);
+* ``decision = decide(spec, status, observations, now)``;
+* apply ``decision.stable`` / ``decision.canary`` (replicas already computed with
+  ``plan_replicas``) and ``decision.canary_weight``: router first if the weight goes down,
+  Deployments first if it goes up; record ``decision.events``; remove
+  ``decision.consumed_controls``; patch ``decision.status`` once; requeue after
+  ``decision.requeue_after`` seconds.
 """
 
 from coalmine.rollout.decide import decide

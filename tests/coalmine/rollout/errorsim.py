@@ -113,7 +113,7 @@ def default_spec(**canary: Any) -> ModelDeploymentSpec:
         "runtime": {"replicas": 10},
     }
     if canary:
-        extra["canary"] = canary
+        extra["canary"] = {"steps": [{"weight": 10}, {"weight": 50}], **canary}
     return spec_for("v1", **extra)
 
 
