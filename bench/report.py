@@ -50,6 +50,7 @@ def render(
     b2: dict[int, dict[str, list[WrkResult]]],
     predict_p50_ms: float,
     args: argparse.Namespace,
+    fixed: tuple[float, dict[str, list[WrkResult]]] | None = None,
 ) -> str:
     lines = [
         "# Serving benchmarks",
@@ -59,7 +60,7 @@ def render(
         "widens the spread; compare ratios, not absolute numbers.",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {_cpu()}, {os.cpu_count()} cores;",
-        f"{_wrk_version()}; server pinned to core 0, wrk to core 1;",
+        f"{_wrk_version()}; server pinned to core 0, wrk to core 1, both at nice -10;",
         f"{args.rounds} interleaved rounds",
         f"of {args.seconds:g} s per side after a 2 s warm-up. Ratios are medians of per-round",
         "ratios (min-max in brackets); absolute numbers are for orientation only.",
@@ -96,6 +97,20 @@ def render(
             p99 = _ratio_range(sides["ours"], sides["mlserver"], "p99_ms")
             lines.append(f"- c={conns}: req/s ours/MLServer **{rps}**, p99 ours/MLServer **{p99}**")
     lines.append("- target: >= 1.5x MLServer's req/s at c=8 with p99 ratio <= 1.0")
+    if fixed:
+        rate, sides = fixed
+        lines += [
+            "",
+            f"Same offered load for both, c=8 at {rate:,.0f} req/s in total (70% of MLServer's",
+            "c=8 capacity; closed-loop p99 penalises the faster server, which completes more",
+            "requests and so meets more of the machine's hiccups):",
+            "",
+            "| side | req/s | p50 ms | p99 ms | errors |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [_row(name, runs) for name, runs in sides.items()]
+        p99 = _ratio_range(sides["ours"], sides["mlserver"], "p99_ms")
+        lines += ["", f"- fixed-rate p99 ours/MLServer: **{p99}**"]
     ours_p50 = _med(b2[1]["ours"], "p50_ms")
     lines += [
         "",

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from bench import mlserver_peer, report
-from bench.wrk import WrkResult, lua_script, run_wrk
+from bench.wrk import WrkResult, lua_script, priority, run_wrk
 
 SERVER_CORE, CLIENT_CORE = 0, 1
 CACHE = Path(os.environ.get("COALMINE_BENCH_CACHE", Path.home() / ".cache" / "coalmine-bench"))
@@ -35,7 +35,8 @@ ROW = [[5.1, 3.5, 1.4, 0.2]]
 def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            ["taskset", "-c", str(SERVER_CORE), *cmd], stdout=out, stderr=subprocess.STDOUT,
+            [*priority(), "taskset", "-c", str(SERVER_CORE), *cmd], stdout=out,
+            stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )  # fmt: skip
 
@@ -150,14 +151,32 @@ def main() -> None:
             reply = httpx.post(urls["mlserver"], content=BODY)
             assert reply.status_code == 200, reply.text
         b2 = {c: interleave(urls, script, c, args.seconds, args.rounds) for c in (1, 8, 64)}
+        fixed = fixed_rate(urls, b2[8], work, args) if "mlserver" in urls else None
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(20)
     p50 = predict_p50_ms(model, sha)
-    text = report.render(b1, b2, p50, args)
+    text = report.render(b1, b2, p50, args, fixed)
     args.out.write_text(text)
     print(text)
+
+
+def fixed_rate(
+    urls: dict[str, str],
+    closed_loop: dict[str, list[WrkResult]],
+    work: Path,
+    args: argparse.Namespace,
+) -> tuple[float, dict[str, list[WrkResult]]]:
+    """p99 at the same offered load for both (70% of MLServer's c=8 capacity).
+
+    Closed-loop p99 punishes the faster server: it completes more requests in the same time
+    and so meets more of the machine's hiccups. At a fixed rate both see the same work.
+    """
+    rate = 0.7 * statistics.median(r.rps for r in closed_loop["mlserver"])
+    conns = 8
+    script = lua_script(work / "post-fixed.lua", BODY, delay_ms=conns * 1000 / rate)
+    return rate, interleave(urls, script, conns, args.seconds, args.rounds)
 
 
 def wait_ready_post(url: str, proc: subprocess.Popen[bytes]) -> None:

@@ -44,7 +44,7 @@ def extract(archive: Path, dest: Path, limits: ExtractLimits | None = None) -> l
 
 def _safe_target(dest: Path, name: str) -> Path:
     pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts or name.startswith("\\") or ":" in pure.parts[0:1]:
+    if pure.is_absolute() or ".." in pure.parts or name.startswith("\\"):
         raise ArtifactError(f"archive member {name!r} escapes the target directory")
     target = (dest / pure).resolve()
     if not target.is_relative_to(dest):

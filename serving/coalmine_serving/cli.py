@@ -9,6 +9,7 @@ Every ``serve`` flag has a ``COALMINE_SERVING_<NAME>`` environment variable; fla
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,10 @@ def _serve(parsed: argparse.Namespace) -> int:
         name: getattr(parsed, name) for name in ServingSettings.model_fields
     }
     settings = load_settings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # Load before binding the port: a bad artifact (wrong sha256, untrusted skops type, pickle
     # refused) exits non-zero with the reason, which Kubernetes shows as CrashLoopBackOff.
     from coalmine_serving.runtimes.loader import load_runtime
