@@ -114,11 +114,7 @@ def progressing(t: Tick) -> Plan:
         return await_canary(t)
     if status.weight != t.step_weight(status.current_step):
         # Sized for the step's weight already; the weight follows once those pods are ready.
-        return (
-            give_traffic(t)
-            if ready
-            else stay(t, status, Action.WAIT, "ScalingCanary", WAIT_FOR_OBSERVATION)
-        )
+        return give_traffic(t) if ready else await_scale_up(t)
     if status.step_started_at is None:
         return await_router(t)
     return analyse(t)
@@ -144,6 +140,19 @@ def await_canary(t: Tick) -> Plan:
         requeue_after=WAIT_FOR_OBSERVATION,
         until=deadline,
     )
+
+
+def await_scale_up(t: Tick) -> Plan:
+    """Pods for the next step's weight are not ready yet. The step advanced on the
+    measurement folded at that moment, so the deadline counts from ``analysis.measuredAt``."""
+    status = t.status
+    since = status.analysis.measured_at if status.analysis else status.canary_started_at
+    deadline = (since or t.now) + t.spec.canary.progress_deadline
+    if t.now >= deadline:
+        why = f"canary not scaled up within {t.spec.canary.progress_deadline}"
+        return start_rollback(t, "RolledBack", "ProgressDeadlineExceeded", why)
+    plan = stay(t, status, Action.WAIT, "ScalingCanary", WAIT_FOR_OBSERVATION)
+    return replace(plan, until=deadline)
 
 
 def give_traffic(t: Tick) -> Plan:

@@ -33,6 +33,7 @@ def promote(t: Tick, reason: str) -> Plan:
         phase=Phase.PROGRESSING,
         stable=canary,
         paused_by=None,
+        step_started_at=t.now,  # while promoting: when the promotion started
         message=f"promoting {canary.version}: stable rolls to it",
     )
     event = normal("Promoting", f"promoting {canary.version} ({reason})")
@@ -49,13 +50,29 @@ def promoting(t: Tick) -> Plan:
         events = (warning("AbortIgnored", "abort ignored: promotion already in progress"),)
     stable_ready = t.obs.stable is not None and t.obs.stable.ready_on(status.stable.revision)
     if not stable_ready:
-        return _keep_serving(t, status, Action.WAIT, "WaitingForStableRollout", events)
+        return _stable_rolling(t, events)
     if status.weight > 0:
         drained = update(status, weight=0, message="stable ready on the new revision: weight 0")
         return _keep_serving(t, drained, Action.SET_WEIGHT, "StableUpdated", events)
     if t.obs.canary_weight != 0:
         return _keep_serving(t, status, Action.WAIT, "WaitingForRouter", events)
     return _finish(t, events)
+
+
+def _stable_rolling(t: Tick, events: tuple[Event, ...]) -> Plan:
+    """Stable is not ready on the new revision yet. Past the progress deadline this is
+    reported (once), and the canary keeps serving: the stable Deployment's rolling update
+    keeps its old pods while new ones fail, so nothing is lost by waiting for a person."""
+    status = t.status
+    started = status.step_started_at or t.now
+    if t.now < started + t.spec.canary.progress_deadline:
+        return _keep_serving(t, status, Action.WAIT, "WaitingForStableRollout", events)
+    why = f"stable not ready on {status.canary.version if status.canary else '?'} within"
+    why += f" {t.spec.canary.progress_deadline}; the canary keeps serving"
+    stalled = update(status, message=why)
+    if "PromotionStalled" not in (c.reason for c in status.conditions):
+        events = (*events, warning("PromotionStalled", why))
+    return _keep_serving(t, stalled, Action.WAIT, "PromotionStalled", events)
 
 
 def _finish(t: Tick, events: tuple[Event, ...]) -> Plan:
@@ -70,7 +87,7 @@ def _finish(t: Tick, events: tuple[Event, ...]) -> Plan:
         canary_started_at=None,
         paused_by=None,
         message="",
-        history=with_history(status, status.canary, "Promoted", "AllStepsPassed", t.now),
+        history=with_history(status, status.canary, "Promoted", "PromotionComplete", t.now),
     )
     event = normal("Promoted", f"{status.canary.version} is stable and serves all traffic")
     return Plan(

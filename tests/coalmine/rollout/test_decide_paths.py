@@ -281,3 +281,23 @@ def test_tiny_canary_with_a_few_errors_stays_but_a_real_regression_rolls_back() 
     broken = canary_on(measure=traffic(12), checks=check, policy={"minSamples": 50})  # 20%
     broken.run_until(finished)
     assert broken.status.history[-1].outcome == "RolledBack"
+
+
+def test_canary_that_cannot_scale_up_for_the_next_step_fails_its_deadline() -> None:
+    sim = canary_on()
+    sim.run_until(lambda s: s.status.step_started_at is not None)  # serving at step 0
+    sim.broken.add(sim.spec.revision())  # more pods of it never become ready
+    sim.run_until(finished)
+    assert sim.status.history[-1].outcome == "RolledBack"
+    assert "ProgressDeadlineExceeded" in sim.status.history[-1].reason
+    assert max(d.canary_weight for d in sim.decisions) == 10  # never raised onto unready pods
+
+
+def test_a_stalled_promotion_is_reported_once_and_the_canary_keeps_serving() -> None:
+    sim = canary_on()
+    sim.run_until(lambda s: s.decisions[-1].action == Action.PROMOTE)
+    sim.broken.add(sim.spec.revision())  # the stable Deployment's new pods never get ready
+    sim.run(200)  # 5-second ticks: well past the 10-minute progress deadline
+    assert event_reasons(sim).count("PromotionStalled") == 1
+    assert sim.status.phase == "Progressing" and sim.decisions[-1].canary_weight == 60
+    assert {c.type: c.reason for c in sim.status.conditions}["Progressing"] == "PromotionStalled"
