@@ -99,6 +99,12 @@ class ImageBuilder:
             runtime.import_archive(archive)
         finally:
             archive.unlink(missing_ok=True)
+        # Every code change makes a new ~700 MB image; keep only the newest per repository in
+        # the node's (persistent) image store.
+        repository = name.rsplit(":", 1)[0]
+        for older in runtime.images():
+            if older.rsplit(":", 1)[0] == repository and older != name:
+                runtime.remove_image(older)
 
 
 def main() -> None:

@@ -65,6 +65,10 @@ class ContainerRuntime:
         if result.returncode != 0:
             raise RuntimeError(f"ctr images import {archive} failed: {result.stderr}")
 
+    def remove_image(self, name: str) -> None:
+        """Drop the reference; containerd garbage-collects content no container still uses."""
+        self._ctr("images", "remove", name)
+
     def remove_all_pods(self) -> None:
         """Stop and remove every pod sandbox (and its containers) through the CRI."""
         result = self._crictl("rmp", "--force", "--all")
