@@ -5,6 +5,8 @@ The kubelet is a stand-in (see kubelet_standin.py); everything else is the real 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.coalmine.integration.harness import Harness
@@ -112,3 +114,126 @@ def test_quality_regression_rolls_back_on_feedback(harness: Harness, models: Mod
     verdicts = {c["name"]: c["verdict"] for c in done.get("analysis", {}).get("checks", [])}
     assert verdicts.get("error-rate") != "fail" and verdicts.get("latency-p99") != "fail", verdicts
     _rollback_order_holds(h)
+
+
+def _progressing_with_traffic(h: Harness, timeout: float = 120) -> dict:
+    return h.wait_status(
+        lambda s: s.get("phase") == "Progressing" and s.get("weight", 0) > 0,
+        timeout,
+        "the canary to take traffic",
+    )
+
+
+def test_spec_change_mid_rollout_restarts_at_step_zero(harness: Harness, models: ModelArtifacts):
+    h = harness
+    _deploy_v1(h, models)
+    h.apply(spec(models.model("v2"), prometheus=h.prometheus.url))
+    v2 = _progressing_with_traffic(h)
+    changed_at = len(h.recorder.snapshots)
+    h.apply(spec(models.model("v3"), prometheus=h.prometheus.url))
+    done = h.wait_status(
+        lambda s: s.get("phase") == "Healthy" and s.get("stable", {}).get("version") == "v3",
+        150,
+        "v3 to be promoted",
+    )
+    after = h.recorder.snapshots[changed_at:]
+    first_v3 = next(s for s in after if s.canary_revision == done["stable"]["revision"])
+    off = next(s for s in after if s.spans_both is False)
+    assert off.seq <= first_v3.seq, "traffic went back to stable before the canary changed"
+    assert first_v3.step == 0
+    outcomes = {(e["version"], e["outcome"]) for e in done["history"]}
+    assert ("v2", "Superseded") in outcomes, done["history"]
+    assert v2["canary"]["version"] == "v2"
+
+
+def test_operator_killed_mid_step_keeps_step_and_pause(harness: Harness, models: ModelArtifacts):
+    h = harness
+    _deploy_v1(h, models)
+    h.apply(spec(
+        models.model("v2"),
+        steps=[{"weight": 20, "pause": "20s"}, {"weight": 50, "pause": "2s"}],
+        prometheus=h.prometheus.url,
+    ))  # fmt: skip
+    before = h.wait_status(
+        lambda s: s.get("phase") == "Progressing" and s.get("stepStartedAt") and s.get("weight"),
+        120,
+        "step 0 to start",
+    )
+    h.kill_operator()
+    h.start_operator()
+    resumed = h.wait_status(
+        lambda s: (
+            s.get("analysis") is not None
+            and s["analysis"]["measuredAt"] > before.get("analysis", {}).get("measuredAt", "")
+        ),
+        60,
+        "the restarted operator to measure",
+    )
+    # The same step, and the same start time: the pause was not restarted by the crash.
+    assert resumed["currentStep"] == before["currentStep"] == 0
+    assert resumed["stepStartedAt"] == before["stepStartedAt"]
+    done = h.wait_status(
+        lambda s: s.get("phase") == "Healthy" and s.get("stable", {}).get("version") == "v2",
+        120,
+        "v2 to be promoted after the restart",
+    )
+    assert done["stable"]["version"] == "v2"
+    assert sorted(d["metadata"]["name"] for d in h.deployments()) == ["iris-canary", "iris-stable"]
+
+
+def test_operator_killed_mid_rollback_completes_it(harness: Harness, models: ModelArtifacts):
+    h = harness
+    _deploy_v1(h, models)
+    bad = spec(
+        models.model("v2"),
+        env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.3"},
+        prometheus=h.prometheus.url,
+    )
+    bad["rollback"] = {"scaleDownDelay": "8s"}
+    h.apply(bad)
+    h.wait_status(lambda s: s.get("phase") == "RollingBack", 120, "the rollback to start")
+    h.kill_operator()
+    h.start_operator()
+    done = h.wait_status(lambda s: s.get("phase") == "Degraded", 60, "the rollback to finish")
+    assert done["rollback"]["stage"] == "Done"
+    canary = h.deployment("canary")
+    assert canary is not None and canary["spec"]["replicas"] == 0
+    _rollback_order_holds(h)
+    assert sorted(d["metadata"]["name"] for d in h.deployments()) == ["iris-canary", "iris-stable"]
+
+
+def test_prometheus_down_mid_analysis_never_promotes(harness: Harness, models: ModelArtifacts):
+    h = harness
+    v1 = _deploy_v1(h, models)
+    h.apply(spec(
+        models.model("v2"),
+        steps=[{"weight": 20, "pause": "4s"}],
+        policy={"inconclusiveLimit": "5m"},
+        prometheus=h.prometheus.url,
+    ))  # fmt: skip
+    h.wait_status(
+        lambda s: s.get("analysis") is not None and s.get("weight", 0) > 0, 120, "analysis"
+    )
+    h.prometheus.stop()
+    down = h.wait_status(
+        lambda s: any(
+            "Connection" in (c.get("reason") or "") or "refused" in (c.get("reason") or "")
+            for c in (s.get("analysis") or {}).get("checks", [])
+        ),
+        60,
+        "the provider error to be recorded",
+    )
+    assert down["analysis"]["verdict"] == "inconclusive"
+    stopped_at = len(h.recorder.snapshots)
+    time.sleep(8)  # several analysis intervals with Prometheus down
+    assert all(
+        s.stable_revision == v1["stable"]["revision"] for s in h.recorder.snapshots[stopped_at:]
+    )
+    assert h.status()["phase"] == "Progressing"
+    h.prometheus.start()
+    done = h.wait_status(
+        lambda s: s.get("phase") == "Healthy" and s.get("stable", {}).get("version") == "v2",
+        120,
+        "v2 to be promoted once Prometheus is back",
+    )
+    assert done["stable"]["version"] == "v2"
