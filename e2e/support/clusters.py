@@ -34,11 +34,14 @@ class ClusterUnderTest:
     def _resolve_image(self, spec: ImageSpec) -> str:
         variable = {SERVING: "COALMINE_E2E_SERVING_IMAGE", OPERATOR: "COALMINE_E2E_OPERATOR_IMAGE"}
         given = os.environ.get(variable[spec])
-        if given:
-            return given
         if self.local is None:
-            raise RuntimeError(f"set {variable[spec]} to an image the cluster under test has")
-        return self.local.load_image(spec)
+            if not given:
+                raise RuntimeError(f"set {variable[spec]} to an image the cluster under test has")
+            return given
+        # Local: a named image (built earlier, in buildah's store) or a fresh build.
+        name = given or self.local.images.build(spec)
+        self.local.images.load(name, self.local.node.runtime)
+        return name
 
 
 def external_kubeconfig() -> Path | None:
