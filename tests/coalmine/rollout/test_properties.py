@@ -82,7 +82,8 @@ def check_invariants(sim: Sim, obs: Observations, d: Decision, before: int) -> N
     # The canary weight never exceeds the step being analysed; a rollback is at 0.
     if status.canary is not None and status.phase in ("Progressing", "Paused"):
         assert d.canary_weight <= steps[status.current_step or 0].weight
-    if status.phase == "RollingBack" or (status.rollback is not None and status.canary is not None):
+    rolling_back = status.rollback is not None and status.rollback.stage != "Done"
+    if status.phase == "RollingBack" or rolling_back:
         assert d.canary_weight == 0
     # The weight goes up only onto a canary observed ready on the revision that gets it.
     if d.canary_weight > before:
