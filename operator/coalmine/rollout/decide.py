@@ -10,6 +10,7 @@ only from timestamps in status, so a restarted operator decides exactly as befor
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from coalmine.api.spec import ModelDeploymentSpec
@@ -21,8 +22,14 @@ from coalmine.rollout.promotion import promoting
 from coalmine.rollout.replicas import plan_replicas
 from coalmine.rollout.rollback import rolling_back, start_rollback
 from coalmine.rollout.steady import first_deploy, steady
-from coalmine.rollout.tick import MESSAGE_LIMIT, Plan, Tick, update
-from coalmine.rollout.types import CONTROL_ANNOTATIONS, ChildPlan, Decision, Observations
+from coalmine.rollout.tick import MESSAGE_LIMIT, Plan, Tick, update, warning
+from coalmine.rollout.types import (
+    CONTROL_ANNOTATIONS,
+    Action,
+    ChildPlan,
+    Decision,
+    Observations,
+)
 
 Handler = Callable[[Tick], Plan]
 
@@ -50,7 +57,13 @@ def _in_flight(t: Tick) -> Plan:
     if status.canary.revision == status.stable.revision:
         return promoting(t)
     handler = progressing if status.phase == Phase.PROGRESSING else paused
-    return interrupt(t) or promote_control(t) or handler(t)
+    plan = interrupt(t) or promote_control(t) or handler(t)
+    if t.controls.promote and plan.action != Action.PROMOTE:
+        failing = status.analysis is not None and status.analysis.verdict == "fail"
+        why = "a check is failing" if failing else f"the rollout is {plan.reason}"
+        refused = warning("PromoteRefused", f"promote refused: {why}")
+        plan = replace(plan, events=(*plan.events, refused))
+    return plan
 
 
 def _rolling_back(t: Tick) -> Plan:

@@ -76,12 +76,9 @@ _ON_ASSESSMENT: dict[Assessment, Callable[[Tick], Plan]] = {
 
 
 def _passing_or_hold(t: Tick, passing: bool) -> Plan:
-    """Promote on request (unless failing); advance when the pause elapsed and all passed."""
+    """Advance when the pause elapsed and every check passed on this tick's measurement."""
     status = t.status
     assert status.step_started_at is not None
-    events: tuple[Event, ...] = ()
-    if t.controls.promote:
-        events = (warning("PromoteRefused", "promote refused: a check is failing"),)
     pause_over = status.step_started_at + t.spec.canary.steps[status.current_step or 0].pause
     measured_now = status.analysis is not None and status.analysis.measured_at == t.now
     ready = t.canary_ready(status.canary.revision if status.canary else "")
@@ -89,7 +86,7 @@ def _passing_or_hold(t: Tick, passing: bool) -> Plan:
         return advance(t)
     wait = min(t.interval, t.seconds_until(pause_over)) if t.now < pause_over else t.interval
     plan = stay(t, status, Action.WAIT, "StepPause" if passing else "Analysing", wait)
-    return replace(plan, events=events, until=pause_over)
+    return replace(plan, until=pause_over)
 
 
 def advance(t: Tick) -> Plan:
