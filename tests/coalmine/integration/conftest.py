@@ -10,7 +10,8 @@ import pytest
 
 from coalmine.devcluster.controlplane import ControlPlane
 from coalmine.devcluster.prometheus import PrometheusServer
-from tests.coalmine.integration.harness import Harness, install_cluster_objects
+from tests.coalmine.integration.gateway_crds import gateway_api_crds
+from tests.coalmine.integration.harness import Harness, install_cluster_objects, install_crds
 from tests.coalmine.integration.models import ModelArtifacts, make_models
 
 
@@ -19,6 +20,14 @@ def operator_cluster(control_plane: ControlPlane) -> ControlPlane:
     with control_plane.api_client() as api:
         install_cluster_objects(api)
     return control_plane
+
+
+@pytest.fixture(scope="session")
+def gateway_api(operator_cluster: ControlPlane) -> ControlPlane:
+    """The real Gateway API CRDs (HTTPRoute, Gateway) on the control plane."""
+    with operator_cluster.api_client() as api:
+        install_crds(api, gateway_api_crds())
+    return operator_cluster
 
 
 @pytest.fixture(scope="session")

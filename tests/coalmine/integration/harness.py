@@ -57,6 +57,21 @@ def install_cluster_objects(api: httpx.Client) -> None:
     )
 
 
+def install_crds(api: httpx.Client, files: list[Path]) -> None:
+    """Apply CRD files and wait until each is served."""
+    for file in files:
+        crd = yaml.safe_load(file.read_text())
+        name = crd["metadata"]["name"]
+        _apply(api, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd)
+        wait_for(lambda n=name: _crd_established(api, n), timeout=30, what=f"CRD {name}")
+
+
+def _crd_established(api: httpx.Client, name: str) -> bool:
+    body = api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json()
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
 def openapi_v3_bounds(node: Any) -> Any:
     """WORKAROUND until crdgen emits OpenAPI v3.0 bounds: the generated CRD writes JSON-Schema
     2020 ``exclusiveMinimum: 0.0`` (a number), which the API server rejects; v3.0 spells it
@@ -257,6 +272,13 @@ class Harness:
             f"/apis/apps/v1/namespaces/{self.ns}/deployments/{self.name}-{variant}"
         )
         return response.json() if response.status_code == 200 else None
+
+    def delete(self) -> None:
+        self.api.delete(f"{MD_PATH.format(ns=self.ns)}/{self.name}").raise_for_status()
+
+    def services(self) -> list[dict[str, Any]]:
+        items = self.api.get(f"/api/v1/namespaces/{self.ns}/services").json()["items"]
+        return list(items)
 
     def deployments(self) -> list[dict[str, Any]]:
         items = self.api.get(f"/apis/apps/v1/namespaces/{self.ns}/deployments").json()["items"]

@@ -15,9 +15,11 @@ def spec(
     steps: list[dict[str, Any]] | None = None,
     policy: dict[str, Any] | None = None,
     prometheus: str,
+    traffic: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "model": model,
+        "traffic": traffic or {"router": "replicas"},
         "runtime": {
             "replicas": 2,
             "env": [{"name": k, "value": v} for k, v in (env or {}).items()],

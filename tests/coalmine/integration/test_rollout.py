@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.coalmine.integration.harness import Harness
+from tests.coalmine.integration.harness import Harness, wait_for
 from tests.coalmine.integration.models import ModelArtifacts
 from tests.coalmine.integration.specs import spec
 
@@ -43,6 +43,9 @@ def test_good_version_promotes_through_every_step(harness: Harness, models: Mode
     assert h.traffic is not None and h.traffic.sent["canary"] > 0
     # No duplicate children: exactly the two Deployments.
     assert sorted(d["metadata"]["name"] for d in h.deployments()) == ["iris-canary", "iris-stable"]
+    # Deleting the ModelDeployment removes everything it created (ownerReferences + GC).
+    h.delete()
+    wait_for(lambda: not h.deployments() and not h.services(), 60, "the children to be collected")
 
 
 def _rollback_order_holds(h: Harness) -> None:
@@ -237,3 +240,23 @@ def test_prometheus_down_mid_analysis_never_promotes(harness: Harness, models: M
         "v2 to be promoted once Prometheus is back",
     )
     assert done["stable"]["version"] == "v2"
+
+
+def test_gateway_api_router_moves_route_weights(
+    harness: Harness, gateway_api: object, models: ModelArtifacts
+):
+    h = harness
+    traffic = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}}
+    h.apply(spec(models.model("v1"), traffic=traffic, prometheus=h.prometheus.url))
+    h.wait_status(lambda s: s.get("phase") == "Healthy", 90, "v1 to serve")
+    h.start_traffic()
+    h.apply(spec(models.model("v2"), traffic=traffic, prometheus=h.prometheus.url))
+    done = h.wait_status(
+        lambda s: s.get("phase") == "Healthy" and s.get("stable", {}).get("version") == "v2",
+        150,
+        "v2 to be promoted through the HTTPRoute",
+    )
+    weights = [s.route_weight for s in h.recorder.snapshots if s.route_weight is not None]
+    assert {20, 50} <= set(weights), weights  # exact weights, unlike the replica ratio
+    assert weights[-1] == 0 and done["weight"] == 0
+    assert h.traffic is not None and h.traffic.sent["canary"] > 0

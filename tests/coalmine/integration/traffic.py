@@ -62,18 +62,32 @@ class TrafficGenerator:
         self._http.close()
 
     def _run(self) -> None:
-        pods: list[StandInPod] = []
+        backends: list[tuple[int, list[StandInPod]]] = []
         refreshed = 0.0
         while not self._stop.is_set():
             if time.monotonic() - refreshed > 0.3:
-                pods, refreshed = self._endpoints(), time.monotonic()
-            if pods:
+                backends, refreshed = self._backends(), time.monotonic()
+            live = [(weight, pods) for weight, pods in backends if weight > 0 and pods]
+            if live:
+                (pods,) = self._random.choices([p for _, p in live], [w for w, _ in live])
                 self._send(self._random.choice(pods))
             self._stop.wait(self._period)
 
-    def _endpoints(self) -> list[StandInPod]:
+    def _backends(self) -> list[tuple[int, list[StandInPod]]]:
+        """(weight, pods) per backend: the HTTPRoute's weighted Services when there is a
+        route (gatewayAPI), else the one client Service (replicas router)."""
+        ns = self._namespace
+        route = self._api.get(
+            f"/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes/{self._name}"
+        )
+        if route.status_code == 200:
+            refs = [r for rule in route.json()["spec"]["rules"] for r in rule["backendRefs"]]
+            return [(int(r.get("weight", 1)), self._endpoints(r["name"])) for r in refs]
+        return [(1, self._endpoints(self._name))]
+
+    def _endpoints(self, service: str) -> list[StandInPod]:
         """Ready pods the Service selects, the way kube-proxy load-balances them."""
-        response = self._api.get(f"/api/v1/namespaces/{self._namespace}/services/{self._name}")
+        response = self._api.get(f"/api/v1/namespaces/{self._namespace}/services/{service}")
         if response.status_code != 200:
             return []
         selector = response.json()["spec"].get("selector", {})
@@ -105,6 +119,7 @@ class Snapshot:
     seq: int
     spans_both: bool | None  # Service selector covers the canary (None: no Service)
     canary_replicas: int | None
+    route_weight: int | None  # canary backend weight on the HTTPRoute (gatewayAPI)
     phase: str | None
     weight: int | None
     step: int | None
@@ -141,7 +156,10 @@ class Recorder:
             except httpx.HTTPError:
                 snap = None
             if snap is not None:
-                key = (snap.spans_both, snap.canary_replicas, snap.phase, snap.weight, snap.step)
+                key = (
+                    snap.spans_both, snap.canary_replicas, snap.route_weight,
+                    snap.phase, snap.weight, snap.step,
+                )  # fmt: skip
                 if key != last:
                     self.snapshots.append(snap)
                     last = key
@@ -156,6 +174,7 @@ class Recorder:
         service = self._get(f"/api/v1{ns}/services/{self._name}")
         canary = self._get(f"/apis/apps/v1{ns}/deployments/{self._name}-canary")
         md = self._get(f"/apis/coalmine.dev/v1alpha1{ns}/modeldeployments/{self._name}") or {}
+        route = self._get(f"/apis/gateway.networking.k8s.io/v1{ns}/httproutes/{self._name}")
         status = md.get("status", {})
         spans = None
         if service is not None:
@@ -165,6 +184,7 @@ class Recorder:
             seq=next(self._seq),
             spans_both=spans,
             canary_replicas=canary["spec"]["replicas"] if canary else None,
+            route_weight=_canary_weight(route, f"{self._name}-canary"),
             phase=status.get("phase"),
             weight=status.get("weight"),
             step=status.get("currentStep"),
@@ -172,3 +192,10 @@ class Recorder:
             canary_revision=(status.get("canary") or {}).get("revision"),
             status=status,
         )
+
+
+def _canary_weight(route: dict[str, Any] | None, canary: str) -> int | None:
+    if route is None:
+        return None
+    refs = [r for rule in route["spec"]["rules"] for r in rule["backendRefs"]]
+    return next((int(r.get("weight", 1)) for r in refs if r["name"] == canary), None)
