@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
-from coalmine.devcluster import devnode, devstate
+# The dev cluster's modules are imported inside the commands: they need the `dev` extra
+# (cryptography), which the operator image does not install, and `coalmine operator` runs
+# through this same CLI. (Same default as devstate.DEFAULT_STATE_DIR.)
+_DEFAULT_STATE_DIR = Path(os.environ.get("COALMINE_CACHE", Path.home() / ".cache/coalmine")) / "dev"
 
 _state_dir_option = click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=devstate.DEFAULT_STATE_DIR,
+    default=_DEFAULT_STATE_DIR,
     show_default=True,
     help="Where the cluster's PKI, data, logs and state.json live.",
 )
@@ -32,6 +36,8 @@ def dev() -> None:
 )
 def up(state_dir: Path, node: bool) -> None:
     """Start the dev cluster in the background (builds the binaries first if needed)."""
+    from coalmine.devcluster import devnode, devstate
+
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
         state = devnode.up(state_dir) if node else devstate.up(state_dir)
@@ -48,6 +54,8 @@ def up(state_dir: Path, node: bool) -> None:
 @_state_dir_option
 def down(state_dir: Path) -> None:
     """Stop every process `coalmine dev up` started."""
+    from coalmine.devcluster import devnode
+
     stopped = devnode.down(state_dir)  # also cleans up after a node, if one was started
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "no dev cluster was running")
 
@@ -56,6 +64,8 @@ def down(state_dir: Path) -> None:
 @_state_dir_option
 def env(state_dir: Path) -> None:
     """Print shell `export` lines for the running dev cluster (use with eval)."""
+    from coalmine.devcluster import devstate
+
     state = devstate.load(state_dir)
     if state is None or not state.alive():
         raise click.ClickException("no dev cluster is running: start one with `coalmine dev up`")
