@@ -11,6 +11,7 @@ B3  our p50 at c=1 minus the in-process predict p50 for the same row.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -157,6 +158,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(20)
     p50 = predict_p50_ms(model, sha)
+    raw = {"b1": b1, "b2": b2, "fixed": fixed, "predict_p50_ms": p50}
+    (work / "results.json").write_text(json.dumps(raw, default=vars, indent=1))  # for re-analysis
     text = report.render(b1, b2, p50, args, fixed)
     args.out.write_text(text)
     print(text)

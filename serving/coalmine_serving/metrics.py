@@ -1,7 +1,8 @@
-"""prometheus_client collectors built from the contract, bound to this pod's labels once.
+"""The contract's metrics, bound to this pod's model/version/variant labels once.
 
 Each app gets its own registry, so several apps (tests, benchmarks) can live in one process.
-Children are bound up front: ``.labels()`` per request costs a dict lookup and a lock.
+Per-request metrics are lock-free (:mod:`coalmine_serving.hotmetrics`); the rest are ordinary
+prometheus_client collectors with their children bound up front.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from coalmine_serving import contract as c
+from coalmine_serving.hotmetrics import HotCollector, LocalCounter
 from coalmine_serving.settings import ServingSettings
 
 
@@ -31,20 +33,19 @@ class ServingMetrics:
         reg = self.registry
         base = (settings.model_name, settings.model_version, settings.variant.value)
         self._base = base
-        requests = _collector(c.REQUESTS_TOTAL, reg)
+        hot = HotCollector(base)
+        reg.register(hot)
+        requests = hot.counter_family(c.REQUESTS_TOTAL)
         # Every outcome exists from the start at 0, so rate() over a fresh pod is 0, not absent.
-        self.outcomes = {o: requests.labels(*base, o.value) for o in c.Outcome}
-        self.duration = _collector(c.REQUEST_DURATION, reg).labels(*base)
-        self.compute = _collector(c.MODEL_COMPUTE, reg).labels(*base)
+        self.outcomes = {o: requests.setdefault(o.value, LocalCounter()) for o in c.Outcome}
+        self.duration = hot.histogram(c.REQUEST_DURATION, c.REQUEST_DURATION.buckets)
+        self.compute = hot.histogram(c.MODEL_COMPUTE, c.MODEL_COMPUTE.buckets)
         self._in_flight = _collector(c.REQUESTS_IN_FLIGHT, reg).labels(*base)
         self._info = _collector(c.MODEL_INFO, reg)
         self.ready = _collector(c.MODEL_READY, reg).labels(*base)
         self.load_seconds = _collector(c.MODEL_LOAD_SECONDS, reg).labels(*base)
-        self._predictions = _collector(c.PREDICTIONS_TOTAL, reg)
-        self._class_children: dict[str, Any] = {}
-        self.prediction_value = _collector(
-            c.PREDICTION_VALUE, reg, buckets=settings.prediction_buckets
-        ).labels(*base)
+        self._class_children = hot.counter_family(c.PREDICTIONS_TOTAL)
+        self.prediction_value = hot.histogram(c.PREDICTION_VALUE, settings.prediction_buckets)
         feedback = _collector(c.FEEDBACK_TOTAL, reg)
         self.feedback = {r: feedback.labels(*base, r.value) for r in c.FeedbackResult}
         self.abs_error = _collector(
@@ -79,13 +80,12 @@ class ServingMetrics:
         for value in np.asarray(outputs, dtype=np.float64).ravel().tolist():
             self.prediction_value.observe(value)
 
-    def _class_child(self, label: str) -> Any:
+    def _class_child(self, label: str) -> LocalCounter:
         child = self._class_children.get(label)
         if child is None:
             # Cap distinct label values: a model emitting free-form strings must not be able to
             # create unbounded series in Prometheus.
             if len(self._class_children) >= c.MAX_CLASS_LABEL_VALUES:
                 label = c.OTHER_CLASS
-            child = self._predictions.labels(*self._base, label)
-            self._class_children.setdefault(label, child)
+            child = self._class_children.setdefault(label, LocalCounter())
         return child
