@@ -4,6 +4,8 @@
     .venv/bin/python -m e2e.measure cold     # with an empty cache (Kubernetes binaries and
                                              # crictl reused: their cold build is reported by
                                              # e2e/cluster/build.sh itself)
+    .venv/bin/python -m e2e.measure rebuild  # image rebuild: unchanged, then after a code
+                                             # change, on a frozen copy (git archive HEAD)
 
 Prints one JSON object: seconds per phase, and `total` from nothing to 3 Ready serving pods.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,8 +25,8 @@ from typing import TypeVar
 from coalmine.devcluster.baseimage import build_base_archive
 from coalmine.devcluster.binaries import kube_bin_dir
 from coalmine.devcluster.cluster import LocalCluster
-from coalmine.devcluster.images import SERVING
-from coalmine.devcluster.runtime import find_crictl
+from coalmine.devcluster.images import SERVING, ImageBuilder
+from coalmine.devcluster.runtime import cache_root, find_crictl
 from e2e.support.kube import Kube
 from e2e.support.steps import given_a_serving_deployment, then_its_pods_become_ready_with_pod_ips
 from e2e.support.workloads import tiny_classifier
@@ -63,9 +66,29 @@ def measure(cache: Path, workdir: Path) -> dict[str, float]:
     return figures
 
 
+def measure_rebuild(cache: Path, context: Path) -> dict[str, float]:
+    """Build serving from a frozen copy of HEAD three times: as it is (cache state unknown),
+    unchanged (fully cached), and after appending a comment to one source file."""
+    context.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "HEAD"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(context)], input=archive, check=True)
+    builder = ImageBuilder(cache / "images", context)
+    figures: dict[str, float] = {}
+    timed(figures, "first_build", lambda: builder.build(SERVING))
+    timed(figures, "unchanged_rebuild", lambda: builder.build(SERVING))
+    with (context / "serving" / "coalmine_serving" / "__init__.py").open("a") as source:
+        source.write("# a code change\n")
+    timed(figures, "rebuild_after_code_change", lambda: builder.build(SERVING))
+    return figures
+
+
 def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else "warm"
     with tempfile.TemporaryDirectory(prefix="coalmine-measure-") as tmp:
+        if mode == "rebuild":
+            figures = measure_rebuild(cache_root(), Path(tmp) / "context")
+            print(json.dumps({"mode": mode, **figures}))
+            return
         if mode == "cold":
             # Keep only what build.sh and node-deps.sh cache (measured by them, not here).
             os.environ["COALMINE_KUBE_BIN"] = str(kube_bin_dir())

@@ -72,11 +72,15 @@ class Kube:
         items: list[dict[str, Any]] = found.to_dict()["items"]
         return items
 
-    def create_namespace(self, prefix: str) -> str:
+    def create_namespace(self, prefix: str, labels: dict[str, str] | None = None) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        meta = {"name": name, "labels": labels or {}}
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
         self._resource("v1", "Namespace").create(body=body)
         return name
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
+        self._resource(api_version, kind).delete(name=name, namespace=namespace)
 
     def delete_namespace(self, name: str) -> None:
         self._resource("v1", "Namespace").delete(name=name)
@@ -106,6 +110,11 @@ class Kube:
     def service_cluster_ip(self, namespace: str, name: str) -> str:
         ip: str = self.get("v1", "Service", name, namespace)["spec"]["clusterIP"]
         return ip
+
+    def service_url(self, namespace: str, name: str) -> str:
+        """http://<ClusterIP>:<first port>: routable from this machine on the local cluster."""
+        spec = self.get("v1", "Service", name, namespace)["spec"]
+        return f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}"
 
     def events(self, namespace: str) -> list[str]:
         return [

@@ -1,0 +1,228 @@
+"""The product on a real cluster: the operator, installed by our Helm chart, rolls model
+versions out on real pods behind a real Service, analysed by a real Prometheus, under real
+client traffic (issue 7, scenarios 1-5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from coalmine.devcluster.images import OPERATOR, SERVING
+from coalmine.devcluster.nodeconfig import BRIDGE_IP
+from e2e.support.clusters import ClusterUnderTest
+from e2e.support.kube import Kube, eventually
+from e2e.support.operator import ArtifactServer, HelmRelease, operator_values
+from e2e.support.prometheus import KubernetesSdPrometheus
+from e2e.support.rollout import (
+    Artifact,
+    SteadyTraffic,
+    model_deployment,
+    wait_status,
+    write_models,
+)
+
+pytestmark = pytest.mark.e2e
+MD_LABEL = "coalmine.dev/model-deployment"
+NAME = "iris"
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+
+
+@dataclass
+class World:
+    kube: Kube
+    artifacts: dict[str, Artifact]
+    base_url: str
+    prometheus: KubernetesSdPrometheus
+
+    def apply_version(self, ns: str, version: str, artifact: str = "good", **kw: Any) -> None:
+        manifest = model_deployment(
+            ns, NAME, version, self.artifacts[artifact], self.base_url, **kw
+        )
+        self.kube.apply(manifest)
+
+    def events(self, ns: str, reason: str) -> list[str]:
+        return [e for e in self.kube.events(ns) if f": {reason}: " in e]
+
+
+@pytest.fixture(scope="module")
+def world(cluster: ClusterUnderTest, kube: Kube, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[World]:  # fmt: skip
+    if cluster.local is None:
+        pytest.skip("needs the local cluster: model pods download artifacts from this machine")
+    workdir = tmp_path_factory.mktemp("rollouts")
+    artifacts = write_models(workdir / "models")
+    server = ArtifactServer(workdir / "models", BRIDGE_IP, workdir / "artifact-server.log")
+    prometheus = KubernetesSdPrometheus(
+        workdir / "prometheus", cluster.kubeconfig, MD_LABEL, reachable_from_pods=True
+    )
+    release = HelmRelease(cluster.kubeconfig, workdir, "coalmine", "coalmine-system")
+    server.start()
+    prometheus.start()
+    try:
+        values = operator_values(
+            cluster.image(OPERATOR), cluster.image(SERVING), f"http://{BRIDGE_IP}:{prometheus.port}"
+        )
+        # Scenario 1 begins here: the operator is installed the way users install it.
+        release.install(values)
+        yield World(kube, artifacts, server.base_url, prometheus)
+        release.uninstall()
+    finally:
+        prometheus.close()
+        server.stop()
+
+
+@pytest.fixture
+def ns(kube: Kube) -> Iterator[str]:
+    name = kube.create_namespace("rollout", labels=RESTRICTED)
+    try:
+        yield name
+    finally:
+        kube.delete_namespace(name)
+
+
+def given_v1_serving(world: World, ns: str) -> dict[str, Any]:
+    world.apply_version(ns, "v1")
+    return wait_status(world.kube, ns, NAME, lambda s: s.get("phase") == "Healthy", 300,
+                       "v1 to become Healthy")  # fmt: skip
+
+
+def test_v1_becomes_available_and_serves_through_its_service(world: World, ns: str) -> None:
+    # Given the operator installed by helm, When a ModelDeployment v1 is applied
+    status = given_v1_serving(world, ns)
+    # Then it is Available, and real requests through its Service get v1's predictions
+    conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+    assert conditions.get("Ready") == "True", status  # "Available": Ready and serving
+    traffic = SteadyTraffic(world.kube.service_url(ns, NAME), NAME, rps=20).start()
+    try:
+        world.prometheus.wait_for(
+            f'sum(coalmine_requests_total{{namespace="{ns}",outcome="success"}}) >= 20', 60
+        )
+    finally:
+        traffic.stop()
+    assert traffic.failures == 0, (traffic.statuses, traffic.errors)
+    assert set(traffic.by_version) == {"v1"}, traffic.by_version
+
+
+def test_good_v2_promotes_under_steady_traffic_without_a_failed_request(
+    world: World, ns: str
+) -> None:
+    # Given v1 serving steady client traffic
+    v1 = given_v1_serving(world, ns)
+    traffic = SteadyTraffic(world.kube.service_url(ns, NAME), NAME).start()
+    try:
+        # When a good v2 is applied
+        world.apply_version(ns, "v2")
+        # Then it promotes through the steps
+        done = wait_status(
+            world.kube, ns, NAME,
+            lambda s: s.get("phase") == "Healthy" and s.get("stable", {}).get("version") == "v2",
+            420, "v2 to be promoted",
+        )  # fmt: skip
+    finally:
+        traffic.stop()
+    assert done["stable"]["revision"] != v1["stable"]["revision"]
+    assert world.events(ns, "Promoted"), world.kube.events(ns)
+    # And no client request failed during the whole rollout; both versions answered
+    assert traffic.failures == 0, (traffic.statuses, traffic.errors)
+    assert traffic.by_version["v1"] > 0 and traffic.by_version["v2"] > 0, traffic.by_version
+
+
+def test_v3_with_injected_errors_rolls_back_and_says_why(world: World, ns: str) -> None:
+    # Given v1 serving steady client traffic
+    v1 = given_v1_serving(world, ns)
+    traffic = SteadyTraffic(world.kube.service_url(ns, NAME), NAME).start()
+    try:
+        # When v3 fails a fifth of its requests
+        world.apply_version(ns, "v3", env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"})
+        # Then it is rolled back automatically
+        done = wait_status(world.kube, ns, NAME, lambda s: s.get("phase") == "Degraded", 420,
+                           "v3 to be rolled back")  # fmt: skip
+        traffic.statuses.clear()
+        traffic.by_version.clear()
+        # And client traffic is back on stable v1 only
+        _wait_requests(traffic, 30)
+    finally:
+        traffic.stop()
+    assert done["stable"]["revision"] == v1["stable"]["revision"]
+    assert set(traffic.by_version) == {"v1"} and traffic.failures == 0, traffic.statuses
+    # And the status and the Event explain why, with numbers
+    record = done["rollback"]
+    assert record["check"] == "error-rate" and 0.05 < record["value"] <= 0.6, record
+    messages = world.events(ns, "RolledBack")
+    assert any("error-rate" in m and "0.05" in m for m in messages), world.kube.events(ns)
+
+
+def _wait_requests(traffic: SteadyTraffic, count: int) -> None:
+    eventually(lambda: True if sum(traffic.statuses.values()) >= count else None,
+               timeout=60, what=f"{count} client requests")  # fmt: skip
+
+
+def test_v4_with_worse_accuracy_rolls_back_on_quality(world: World, ns: str) -> None:
+    # Given v1 serving steady client traffic, each prediction followed by its true label
+    given_v1_serving(world, ns)
+    traffic = SteadyTraffic(world.kube.service_url(ns, NAME), NAME).start()
+    checks = [
+        {"name": "error-rate", "errorRate": {"max": 0.05}},
+        {"name": "latency-p99", "latency": {"quantile": 0.99, "maxSeconds": 1.0}},
+        {"name": "accuracy", "quality": {"metric": "accuracy", "min": 0.8, "minLabels": 10}},
+    ]
+    try:
+        # When v4 is confidently wrong (no errors, normal latency)
+        world.apply_version(ns, "v4", artifact="inverted", checks=checks)
+        # Then it is rolled back on quality alone
+        done = wait_status(world.kube, ns, NAME, lambda s: s.get("phase") == "Degraded", 420,
+                           "v4 to be rolled back")  # fmt: skip
+    finally:
+        traffic.stop()
+    assert done["rollback"]["check"] == "accuracy", done["rollback"]
+    verdicts = {c["name"]: c["verdict"] for c in done.get("analysis", {}).get("checks", [])}
+    assert verdicts.get("error-rate") != "fail" and verdicts.get("latency-p99") != "fail", verdicts
+
+
+def test_a_new_operator_pod_continues_the_rollout_where_the_old_one_was(
+    world: World, ns: str
+) -> None:
+    # Given a good v2 rolling out under traffic, past its first step
+    given_v1_serving(world, ns)
+    traffic = SteadyTraffic(world.kube.service_url(ns, NAME), NAME).start()
+    try:
+        world.apply_version(ns, "v2")
+        before = wait_status(
+            world.kube, ns, NAME,
+            lambda s: s.get("phase") == "Progressing" and (s.get("currentStep") or 0) >= 1,
+            300, "v2 to reach step 1",
+        )  # fmt: skip
+        # When the operator's pod is deleted mid-rollout
+        _delete_operator_pod(world.kube)
+        # Then the new pod continues from there: same canary, no step revisited, promoted
+        seen: list[dict[str, Any]] = []
+
+        def promoted(status: dict[str, Any]) -> bool:
+            seen.append(status)
+            return bool(status.get("stable", {}).get("version") == "v2")
+
+        wait_status(world.kube, ns, NAME, promoted, 420, "v2 to be promoted after the restart")
+    finally:
+        traffic.stop()
+    canary = before["canary"]["revision"]
+    during = [s for s in seen if s.get("phase") == "Progressing"]
+    assert all(s["canary"]["revision"] == canary for s in during), during
+    assert all((s.get("currentStep") or 0) >= before["currentStep"] for s in during), during
+    assert traffic.failures == 0, (traffic.statuses, traffic.errors)
+
+
+def _delete_operator_pod(kube: Kube) -> None:
+    selector = "app.kubernetes.io/component=operator"
+    pods = kube.list_objects("v1", "Pod", "coalmine-system", selector)
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    old = pods[0]["metadata"]["name"]
+    kube.delete("v1", "Pod", old, "coalmine-system")
+    eventually(
+        lambda: True if [p for p in kube.ready_pods("coalmine-system", selector)
+                         if p.name != old] else None,
+        timeout=180, what="a new operator pod to be Ready",
+    )  # fmt: skip
