@@ -108,6 +108,7 @@ class Harness:
         self.api = control_plane.api_client()
         self.name = "iris"
         self.operator: ManagedProcess | None = None
+        self.liveness_port = free_port()
         self.standin = KubeletStandIn(
             self.api, namespace, workdir / "pods", prometheus, next(_subnets)
         )
@@ -152,7 +153,7 @@ class Harness:
             "KUBECONFIG": str(self._kubeconfig),
             "COALMINE_DEFAULT_PROMETHEUS_ADDRESS": self.prometheus.url,
             "COALMINE_TICK_SECONDS": "0.5",
-            "COALMINE_LIVENESS_PORT": str(free_port()),
+            "COALMINE_LIVENESS_PORT": str(self.liveness_port),
             "COALMINE_DEFAULT_SERVING_IMAGE": "coalmine/serving:it",
             "PYTHONPATH": str(ROOT),
         }

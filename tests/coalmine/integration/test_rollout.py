@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 
 from tests.coalmine.integration.harness import Harness, wait_for
@@ -43,6 +44,9 @@ def test_good_version_promotes_through_every_step(harness: Harness, models: Mode
     assert h.traffic is not None and h.traffic.sent["canary"] > 0
     # No duplicate children: exactly the two Deployments.
     assert sorted(d["metadata"]["name"] for d in h.deployments()) == ["iris-canary", "iris-stable"]
+    # kopf's liveness endpoint answers, with our probe's figure in it.
+    health = httpx.get(f"http://127.0.0.1:{h.liveness_port}/healthz", timeout=5)
+    assert health.status_code == 200 and "seconds_since_tick" in health.text
     # Deleting the ModelDeployment removes everything it created (ownerReferences + GC).
     h.delete()
     wait_for(lambda: not h.deployments() and not h.services(), 60, "the children to be collected")
