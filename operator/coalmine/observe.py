@@ -13,6 +13,7 @@ from coalmine.api import ModelDeployment, ModelDeploymentStatus
 from coalmine.controls import parse_controls
 from coalmine.k8s import KubeApi, ObjectRef
 from coalmine.k8s.children import deployment_observation
+from coalmine.rollout import analysis_window
 from coalmine.rollout.types import ChildObservation, Measurement, Observations
 from coalmine.routing import RouteTarget, TrafficRouter
 from coalmine.settings import OperatorSettings
@@ -44,7 +45,7 @@ def observe(
     status = md.status or ModelDeploymentStatus()
     measurements = None
     if measurement_due(status, weight, now, md.spec.canary.analysis.interval):
-        measurements = measure(md, status, providers, settings)
+        measurements = measure(md, status, providers, settings, now)
     return Observations(
         generation=md.metadata.generation or 0,
         stable=stable,
@@ -80,17 +81,22 @@ def measure(
     status: ModelDeploymentStatus,
     providers: ProviderFactory,
     settings: OperatorSettings,
+    now: datetime,
 ) -> tuple[Measurement, ...]:
     analysis = md.spec.canary.analysis
     address = analysis.prometheus.address or settings.default_prometheus_address
     with closing(providers(address, analysis.prometheus.timeout)) as provider:
-        return measure_checks(provider, scope_of(md, status, settings), analysis.checks)
+        return measure_checks(provider, scope_of(md, status, settings, now), analysis.checks)
 
 
 def scope_of(
-    md: ModelDeployment, status: ModelDeploymentStatus, settings: OperatorSettings
+    md: ModelDeployment, status: ModelDeploymentStatus, settings: OperatorSettings, now: datetime
 ) -> Scope:
-    """Canary and stable series by their own version labels: no hand-written PromQL."""
+    """Canary and stable series by their own version labels: no hand-written PromQL.
+
+    The query range covers the whole current step (at least the analysis window), so
+    evidence accumulates over a step; the engine's error rates are calibrated for that.
+    """
     namespace = md.metadata.namespace or ""
 
     def side(version: str, variant: str) -> SideScope:
@@ -104,5 +110,5 @@ def scope_of(
 
     assert status.canary is not None
     stable = side(status.stable.version, "stable") if status.stable else None
-    window = md.spec.canary.analysis.query_window()
+    window = analysis_window(md.spec.canary, status.step_started_at, now)
     return Scope(canary=side(status.canary.version, "canary"), stable=stable, window=window)

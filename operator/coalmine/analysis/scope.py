@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -43,8 +44,9 @@ class Scope:
 
     @property
     def range(self) -> str:
-        """The range selector text: ``30s``, ``1m30s``."""
-        return format_duration(self.window)
+        """The range selector text: ``30s``, ``1m30s`` (whole seconds: the window grows with
+        the step's age, and a fraction of a second adds nothing but odd-looking queries)."""
+        return format_duration(timedelta(seconds=math.ceil(self.window.total_seconds())))
 
 
 def _escape(value: str) -> str:

@@ -64,3 +64,8 @@ def test_custom_placeholders_are_filled():
 def test_scope_range_is_a_prometheus_duration():
     scope = Scope(canary=CANARY, stable=None, window=timedelta(seconds=90))
     assert scope.range == "1m30s"
+
+
+def test_a_step_aged_to_a_fraction_of_a_second_queries_whole_seconds():
+    scope = Scope(canary=CANARY, stable=None, window=timedelta(seconds=150, microseconds=250_000))
+    assert scope.range == "2m31s"
