@@ -11,6 +11,7 @@ from coalmine.rollout.verdicts import (
     CheckVerdict,
     InconclusiveError,
     Judging,
+    event_count,
     finite,
     fmt,
     sample_count,
@@ -31,11 +32,7 @@ def judge_quality(
 
 
 def _correct(side: SideMeasurement, n: int, which: str) -> int:
-    if side.correct is not None:
-        correct = finite(side.correct, f"{which} correct count")
-    else:
-        correct = finite(side.value, f"{which} accuracy") * n
-    return min(n, max(0, round(correct)))
+    return event_count(side.correct, side.value, n, f"{which} correct count or accuracy")
 
 
 def _accuracy(

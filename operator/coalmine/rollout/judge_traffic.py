@@ -11,6 +11,7 @@ from coalmine.rollout.verdicts import (
     CheckVerdict,
     InconclusiveError,
     Judging,
+    event_count,
     finite,
     fmt,
     sample_count,
@@ -24,11 +25,7 @@ ABSOLUTE_CONFIDENCE = 0.95
 
 
 def _errors(side: SideMeasurement, samples: int, which: str) -> int:
-    if side.errors is not None:
-        errors = finite(side.errors, f"{which} error count")
-    else:
-        errors = finite(side.value, f"{which} error rate") * samples
-    return min(samples, max(0, round(errors)))
+    return event_count(side.errors, side.value, samples, f"{which} error count or rate")
 
 
 def judge_error_rate(

@@ -86,6 +86,19 @@ def sample_count(side: SideMeasurement, which: str, judging: Judging) -> int:
     return count
 
 
+def event_count(count: float | None, rate: float | None, n: int, what: str) -> int:
+    """How many of ``n`` samples were hits (errors, correct answers): the count when the
+    provider measured one, else the rate times ``n``; clamped to ``0..n``.
+
+    >>> event_count(None, 0.25, 40, "error rate")
+    10
+    >>> event_count(3.0, None, 2, "errors")
+    2
+    """
+    hits = finite(count, what) if count is not None else finite(rate, what) * n
+    return min(n, max(0, round(hits)))
+
+
 def fmt(x: float) -> str:
     """Numbers in messages: short, and the same everywhere."""
     return f"{x:.4g}"
