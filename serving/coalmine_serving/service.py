@@ -35,6 +35,8 @@ INLINE_MAX_ROWS = 32  # larger batches always go to a thread: their cost grows w
 
 
 class InferenceService:
+    inline_window = 32  # predicts per judging window (see _judge_inline)
+
     def __init__(self, settings: ServingSettings, metrics: ServingMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -47,7 +49,8 @@ class InferenceService:
         self._executor = ThreadPoolExecutor(settings.predict_threads, "coalmine-predict")
         self._in_flight = 0  # touched only on the event loop thread
         self._inline = False  # decided after warm-up, see inline_predict_max_seconds
-        self._slow_strikes = 0
+        self._window_predicts = 0  # inline predicts in the current judging window
+        self._window_slow = 0  # of which slower than inline_predict_max_seconds
         self._random = random.Random()
         metrics.track_in_flight(lambda: self._in_flight)
         self._faults_on = bool(settings.fault_error_rate or settings.fault_latency_seconds)
@@ -138,19 +141,27 @@ class InferenceService:
         return request_id, outputs
 
     def _judge_inline(self, seconds: float) -> None:
-        """Leave inline mode after three slow predicts in a row.
+        """Leave inline mode when most predicts of a window were slow.
 
-        Three, because one slow predict is usually the OS pausing us or a garbage collection,
-        which says nothing about the model. Wall time, because reading this thread's CPU clock
-        is a system call that costs more than a small model's predict on some sandboxes.
+        A majority, because single slow predicts are usually the OS pausing this process on a
+        busy node (seen: three 3.6 ms pauses in a row around a 1 µs predict), which says nothing
+        about the model. Wall time, because reading this thread's CPU clock is a system call
+        that costs more than a small model's predict on some sandboxes. Worst case, a model
+        that turned slow holds the loop for one window of predicts before moving to threads.
         """
-        if seconds <= self.settings.inline_predict_max_seconds:
-            self._slow_strikes = 0
+        self._window_predicts += 1
+        if seconds > self.settings.inline_predict_max_seconds:
+            self._window_slow += 1
+        if self._window_predicts < self.inline_window:
             return
-        self._slow_strikes += 1
-        if self._slow_strikes >= 3:
+        if self._window_slow * 2 > self._window_predicts:
             self._inline = False
-            log.warning("predict took %.1f us; using worker threads from now on", seconds * 1e6)
+            log.warning(
+                "%d of %d predicts took over %.0f us; using worker threads from now on",
+                self._window_slow, self._window_predicts,
+                self.settings.inline_predict_max_seconds * 1e6,
+            )  # fmt: skip
+        self._window_predicts = self._window_slow = 0
 
     async def _inject_faults(self) -> None:
         settings = self.settings

@@ -195,8 +195,16 @@ def test_fast_models_run_inline_until_predicts_get_slow() -> None:
         wait_ready(client)
         service = app.state.service
         assert service.predicts_inline
+        service.inline_window = 4
         runtime.delay = 0.02  # four times the inline budget
-        for expect_inline in (True, True, False):  # three slow ones in a row move it
+        # One slow predict in a window is forgiven (the OS may have paused us) ...
+        for delay in (0.02, 0.0, 0.0, 0.0):
+            runtime.delay = delay
+            assert client.post("/v2/models/model/infer", json=_infer_body([ROW])).status_code == 200
+        assert service.predicts_inline
+        # ... a majority is not.
+        runtime.delay = 0.02
+        for expect_inline in (True, True, True, False):
             assert client.post("/v2/models/model/infer", json=_infer_body([ROW])).status_code == 200
             assert service.predicts_inline is expect_inline
         assert client.post("/v2/models/model/infer", json=_infer_body([ROW])).status_code == 200
