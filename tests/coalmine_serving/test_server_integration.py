@@ -128,3 +128,19 @@ def _wait_ready(base: str) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError("not ready")
+
+
+@pytest.mark.parametrize("server", [("--request-timeout-seconds", "0.5")], indirect=True)
+def test_a_body_that_never_finishes_gets_504_and_frees_its_slot(server) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+            b'5\r\n{"inp\r\n'  # ...and then nothing more: a slowloris client
+        )
+        reply = sock.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 504") and "longer than 0.5s" in reply
+    ok = httpx.post(f"{server.url}/v2/models/iris/infer", json=_infer_body([ROW]))
+    assert ok.status_code == 200
