@@ -10,9 +10,9 @@ import pytest
 
 from coalmine.devcluster.controlplane import ControlPlane
 from coalmine.devcluster.prometheus import PrometheusServer
+from coalmine.devcluster.sandbox import Sandbox, install_cluster_objects, install_crds
+from coalmine.devcluster.tinymodels import ModelArtifacts, make_models
 from tests.coalmine.integration.gateway_crds import gateway_api_crds
-from tests.coalmine.integration.harness import Harness, install_cluster_objects, install_crds
-from tests.coalmine.integration.models import ModelArtifacts, make_models
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +38,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> ModelArtifacts:
 @pytest.fixture
 def harness(
     operator_cluster: ControlPlane, prometheus: PrometheusServer, tmp_path: Path
-) -> Iterator[Harness]:
-    world = Harness(operator_cluster, prometheus, tmp_path, f"it-{uuid.uuid4().hex[:8]}")
+) -> Iterator[Sandbox]:
+    world = Sandbox(operator_cluster, prometheus, tmp_path, f"it-{uuid.uuid4().hex[:8]}")
     world.setup()
     try:
         yield world

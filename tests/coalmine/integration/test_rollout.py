@@ -1,6 +1,6 @@
 """The operator on a real API server, with real Prometheus and real model servers.
 
-The kubelet is a stand-in (see kubelet_standin.py); everything else is the real thing.
+The kubelet is a stand-in (see coalmine.devcluster.standin); everything else is the real thing.
 """
 
 from __future__ import annotations
@@ -10,21 +10,21 @@ import time
 import httpx
 import pytest
 
-from tests.coalmine.integration.harness import Harness, wait_for
-from tests.coalmine.integration.models import ModelArtifacts
-from tests.coalmine.integration.specs import spec
+from coalmine.devcluster.sandbox import Sandbox, wait_for
+from coalmine.devcluster.specs import spec
+from coalmine.devcluster.tinymodels import ModelArtifacts
 
 pytestmark = pytest.mark.integration
 
 
-def _deploy_v1(h: Harness, models: ModelArtifacts) -> dict:
+def _deploy_v1(h: Sandbox, models: ModelArtifacts) -> dict:
     h.apply(spec(models.model("v1"), prometheus=h.prometheus.url))
     status = h.wait_status(lambda s: s.get("phase") == "Healthy", 90, "v1 to serve")
     h.start_traffic()
     return status
 
 
-def test_good_version_promotes_through_every_step(harness: Harness, models: ModelArtifacts):
+def test_good_version_promotes_through_every_step(harness: Sandbox, models: ModelArtifacts):
     h = harness
     v1 = _deploy_v1(h, models)
     h.apply(spec(models.model("v2"), prometheus=h.prometheus.url))
@@ -52,7 +52,7 @@ def test_good_version_promotes_through_every_step(harness: Harness, models: Mode
     wait_for(lambda: not h.deployments() and not h.services(), 60, "the children to be collected")
 
 
-def _rollback_order_holds(h: Harness) -> None:
+def _rollback_order_holds(h: Sandbox) -> None:
     """Traffic left the canary (Service selects stable only) BEFORE its replicas went to 0."""
     started = h.recorder.first(lambda s: s.phase == "RollingBack")
     assert started is not None, [s.phase for s in h.recorder.snapshots]
@@ -62,7 +62,7 @@ def _rollback_order_holds(h: Harness) -> None:
     assert off.seq < scaled.seq, (off, scaled)
 
 
-def test_injected_errors_roll_back_with_traffic_off_first(harness: Harness, models: ModelArtifacts):
+def test_injected_errors_roll_back_with_traffic_off_first(harness: Sandbox, models: ModelArtifacts):
     h = harness
     v1 = _deploy_v1(h, models)
     bad = spec(
@@ -92,7 +92,7 @@ def test_injected_errors_roll_back_with_traffic_off_first(harness: Harness, mode
     assert all(e["name"] != "COALMINE_SERVING_FAULT_ERROR_RATE" for e in env)
 
 
-def test_no_canary_traffic_holds_and_never_promotes(harness: Harness, models: ModelArtifacts):
+def test_no_canary_traffic_holds_and_never_promotes(harness: Sandbox, models: ModelArtifacts):
     h = harness
     v1 = _deploy_v1(h, models)
     h.traffic.stop()  # type: ignore[union-attr]
@@ -106,7 +106,7 @@ def test_no_canary_traffic_holds_and_never_promotes(harness: Harness, models: Mo
     assert not [e for e in h.events() if e["reason"] == "Promoted"]
 
 
-def test_quality_regression_rolls_back_on_feedback(harness: Harness, models: ModelArtifacts):
+def test_quality_regression_rolls_back_on_feedback(harness: Sandbox, models: ModelArtifacts):
     h = harness
     _deploy_v1(h, models)
     checks = [
@@ -123,7 +123,7 @@ def test_quality_regression_rolls_back_on_feedback(harness: Harness, models: Mod
     _rollback_order_holds(h)
 
 
-def _progressing_with_traffic(h: Harness, timeout: float = 120) -> dict:
+def _progressing_with_traffic(h: Sandbox, timeout: float = 120) -> dict:
     return h.wait_status(
         lambda s: s.get("phase") == "Progressing" and s.get("weight", 0) > 0,
         timeout,
@@ -131,7 +131,7 @@ def _progressing_with_traffic(h: Harness, timeout: float = 120) -> dict:
     )
 
 
-def test_spec_change_mid_rollout_restarts_at_step_zero(harness: Harness, models: ModelArtifacts):
+def test_spec_change_mid_rollout_restarts_at_step_zero(harness: Sandbox, models: ModelArtifacts):
     h = harness
     _deploy_v1(h, models)
     h.apply(spec(models.model("v2"), prometheus=h.prometheus.url))
@@ -153,7 +153,7 @@ def test_spec_change_mid_rollout_restarts_at_step_zero(harness: Harness, models:
     assert v2["canary"]["version"] == "v2"
 
 
-def test_operator_killed_mid_step_keeps_step_and_pause(harness: Harness, models: ModelArtifacts):
+def test_operator_killed_mid_step_keeps_step_and_pause(harness: Sandbox, models: ModelArtifacts):
     h = harness
     _deploy_v1(h, models)
     h.apply(spec(
@@ -188,7 +188,7 @@ def test_operator_killed_mid_step_keeps_step_and_pause(harness: Harness, models:
     assert sorted(d["metadata"]["name"] for d in h.deployments()) == ["iris-canary", "iris-stable"]
 
 
-def test_operator_killed_mid_rollback_completes_it(harness: Harness, models: ModelArtifacts):
+def test_operator_killed_mid_rollback_completes_it(harness: Sandbox, models: ModelArtifacts):
     h = harness
     _deploy_v1(h, models)
     bad = spec(
@@ -209,7 +209,7 @@ def test_operator_killed_mid_rollback_completes_it(harness: Harness, models: Mod
     assert sorted(d["metadata"]["name"] for d in h.deployments()) == ["iris-canary", "iris-stable"]
 
 
-def test_prometheus_down_mid_analysis_never_promotes(harness: Harness, models: ModelArtifacts):
+def test_prometheus_down_mid_analysis_never_promotes(harness: Sandbox, models: ModelArtifacts):
     h = harness
     v1 = _deploy_v1(h, models)
     h.apply(spec(
@@ -247,7 +247,7 @@ def test_prometheus_down_mid_analysis_never_promotes(harness: Harness, models: M
 
 
 def test_gateway_api_router_moves_route_weights(
-    harness: Harness, gateway_api: object, models: ModelArtifacts
+    harness: Sandbox, gateway_api: object, models: ModelArtifacts
 ):
     h = harness
     traffic = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}}

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.coalmine.integration.harness import ROOT, Harness
-from tests.coalmine.integration.models import ModelArtifacts
-from tests.coalmine.integration.specs import spec
+from coalmine.devcluster.sandbox import ROOT, Sandbox
+from coalmine.devcluster.specs import spec
+from coalmine.devcluster.tinymodels import ModelArtifacts
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ USER_ROLE = ROOT / "examples" / "rbac-user.yaml"
 SLOW_STEPS = [{"weight": 20, "pause": "10m"}, {"weight": 50, "pause": "10m"}]
 
 
-def _grant_user(h: Harness) -> Path:
+def _grant_user(h: Sandbox) -> Path:
     role = yaml.safe_load(USER_ROLE.read_text())
     role["metadata"]["name"] = f"coalmine-user-{h.ns}"
     h.api.post("/apis/rbac.authorization.k8s.io/v1/clusterroles", json=role).raise_for_status()
@@ -37,7 +37,7 @@ def _grant_user(h: Harness) -> Path:
     return kubeconfig
 
 
-def _kubectl_coalmine(h: Harness, kubeconfig: Path, *args: str) -> str:
+def _kubectl_coalmine(h: Sandbox, kubeconfig: Path, *args: str) -> str:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "kubectl-coalmine"), *args, "iris",
          "-n", h.ns, "--kubeconfig", str(kubeconfig)],
@@ -47,7 +47,7 @@ def _kubectl_coalmine(h: Harness, kubeconfig: Path, *args: str) -> str:
     return result.stdout
 
 
-def test_user_role_drives_every_control(harness: Harness, models: ModelArtifacts):
+def test_user_role_drives_every_control(harness: Sandbox, models: ModelArtifacts):
     h = harness
     ann = _grant_user(h)
     h.apply(spec(models.model("v1"), steps=SLOW_STEPS, prometheus=h.prometheus.url))

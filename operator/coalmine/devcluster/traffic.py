@@ -1,4 +1,4 @@
-"""Client traffic and an observation recorder for the integration scenarios (test harness).
+"""Client traffic and an observation recorder for the integration scenarios and the demo.
 
 ``TrafficGenerator`` sends real inference requests to the stand-in's pods exactly as the
 router splits them: with the ``replicas`` router it does what kube-proxy does, picking
@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 
-from tests.coalmine.integration.kubelet_standin import KubeletStandIn, StandInPod
+from coalmine.devcluster.standin import KubeletStandIn, StandInPod
 
 
 def truth_of(row: list[float]) -> int:
-    """The test models' ground truth (see tests/coalmine_serving/models.py)."""
+    """The tiny models' ground truth (see coalmine.devcluster.tinymodels)."""
     return int(row[0] > 0.5)
 
 
@@ -52,6 +52,7 @@ class TrafficGenerator:
         self._random = random.Random(7)
         self.sent: Counter[str] = Counter()  # variant -> requests
         self.statuses: Counter[int] = Counter()
+        self.failed: Counter[str] = Counter()  # variant -> non-200 replies
 
     def start(self) -> None:
         self._thread.start()
@@ -102,15 +103,19 @@ class TrafficGenerator:
         row = [self._random.random() for _ in range(4)]
         body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [row]}]}
         base = f"http://{pod.address}/v2/models/{self._model}"
+        variant = pod.labels.get("coalmine.dev/variant", "?")
         try:
             reply = self._http.post(f"{base}/infer", json=body)
             self.statuses[reply.status_code] += 1
-            self.sent[pod.labels.get("coalmine.dev/variant", "?")] += 1
+            self.sent[variant] += 1
+            if reply.status_code != 200:
+                self.failed[variant] += 1
             if reply.status_code == 200:
                 feedback = {"id": reply.json()["id"], "truth": [truth_of(row)]}
                 self._http.post(f"{base}/feedback", json=feedback)
         except httpx.TransportError:
-            self.statuses[0] += 1  # a pod going away mid-request: counted, not fatal
+            self.statuses[0] += 1
+            self.failed[variant] += 1  # a pod going away mid-request: counted, not fatal
 
 
 @dataclass(frozen=True)

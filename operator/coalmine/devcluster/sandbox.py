@@ -1,9 +1,11 @@
-"""One rollout test's world: a restricted namespace, the operator as a subprocess under its
-own ServiceAccount (RBAC from charts/coalmine/files/operator-rules.yaml), the kubelet
-stand-in, Prometheus, client traffic and a recorder."""
+"""One rollout's world (an integration test's, or the demo's): a restricted namespace, the
+operator as a subprocess under its own ServiceAccount (RBAC from
+charts/coalmine/files/operator-rules.yaml), the kubelet stand-in, Prometheus, client traffic
+and a recorder."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import signal
@@ -19,8 +21,8 @@ import yaml
 from coalmine.devcluster.controlplane import ControlPlane
 from coalmine.devcluster.process import ManagedProcess, free_port
 from coalmine.devcluster.prometheus import PrometheusServer
-from tests.coalmine.integration.kubelet_standin import KubeletStandIn
-from tests.coalmine.integration.traffic import Recorder, TrafficGenerator
+from coalmine.devcluster.standin import KubeletStandIn
+from coalmine.devcluster.traffic import Recorder, TrafficGenerator
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "charts" / "coalmine" / "files" / "operator-rules.yaml"
@@ -54,7 +56,7 @@ def install_crds(api: httpx.Client, files: list[Path]) -> None:
         crd = yaml.safe_load(file.read_text())
         name = crd["metadata"]["name"]
         _apply(api, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd)
-        wait_for(lambda n=name: _crd_established(api, n), timeout=30, what=f"CRD {name}")
+        wait_for(functools.partial(_crd_established, api, name), timeout=30, what=f"CRD {name}")
 
 
 def _crd_established(api: httpx.Client, name: str) -> bool:
@@ -91,7 +93,7 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: fl
         time.sleep(every)
 
 
-class Harness:
+class Sandbox:
     def __init__(
         self,
         control_plane: ControlPlane,

@@ -1,5 +1,5 @@
-"""KUBELET STAND-IN, test harness only: there is no kubelet (and no scheduler) in the
-integration tier, so this plays the node's part for the pods of one namespace.
+"""KUBELET STAND-IN, for the integration tier and `coalmine demo`: there is no kubelet (and no
+scheduler) on the bare control plane, so this plays the node's part for the pods of one namespace.
 
 What is real: the API server admits the pods (Pod Security "restricted" included), the real
 ReplicaSet and Deployment controllers create and delete them and compute every Deployment
