@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from coalmine import __version__
+from coalmine.cli.demo import demo
 from coalmine.cli.dev import dev
 from coalmine.cli.operator import operator
 
@@ -67,6 +68,7 @@ def validate(files: tuple[str, ...]) -> None:
     click.echo(f"{checked} ModelDeployment manifest(s) valid")
 
 
+cli.add_command(demo)
 cli.add_command(dev)
 cli.add_command(operator)
 

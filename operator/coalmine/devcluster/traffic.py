@@ -53,6 +53,7 @@ class TrafficGenerator:
         self.sent: Counter[str] = Counter()  # variant -> requests
         self.statuses: Counter[int] = Counter()
         self.failed: Counter[str] = Counter()  # variant -> non-200 replies
+        self.dropped: Counter[str] = Counter()  # variant -> no reply (pod stopped under us)
 
     def start(self) -> None:
         self._thread.start()
@@ -115,7 +116,8 @@ class TrafficGenerator:
                 self._http.post(f"{base}/feedback", json=feedback)
         except httpx.TransportError:
             self.statuses[0] += 1
-            self.failed[variant] += 1  # a pod going away mid-request: counted, not fatal
+            self.sent[variant] += 1
+            self.dropped[variant] += 1  # a pod going away mid-request: counted, not fatal
 
 
 @dataclass(frozen=True)
