@@ -142,6 +142,10 @@ def _pod_annotations(runtime: Runtime) -> dict[str, str]:
     }
 
 
+DRAIN_SECONDS = 5
+"""How long a terminating server keeps answering before it is asked to stop."""
+
+
 def pod_spec(
     spec: ModelDeploymentSpec, variant: Variant, revision: RevisionRef, settings: OperatorSettings
 ) -> Manifest:
@@ -313,6 +317,10 @@ def server_container(
         "readinessProbe": _probe("/v2/health/ready", period=5, failures=3),
         "livenessProbe": _probe("/v2/health/live", period=10, failures=6),
         "startupProbe": _probe("/v2/health/live", period=2, failures=60),
+        # A terminating pod leaves the Service's endpoints at once, but every kube-proxy (or
+        # gateway) needs a moment to notice; keep serving meanwhile so no client request is
+        # refused during a rolling promotion or a scale-down. The sleep action needs no shell.
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "securityContext": _container_security(),
         "resources": _resources(runtime, settings),
         "volumeMounts": _mounts(source, models_read_only=True),
