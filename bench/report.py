@@ -21,7 +21,7 @@ NOTES = """
 - **B1.** Per request the server does real work the bare route does not: orjson decode, building
   and checking a numpy array (shape, dtype, NaN/inf), prediction and class metrics, the feedback
   memory, a deadline timer and the response encode. Measured in-process on CPU time this is
-  ~19 µs against ~11 µs for the Starlette route; the rest of each request (HTTP parsing, socket
+  ~15.5 µs against ~11 µs for the Starlette route; the rest of each request (HTTP parsing, socket
   syscalls, event loop) is the same uvicorn code on both sides. The inference path already
   bypasses FastAPI, Starlette routing and the thread-pool hop, and keeps its per-request
   metrics lock-free (see docs/serving.md). What is left is mostly request validation, which
@@ -30,7 +30,11 @@ NOTES = """
   setting for a tiny model) and with httptools installed in its venv, so the comparison is not
   won by handicapping it.
 - **B3.** wrk's p50 includes the loopback round trip and the client, so the server's own
-  overhead is lower than the figure shown.
+  overhead is lower than the figure shown. The iris model's predict (~0.1 ms) is near the
+  inline budget (0.2 ms); on a busy machine most predicts exceed it and the server moves
+  predict to worker threads for good (logged), so B2/B3 may measure either mode.
+- **p99 on this machine** is set by preemption (tens of ms), not by either server; read the
+  fixed-rate table and the min-max ranges before any single p99 ratio.
 """
 
 REPRODUCE = "bench/run.sh   # = python -m bench.serving --seconds 10 --rounds 5"
