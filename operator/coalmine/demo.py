@@ -69,10 +69,10 @@ def run(workdir: Path | None = None) -> int:
         say("\ninterrupted")
         code = 130
     finally:
-        if code != 0 and sandbox is not None and sandbox.operator is not None:
+        if code == 1 and sandbox is not None and sandbox.operator is not None:
             say(f"\noperator log (tail):\n{sandbox.operator.log_tail(3000)}")
         _stop(sandbox, prometheus, plane)
-        _clean(root, keep=code != 0 and workdir is None)
+        _clean(root, keep=code == 1 and workdir is None)  # a failure's logs are worth a look
     say(f"total {time.monotonic() - started:.1f}s")
     return code
 
