@@ -43,6 +43,8 @@ def create_app(
             yield
         finally:
             loading.cancel()
+            if isinstance(app, ServingApp):
+                app.fast_path.close()
             service.close()
 
     app = ServingApp(

@@ -57,6 +57,10 @@ class Deadlines:
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep(loop))
 
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
     def expired(self, task: asyncio.Task[Any]) -> bool:
         return task in self._expired
 
@@ -85,6 +89,9 @@ class InferenceFastPath:
         self.settings = service.settings
         self.metrics = service.metrics
         self._deadlines = Deadlines(service.settings.request_timeout_seconds)
+
+    def close(self) -> None:
+        self._deadlines.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
