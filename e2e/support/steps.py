@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from e2e.support.kube import Kube, PodRef
+from e2e.support.kube import Kube, PodRef, eventually
 from e2e.support.traffic import Traffic
 from e2e.support.workloads import SERVING_PORT, Model, infer_body, serving_workload
 
@@ -32,6 +32,14 @@ def then_its_pods_become_ready_with_pod_ips(
 def when_requests_go_to_the_service(
     traffic: Traffic, namespace: str, name: str, count: int
 ) -> list[int]:
+    # kube-proxy programs a Service's rules a moment after its pods turn Ready (until then
+    # the ClusterIP refuses connections); wait for that on the health path, which no
+    # inference counter sees, so the counted requests below all meet a routed Service.
+    eventually(
+        lambda: traffic.service_answers(namespace, name, SERVING_PORT, "/v2/health/ready") or None,
+        timeout=60,
+        what=f"Service {name} to route to its ready pods",
+    )
     path = f"/v2/models/{name}/infer"
     return [
         traffic.post_service(namespace, name, SERVING_PORT, path, infer_body([ROW]))[0]

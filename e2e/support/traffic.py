@@ -38,6 +38,17 @@ class Traffic:
         proxy = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
         return self._via_apiserver("POST", proxy, body)
 
+    def service_answers(self, namespace: str, service: str, port: int, path: str) -> bool:
+        """True when a GET through the Service gets HTTP 200 (False on refusal or timeout)."""
+        if not self.routable:
+            proxy = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
+            return self._raw("GET", proxy, None)[0] == 200
+        ip = self.kube.service_cluster_ip(namespace, service)
+        try:
+            return self._http.get(f"http://{ip}:{port}{path}").status_code == 200
+        except httpx.TransportError:
+            return False
+
     def get_pod(self, pod: PodRef, port: int, path: str) -> str:
         """GET a path on one pod (e.g. its /metrics) and return the body text."""
         if self.routable:

@@ -93,8 +93,8 @@ def summary(stages: list[Stage], record: list[dict[str, Any]], rollback: dict[st
                 f"{stage.title:<24}{variant:<9}{counts[0]:>7}{counts[1]:>13}{counts[2]:>10}"
             )
     lines.append(
-        "('no reply': a request to a pod that was stopping; the stand-in has no graceful"
-        " endpoint removal)"
+        "('no reply': connection refused or timed out; stopping pods drain for their preStop"
+        " sleep first, so this should stay 0)"
     )
     lines += ["", "decision record of the rollback (last analysis before it):"]
     lines += [f"  {check_text(check)}" for check in record] or ["  (no analysis recorded)"]

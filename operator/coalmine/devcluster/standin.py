@@ -8,7 +8,8 @@ the pod's init containers and its server container as local processes (``coalmin
 with the pod's own args and env), each pod on its own loopback address (127.77.x.y:8080, the
 container port), maps the pod's emptyDir mounts to directories, marks the pod Ready in
 ``pods/status`` once ``/v2/health/ready`` answers, registers ready pods as Prometheus targets,
-and kills the processes of pods that disappear. Not enforced here: images, resource limits,
+and stops the processes of pods being deleted the way a kubelet does: out of traffic at once,
+then the preStop sleep, then SIGTERM. Not enforced here: images, resource limits,
 the read-only root filesystem and the user id (only the API's admission checks those).
 """
 
@@ -39,6 +40,7 @@ class StandInPod:
     ip: str
     port: int
     workdir: Path
+    drain_seconds: float = 0.0
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ready: bool = False
     failed: str | None = None
@@ -64,6 +66,7 @@ class KubeletStandIn:
         self._subnet = subnet  # third octet, one per test so addresses never collide
         self._next_host = 1
         self._pods: dict[str, StandInPod] = {}
+        self._draining: list[StandInPod] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kubelet-standin", daemon=True)
@@ -77,9 +80,10 @@ class KubeletStandIn:
         self._stop.set()
         self._thread.join(timeout=10)
         with self._lock:
-            for pod in list(self._pods.values()):
+            for pod in [*self._pods.values(), *self._draining]:
                 _kill(pod)
             self._pods.clear()
+            self._draining.clear()
 
     def ready_pods(self) -> list[StandInPod]:
         with self._lock:
@@ -106,13 +110,28 @@ class KubeletStandIn:
         with self._lock:
             gone = [name for name in self._pods if name not in live]
             for name in gone:
-                _kill(self._pods.pop(name))
+                self._drain(self._pods.pop(name))
             new = [item for name, item in live.items() if name not in self._pods]
             for item in new:
                 self._pods[item["metadata"]["name"]] = self._allocate(item)
         for item in new:
             threading.Thread(target=self._boot, args=(item,), daemon=True).start()
         self._update_targets()
+
+    def _drain(self, pod: StandInPod) -> None:
+        """A deleted pod leaves the endpoints at once but serves through its preStop sleep,
+        as under a real kubelet, so in-flight and racing requests still get answers."""
+        pod.ready = False
+        self._draining.append(pod)
+        timer = threading.Timer(pod.drain_seconds, self._finish_drain, args=(pod,))
+        timer.daemon = True
+        timer.start()
+
+    def _finish_drain(self, pod: StandInPod) -> None:
+        _kill(pod)
+        with self._lock:
+            if pod in self._draining:
+                self._draining.remove(pod)
 
     def _allocate(self, pod: dict[str, Any]) -> StandInPod:
         host = self._next_host
@@ -125,6 +144,7 @@ class KubeletStandIn:
             ip=f"127.77.{self._subnet}.{host}",
             port=port,
             workdir=self._workdir / name,
+            drain_seconds=_prestop_sleep(pod),
         )
 
     def _boot(self, pod_body: dict[str, Any]) -> None:
@@ -231,6 +251,12 @@ def _rewrite(arg: str, mounts: dict[str, Path]) -> str:
         if arg == path or arg.startswith(path + "/"):
             return str(mounts[path]) + arg[len(path) :]
     return arg
+
+
+def _prestop_sleep(pod: dict[str, Any]) -> float:
+    container = pod["spec"]["containers"][0]
+    sleep = ((container.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
+    return float(sleep.get("seconds", 0))
 
 
 def _kill(pod: StandInPod) -> None:
