@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from coalmine.devcluster.sdprometheus import KubernetesSdPrometheus
 from e2e.support.clusters import ClusterUnderTest
 from e2e.support.kube import Kube
-from e2e.support.prometheus import KubernetesSdPrometheus
 from e2e.support.steps import (
     given_a_serving_deployment,
     then_its_pods_become_ready_with_pod_ips,

@@ -13,10 +13,10 @@ import pytest
 
 from coalmine.devcluster.images import OPERATOR, SERVING
 from coalmine.devcluster.nodeconfig import BRIDGE_IP
+from coalmine.devcluster.sdprometheus import KubernetesSdPrometheus
 from e2e.support.clusters import ClusterUnderTest
 from e2e.support.kube import Kube, eventually
 from e2e.support.operator import ArtifactServer, HelmRelease, operator_values
-from e2e.support.prometheus import KubernetesSdPrometheus
 from e2e.support.rollout import (
     Artifact,
     SteadyTraffic,
