@@ -12,21 +12,13 @@ from typing import Any
 import pytest
 
 from coalmine.devcluster.images import OPERATOR, SERVING
-from coalmine.devcluster.nodeconfig import BRIDGE_IP
-from coalmine.devcluster.sdprometheus import KubernetesSdPrometheus
+from coalmine.devcluster.product import OPERATOR_NAMESPACE, InstalledProduct
+from coalmine.devcluster.servicetraffic import SteadyTraffic
 from e2e.support.clusters import ClusterUnderTest
 from e2e.support.kube import Kube, eventually
-from e2e.support.operator import ArtifactServer, HelmRelease, operator_values
-from e2e.support.rollout import (
-    Artifact,
-    SteadyTraffic,
-    model_deployment,
-    wait_status,
-    write_models,
-)
+from e2e.support.rollout import model_deployment, wait_status
 
 pytestmark = pytest.mark.e2e
-MD_LABEL = "coalmine.dev/model-deployment"
 NAME = "iris"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
@@ -34,15 +26,11 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 @dataclass
 class World:
     kube: Kube
-    artifacts: dict[str, Artifact]
-    base_url: str
-    prometheus: KubernetesSdPrometheus
+    product: InstalledProduct
 
     def apply_version(self, ns: str, version: str, artifact: str = "good", **kw: Any) -> None:
-        manifest = model_deployment(
-            ns, NAME, version, self.artifacts[artifact], self.base_url, **kw
-        )
-        self.kube.apply(manifest)
+        model = self.product.model(version, getattr(self.product.models, artifact))
+        self.kube.apply(model_deployment(ns, NAME, model, **kw))
 
     def events(self, ns: str, reason: str) -> list[str]:
         return [e for e in self.kube.events(ns) if f": {reason}: " in e]
@@ -53,26 +41,18 @@ def world(cluster: ClusterUnderTest, kube: Kube, tmp_path_factory: pytest.TempPa
           ) -> Iterator[World]:  # fmt: skip
     if cluster.local is None:
         pytest.skip("needs the local cluster: model pods download artifacts from this machine")
-    workdir = tmp_path_factory.mktemp("rollouts")
-    artifacts = write_models(workdir / "models")
-    server = ArtifactServer(workdir / "models", BRIDGE_IP, workdir / "artifact-server.log")
-    prometheus = KubernetesSdPrometheus(
-        workdir / "prometheus", cluster.kubeconfig, MD_LABEL, reachable_from_pods=True
+    product = InstalledProduct(
+        cluster.kubeconfig,
+        tmp_path_factory.mktemp("rollouts"),
+        cluster.image(OPERATOR),
+        cluster.image(SERVING),
     )
-    release = HelmRelease(cluster.kubeconfig, workdir, "coalmine", "coalmine-system")
-    server.start()
-    prometheus.start()
+    # Scenario 1 begins here: the operator is installed the way users install it.
+    product.start()
     try:
-        values = operator_values(
-            cluster.image(OPERATOR), cluster.image(SERVING), f"http://{BRIDGE_IP}:{prometheus.port}"
-        )
-        # Scenario 1 begins here: the operator is installed the way users install it.
-        release.install(values)
-        yield World(kube, artifacts, server.base_url, prometheus)
-        release.uninstall()
+        yield World(kube, product)
     finally:
-        prometheus.close()
-        server.stop()
+        product.stop()
 
 
 @pytest.fixture
@@ -98,7 +78,7 @@ def test_v1_becomes_available_and_serves_through_its_service(world: World, ns: s
     assert conditions.get("Ready") == "True", status  # "Available": Ready and serving
     traffic = SteadyTraffic(world.kube.service_url(ns, NAME), NAME, rps=20).start()
     try:
-        world.prometheus.wait_for(
+        world.product.prometheus.wait_for(
             f'sum(coalmine_requests_total{{namespace="{ns}",outcome="success"}}) >= 20', 60
         )
     finally:
@@ -217,12 +197,12 @@ def test_a_new_operator_pod_continues_the_rollout_where_the_old_one_was(
 
 def _delete_operator_pod(kube: Kube) -> None:
     selector = "app.kubernetes.io/component=operator"
-    pods = kube.list_objects("v1", "Pod", "coalmine-system", selector)
+    pods = kube.list_objects("v1", "Pod", OPERATOR_NAMESPACE, selector)
     assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
     old = pods[0]["metadata"]["name"]
-    kube.delete("v1", "Pod", old, "coalmine-system")
+    kube.delete("v1", "Pod", old, OPERATOR_NAMESPACE)
     eventually(
-        lambda: True if [p for p in kube.ready_pods("coalmine-system", selector)
+        lambda: True if [p for p in kube.ready_pods(OPERATOR_NAMESPACE, selector)
                          if p.name != old] else None,
         timeout=180, what="a new operator pod to be Ready",
     )  # fmt: skip

@@ -1,5 +1,5 @@
-"""A real helm binary for the chart tests, from charts/install-helm.sh (cached, offline after
-the first run), and a helper that renders the chart to objects."""
+"""A real helm binary for the chart tests (coalmine.devcluster.helm: charts/install-helm.sh,
+cached, offline after the first run), and a helper that renders the chart to objects."""
 
 from __future__ import annotations
 
@@ -10,18 +10,12 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "coalmine"
-INSTALL_SCRIPT = ROOT / "charts" / "install-helm.sh"
+from coalmine.devcluster.helm import CHART, helm_binary
 
 
 def install_helm() -> Path:
     """The helm path; a failure here is a test error, never a skip."""
-    done = subprocess.run(
-        ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, check=False, timeout=900
-    )
-    assert done.returncode == 0, f"charts/install-helm.sh failed:\n{done.stderr}"
-    return Path(done.stdout.strip().splitlines()[-1])
+    return Path(helm_binary())
 
 
 @dataclass(frozen=True)

@@ -28,13 +28,18 @@ class ModelArtifacts:
     inverted: Artifact
     """Trained on flipped labels: confidently wrong, with normal latency and no errors."""
 
-    def model(self, version: str, artifact: Artifact | None = None) -> dict[str, Any]:
-        """The ``spec.model`` of a ModelDeployment serving ``artifact`` as ``version``."""
+    def model(
+        self, version: str, artifact: Artifact | None = None, base_url: str | None = None
+    ) -> dict[str, Any]:
+        """The ``spec.model`` of a ModelDeployment serving ``artifact`` as ``version``: by path
+        (``file://``, the stand-in's pods share this machine's files) or from ``base_url``
+        (an HTTP server holding this directory, for real pods)."""
         chosen = artifact or self.good
+        uri = f"{base_url}/{chosen.path.name}" if base_url else f"file://{chosen.path}"
         return {
             "name": "iris",
             "version": version,
-            "uri": f"file://{chosen.path}",
+            "uri": uri,
             "format": chosen.fmt,
             "sha256": chosen.sha256,
         }

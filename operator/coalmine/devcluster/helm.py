@@ -1,30 +1,33 @@
-"""The operator installed by our Helm chart, and the model artifacts its pods download.
+"""The operator installed by our Helm chart, as users install it.
 
 `helm install` runs the real chart (CRD, RBAC, Deployment) with the images built from the
 project's Dockerfiles; the operator runs in a pod and talks to the API server through the
-`kubernetes` Service like in any cluster.
+`kubernetes` Service like in any cluster. Used by the e2e suite and the real-node demo.
 """
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from coalmine.devcluster.process import ManagedProcess, free_port, wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "coalmine"
+
+
+INSTALL_SCRIPT = ROOT / "charts" / "install-helm.sh"
 
 
 def helm_binary() -> str:
     """charts/install-helm.sh prints the cached helm's path (installing it the first time)."""
-    script = ROOT / "charts" / "install-helm.sh"
-    out = subprocess.run([str(script)], check=True, capture_output=True, text=True).stdout
-    return out.strip().splitlines()[-1]
+    done = subprocess.run(
+        ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, check=False, timeout=900
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"charts/install-helm.sh failed:\n{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
 
 
 class HelmRelease:
@@ -71,27 +74,3 @@ def operator_values(
             "extraEnv": [{"name": "COALMINE_TICK_SECONDS", "value": str(tick_seconds)}],
         },
     }
-
-
-class ArtifactServer:
-    """Plain HTTP on the pod bridge's address: model pods' fetch init containers download
-    their artifacts from here (pod network -> host, nothing leaves the machine)."""
-
-    def __init__(self, directory: Path, address: str, log: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://{address}:{self.port}"
-        argv = [sys.executable, "-m", "http.server", str(self.port), "--bind", address,
-                "--directory", str(directory)]  # fmt: skip
-        self.process = ManagedProcess("artifact-server", argv, log)
-
-    def start(self) -> None:
-        import httpx
-
-        self.process.start()
-        wait_until(
-            lambda: True if httpx.get(self.base_url, timeout=1).status_code == 200 else None,
-            timeout=15, what="the artifact server", process=self.process,
-        )  # fmt: skip
-
-    def stop(self) -> None:
-        self.process.stop()
