@@ -1,8 +1,10 @@
 """`coalmine demo`: v1 serving, a good v2 that promotes, a bad v3 that rolls back by itself.
 
-Runs on the local control plane with the kubelet stand-in of the integration tier (printed
-plainly at the start), watches the ModelDeployment like `kubectl get -w`, prints a summary,
-and stops every process it started, on success, error and Ctrl-C alike.
+Runs on real pods (a single-node cluster built on this machine, the operator installed by
+helm) when this machine can, else on the integration tier's kubelet stand-in; it says which,
+and why, at the start (coalmine.demo_worlds). Watches the ModelDeployment like
+`kubectl get -w`, prints a summary, and stops every process it started, on success, error and
+Ctrl-C alike.
 """
 
 from __future__ import annotations
@@ -12,24 +14,17 @@ import signal
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from coalmine.demo_view import WHAT_IS_REAL, Stage, progress_key, progress_line, summary
-from coalmine.devcluster.binaries import kube_bin_dir
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.prometheus import PrometheusServer
-from coalmine.devcluster.sandbox import Sandbox, install_cluster_objects
+from coalmine.demo_view import Stage, progress_key, progress_line, summary
+from coalmine.demo_worlds import StandInWorld, World, choose
 from coalmine.devcluster.specs import spec
-from coalmine.devcluster.tinymodels import make_models
-from coalmine.devcluster.traffic import TrafficGenerator
 
 STEPS = [{"weight": 20, "pause": "4s"}, {"weight": 50, "pause": "4s"}]
 FAULTS = {"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"}  # v3 answers 20% of requests with a 500
-STAGE_TIMEOUT = 150.0
 
 
 class StoryError(Exception):
@@ -40,28 +35,17 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def run(workdir: Path | None = None) -> int:
-    """The whole demo; returns the process exit code."""
+def run(workdir: Path | None = None, cluster: str = "auto") -> int:
+    """The whole demo; returns the process exit code. ``cluster``: auto, node or standin."""
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
-    say(WHAT_IS_REAL)
     root = workdir or Path(tempfile.mkdtemp(prefix="coalmine-demo-"))
     started = time.monotonic()
-    plane: ControlPlane | None = None
-    prometheus: PrometheusServer | None = None
-    sandbox: Sandbox | None = None
+    world: World | None = None
     code = 1
     try:
-        say("starting etcd, kube-apiserver, kube-controller-manager and Prometheus ...")
-        plane = ControlPlane(root / "control-plane", kube_bin_dir())
-        plane.start()
-        prometheus = PrometheusServer(root / "prometheus")
-        prometheus.start()
-        with plane.api_client() as api:
-            install_cluster_objects(api)
-        sandbox = Sandbox(plane, prometheus, root / "sandbox", "coalmine-demo")
-        sandbox.setup()
-        say(f"control plane up in {time.monotonic() - started:.1f}s; operator running\n")
-        _story(sandbox, root / "models")
+        world = _start(choose(cluster, root, say), fallback=cluster == "auto", root=root)
+        say(f"ready in {time.monotonic() - started:.1f}s\n")
+        _story(world)
         code = 0
     except StoryError as failure:
         say(f"\nDEMO FAILED: {failure}")
@@ -69,41 +53,61 @@ def run(workdir: Path | None = None) -> int:
         say("\ninterrupted")
         code = 130
     finally:
-        if code == 1 and sandbox is not None and sandbox.operator is not None:
-            say(f"\noperator log (tail):\n{sandbox.operator.log_tail(3000)}")
-        _stop(sandbox, prometheus, plane)
+        if code == 1 and world is not None:
+            say(f"\n{world.diagnostics()}")
+        if world is not None:
+            say("\nstopping everything the demo started ...")
+            world.stop()
         _clean(root, keep=code == 1 and workdir is None)  # a failure's logs are worth a look
     say(f"total {time.monotonic() - started:.1f}s")
     return code
 
 
-def _story(sandbox: Sandbox, models_dir: Path) -> None:
-    models = make_models(models_dir)
-    say(f"built tiny scikit-learn models (skops, sha256 {models.good.sha256[:12]}...)\n")
-    url = sandbox.prometheus.url
+def _start(world: World, *, fallback: bool, root: Path) -> World:
+    """Start `world`; when the real node was only preferred (auto), a node that will not come
+    up falls back to the stand-in, saying so loudly, rather than ending the demo."""
+    say(world.intro)
+    try:
+        world.start(say)
+        return world
+    except Exception as exc:
+        world.stop()
+        if not fallback or isinstance(world, StandInWorld):
+            raise StoryError(f"could not start the cluster: {type(exc).__name__}: {exc}") from exc
+        say(f"\nTHE REAL-NODE CLUSTER DID NOT START: {type(exc).__name__}: {exc}")
+        say("falling back to the kubelet stand-in.\n")
+        return _start(StandInWorld(root / "standin"), fallback=False, root=root)
+
+
+def _story(world: World) -> None:
+    url = world.prometheus_for_operator()
     stages = [Stage("v1: first rollout"), Stage("v2: good canary"), Stage("v3: 20% errors")]
 
     say("== v1: first version ==")
-    sandbox.apply(spec(models.model("v1"), steps=STEPS, prometheus=url))
-    _watch(sandbox, stages[0], lambda s: _healthy_on(s, "v1"))
+    world.apply(spec(world.model("v1"), steps=STEPS, prometheus=url))
+    _watch(world, stages[0], lambda s: _healthy_on(s, "v1"))
     stages[0].outcome = "Healthy, stable v1"
-    traffic = sandbox.start_traffic()
+    world.start_traffic()
     say("client traffic started (25 requests/s, with ground-truth feedback)\n")
 
     say("== v2: a good new version, under traffic ==")
-    sandbox.apply(spec(models.model("v2"), steps=STEPS, prometheus=url))
-    _watch(sandbox, stages[1], lambda s: _healthy_on(s, "v2"), traffic)
+    world.apply(spec(world.model("v2"), steps=STEPS, prometheus=url))
+    _watch(world, stages[1], lambda s: _healthy_on(s, "v2"))
     stages[1].outcome = "promoted, stable v2"
 
     say("\n== v3: a bad version (the server fails 20% of requests) ==")
-    sandbox.apply(spec(models.model("v3"), steps=STEPS, env=FAULTS, prometheus=url))
-    last = _watch(sandbox, stages[2], _rolled_back, traffic)
+    world.apply(spec(world.model("v3"), steps=STEPS, env=FAULTS, prometheus=url))
+    last = _watch(world, stages[2], _rolled_back)
     stages[2].outcome = "rolled back automatically, stable v2"
     if (last.get("stable") or {}).get("version") != "v2":
         raise StoryError(f"after the rollback stable is not v2: {last.get('stable')}")
-    record = (sandbox.status().get("analysis") or {}).get("checks") or stages[2].checks
+    record = (_status(world).get("analysis") or {}).get("checks") or stages[2].checks
     say(summary(stages, record, last.get("rollback") or {}))
     say("\nRESULT: v2 promoted, then v3 rolled back automatically, as expected.")
+
+
+def _status(world: World) -> dict[str, Any]:
+    return dict(world.md().get("status") or {})
 
 
 def _healthy_on(status: dict[str, Any], version: str) -> bool:
@@ -120,28 +124,23 @@ def _rolled_back(status: dict[str, Any]) -> bool:
     return status.get("phase") == "Degraded" and rollback.get("stage") == "Done"
 
 
-def _watch(
-    sandbox: Sandbox,
-    stage: Stage,
-    done: Callable[[dict[str, Any]], bool],
-    traffic: TrafficGenerator | None = None,
-) -> dict[str, Any]:
+def _watch(world: World, stage: Stage, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """Print a line per change and every new Event until `done`; count the clients' requests."""
     began = time.monotonic()
-    sent0 = traffic.sent.copy() if traffic else Counter[str]()
-    failed0 = traffic.failed.copy() if traffic else Counter[str]()
-    dropped0 = traffic.dropped.copy() if traffic else Counter[str]()
+    counts_before = world.client_counts()
     phase, phase_began = "", began
     seen_key: tuple[Any, ...] | None = None
-    seen_events = {e["metadata"]["uid"] for e in sandbox.events()}
+    seen_events = {e["metadata"]["uid"] for e in world.events()}
     while True:
         elapsed = time.monotonic() - began
-        if sandbox.operator is not None and not sandbox.operator.running:
-            raise StoryError("the operator exited")
-        if elapsed > STAGE_TIMEOUT:
-            raise StoryError(f"'{stage.title}' did not finish in {STAGE_TIMEOUT:.0f}s")
-        status = sandbox.status()
-        steps = len(((sandbox.md().get("spec") or {}).get("canary") or {}).get("steps") or [])
+        failure = world.operator_failure()
+        if failure:
+            raise StoryError(failure)
+        if elapsed > world.stage_timeout:
+            raise StoryError(f"'{stage.title}' did not finish in {world.stage_timeout:.0f}s")
+        md = world.md()
+        status = dict(md.get("status") or {})
+        steps = len(((md.get("spec") or {}).get("canary") or {}).get("steps") or [])
         if status.get("phase", "Pending") != phase:
             _account(stage, phase, time.monotonic() - phase_began)
             phase, phase_began = status.get("phase", "Pending"), time.monotonic()
@@ -150,7 +149,7 @@ def _watch(
             say(progress_line(elapsed, status, steps))
         if (status.get("analysis") or {}).get("checks"):
             stage.checks = list(status["analysis"]["checks"])
-        for event in sandbox.events():
+        for event in world.events():
             if event["metadata"]["uid"] not in seen_events:
                 seen_events.add(event["metadata"]["uid"])
                 say(f"          event {event['reason']}: {event['message']}")
@@ -159,10 +158,7 @@ def _watch(
         time.sleep(0.25)
     stage.seconds = time.monotonic() - began
     _account(stage, phase, time.monotonic() - phase_began)
-    if traffic is not None:
-        stage.sent = traffic.sent - sent0
-        stage.failed = traffic.failed - failed0
-        stage.dropped = traffic.dropped - dropped0
+    stage.clients = world.client_counts() - counts_before
     return status
 
 
@@ -173,25 +169,6 @@ def _account(stage: Stage, phase: str, seconds: float) -> None:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-def _stop(
-    sandbox: Sandbox | None, prometheus: PrometheusServer | None, plane: ControlPlane | None
-) -> None:
-    """Each part is stopped even if stopping an earlier one fails (a half-done setup)."""
-    say("\nstopping everything the demo started ...")
-    steps: list[Callable[[], None]] = []
-    if sandbox is not None:
-        steps.append(sandbox.teardown)  # traffic, operator, model servers, the namespace
-    if prometheus is not None:
-        steps.append(prometheus.close)
-    if plane is not None:
-        steps.append(plane.stop)
-    for step in steps:
-        try:
-            step()
-        except Exception as exc:  # report, and keep stopping the rest
-            say(f"  while stopping: {type(exc).__name__}: {exc}")
 
 
 def _clean(root: Path, keep: bool) -> None:

@@ -10,7 +10,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-WHAT_IS_REAL = """\
+WHAT_IS_REAL_NODE = """\
+coalmine demo: a canary release and an automatic rollback, on real pods on this machine.
+
+REAL:  a single-node Kubernetes cluster built from source: etcd, kube-apiserver,
+       kube-controller-manager, kube-scheduler, kubelet and kube-proxy (iptables), with
+       containerd + runc and the CNI bridge. The operator and the model servers run as pods
+       from images built from our own Dockerfiles; the operator is installed by `helm install`
+       of charts/coalmine, under the chart's RBAC. Prometheus discovers the model pods through
+       the API server. Client requests go through the Service's ClusterIP.
+NOT IN THE CLUSTER: the clients (a thread of this process, 25 requests/s) and Prometheus.
+"""
+
+WHAT_IS_REAL_STANDIN = """\
 coalmine demo: a canary release and an automatic rollback, on this machine.
 
 REAL:  etcd, kube-apiserver and kube-controller-manager (built from source), Prometheus
@@ -24,15 +36,32 @@ STAND-IN: there is NO kubelet and NO node in this mode. A kubelet stand-in (the 
 
 
 @dataclass
+class ClientCounts:
+    """What the demo's clients saw: per route (stand-in: the variant a request was sent to;
+    node: the Service) requests sent, HTTP errors and no-replies; and which version answered."""
+
+    sent: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    answered_by: Counter[str] = field(default_factory=Counter)
+
+    def __sub__(self, before: ClientCounts) -> ClientCounts:
+        return ClientCounts(
+            self.sent - before.sent,
+            self.failed - before.failed,
+            self.dropped - before.dropped,
+            self.answered_by - before.answered_by,
+        )
+
+
+@dataclass
 class Stage:
     """One act of the story, with what the clients saw while it ran."""
 
     title: str
     seconds: float = 0.0
     outcome: str = "did not finish"
-    sent: Counter[str] = field(default_factory=Counter)
-    failed: Counter[str] = field(default_factory=Counter)
-    dropped: Counter[str] = field(default_factory=Counter)
+    clients: ClientCounts = field(default_factory=ClientCounts)
     checks: list[dict[str, Any]] = field(default_factory=list)  # the last analysis seen
     phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds spent in it
 
@@ -84,14 +113,16 @@ def summary(stages: list[Stage], record: list[dict[str, Any]], rollback: dict[st
     lines = ["", "=" * 78, "SUMMARY", "", f"{'stage':<24}{'duration':>9}  outcome"]
     for s in stages:
         lines += [f"{s.title:<24}{s.seconds:>8.1f}s  {s.outcome}", f"{'':<35}({s.phase_text()})"]
-    header = f"{'client requests during':<24}{'variant':<9}{'sent':>7}{'HTTP errors':>13}"
+    header = f"{'client requests during':<24}{'sent to':<9}{'sent':>7}{'HTTP errors':>13}"
     lines += ["", header + f"{'no reply':>10}"]
     for stage in stages:
-        for variant in sorted(stage.sent):
-            counts = (stage.sent[variant], stage.failed[variant], stage.dropped[variant])
-            lines.append(
-                f"{stage.title:<24}{variant:<9}{counts[0]:>7}{counts[1]:>13}{counts[2]:>10}"
-            )
+        seen = stage.clients
+        for route in sorted(seen.sent):
+            counts = (seen.sent[route], seen.failed[route], seen.dropped[route])
+            lines.append(f"{stage.title:<24}{route:<9}{counts[0]:>7}{counts[1]:>13}{counts[2]:>10}")
+        if seen.answered_by:
+            versions = ", ".join(f"{v} {n}" for v, n in sorted(seen.answered_by.items()))
+            lines.append(f"{'':<24}answered by: {versions}")
     lines.append(
         "('no reply': connection refused or timed out; stopping pods drain for their preStop"
         " sleep first, so this should stay 0)"

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 def test_demo_promotes_v2_then_rolls_back_v3(tmp_path: Path) -> None:
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "coalmine"), "demo", "--workdir", str(tmp_path)],
+        [str(Path(sys.executable).parent / "coalmine"), "demo", "--cluster", "standin",
+         "--workdir", str(tmp_path)],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=600,

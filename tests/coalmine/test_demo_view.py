@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from coalmine.demo_view import Stage, progress_key, progress_line, summary
+from coalmine.demo_view import ClientCounts, Stage, progress_key, progress_line, summary
 
 CANARY = {
     "phase": "Progressing",
@@ -41,8 +41,8 @@ def test_progress_line_before_any_status() -> None:
 
 
 def test_summary_has_durations_requests_and_the_decision_record() -> None:
-    stage = Stage("v3: 20% errors", 21.5, "rolled back", Counter(stable=400, canary=100))
-    stage.failed, stage.dropped = Counter(canary=19), Counter(stable=2)
+    clients = ClientCounts(Counter(stable=400, canary=100), Counter(canary=19), Counter(stable=2))
+    stage = Stage("v3: 20% errors", 21.5, "rolled back", clients)
     stage.phases = {"Progressing": 13.0, "RollingBack": 8.5}
     rollback = {"check": "error-rate", "value": 0.19, "threshold": "<= 0.05"}
     text = summary([stage], CANARY["analysis"]["checks"], rollback)  # type: ignore[index]
@@ -53,3 +53,13 @@ def test_summary_has_durations_requests_and_the_decision_record() -> None:
     assert "(Progressing 13.0s, RollingBack 8.5s)" in text
     assert "error-rate 0 vs <= 0.05 pass" in text
     assert "rolled back on error-rate: value 0.19 vs <= 0.05" in text
+
+
+def test_summary_says_which_version_answered_requests_sent_through_a_service() -> None:
+    before = ClientCounts(Counter(Service=100), Counter(), Counter(), Counter(v1=100))
+    now = ClientCounts(Counter(Service=350), Counter(Service=3), Counter(), Counter(v1=300, v2=47))
+    stage = Stage("v2: good canary", 30.0, "promoted", now - before)
+    text = summary([stage], [], {})
+    rows = [line.split() for line in text.splitlines()]
+    assert ["v2:", "good", "canary", "Service", "250", "3", "0"] in rows
+    assert "answered by: v1 200, v2 47" in text

@@ -37,14 +37,14 @@ def install_cluster_objects(api: httpx.Client) -> None:
     """The CRD and the operator's ClusterRole, once per session (idempotent)."""
     crd = yaml.safe_load(CRD.read_text())
     name = crd["metadata"]["name"]
-    _apply(api, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd)
+    apply_object(api, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd)
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
         "metadata": {"name": OPERATOR_ROLE},
         "rules": yaml.safe_load(RULES.read_text()),
     }
-    _apply(api, f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{OPERATOR_ROLE}", role)
+    apply_object(api, f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{OPERATOR_ROLE}", role)
     wait_for(
         lambda: _established(api, name), timeout=30, what="the ModelDeployment CRD to be served"
     )
@@ -55,7 +55,7 @@ def install_crds(api: httpx.Client, files: list[Path]) -> None:
     for file in files:
         crd = yaml.safe_load(file.read_text())
         name = crd["metadata"]["name"]
-        _apply(api, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd)
+        apply_object(api, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd)
         wait_for(functools.partial(_crd_established, api, name), timeout=30, what=f"CRD {name}")
 
 
@@ -72,7 +72,7 @@ def _established(api: httpx.Client, name: str) -> bool:
     return served and api.get(MD_PATH.format(ns="default")).status_code == 200
 
 
-def _apply(api: httpx.Client, path: str, body: dict[str, Any]) -> None:
+def apply_object(api: httpx.Client, path: str, body: dict[str, Any]) -> None:
     response = api.patch(
         path,
         params={"fieldManager": "coalmine-tests", "force": "true"},
@@ -199,7 +199,7 @@ class Sandbox:
             "metadata": {"name": self.name, "namespace": self.ns, "annotations": annotations or {}},
             "spec": spec,
         }
-        _apply(self.api, f"{MD_PATH.format(ns=self.ns)}/{self.name}", body)
+        apply_object(self.api, f"{MD_PATH.format(ns=self.ns)}/{self.name}", body)
 
     def annotate(self, key: str, value: str = "true") -> None:
         self.api.patch(
