@@ -9,13 +9,21 @@ BIN := $(VENV)/bin
 export COALMINE_CACHE ?= $(HOME)/.cache/coalmine
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test demo deps python-deps system-deps kube-binaries helm lint unit integration e2e bench crd clean
+.PHONY: test demo deps node-deps python-deps system-deps kube-binaries helm lint unit integration e2e bench crd clean
 
 test: deps lint  ## Everything CI runs: lint, unit and integration tiers.
 	$(BIN)/pytest -m "not e2e" --durations=15
 
-demo: deps  ## A real canary rollout and an automatic rollback on the local control plane.
+# On real pods (a single-node cluster built here) when run as root; otherwise on the kubelet
+# stand-in of the integration tier. The demo says which, and why, before it starts.
+demo: deps node-deps  ## A real canary rollout and an automatic rollback, live.
 	$(BIN)/coalmine demo
+
+# The node's parts: containerd, runc, buildah, CNI plugins, crictl and a Prometheus with
+# Kubernetes discovery. Only root can run a node, so only root installs them.
+node-deps:
+	@if [[ $$(id -u) == 0 ]]; then bash e2e/cluster/node-deps.sh; \
+	else echo "make: not root, so no node parts: the demo will use the kubelet stand-in"; fi
 
 deps: python-deps system-deps kube-binaries helm
 

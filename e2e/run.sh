@@ -17,4 +17,6 @@ charts/install-helm.sh >/dev/null
 # Outside pytest: a cold image build takes minutes; inside a test it would count against the
 # per-test timeout. Warm, this is a few seconds.
 "$python" -m coalmine.devcluster.images
-exec "$python" -m pytest -m e2e e2e "$@"
+# The demo test first: it builds and removes its own node cluster, which must not overlap the
+# suite's shared one (started by the first test that needs it).
+exec "$python" -m pytest -m e2e e2e/test_demo_on_node.py e2e "$@"

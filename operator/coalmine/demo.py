@@ -88,7 +88,7 @@ def _story(world: World) -> None:
     _watch(world, stages[0], lambda s: _healthy_on(s, "v1"))
     stages[0].outcome = "Healthy, stable v1"
     world.start_traffic()
-    say("client traffic started (25 requests/s, with ground-truth feedback)\n")
+    say("client traffic started (up to 25 requests/s, each prediction then its true label)\n")
 
     say("== v2: a good new version, under traffic ==")
     world.apply(spec(world.model("v2"), steps=STEPS, prometheus=url))

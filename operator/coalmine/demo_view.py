@@ -19,7 +19,7 @@ REAL:  a single-node Kubernetes cluster built from source: etcd, kube-apiserver,
        from images built from our own Dockerfiles; the operator is installed by `helm install`
        of charts/coalmine, under the chart's RBAC. Prometheus discovers the model pods through
        the API server. Client requests go through the Service's ClusterIP.
-NOT IN THE CLUSTER: the clients (a thread of this process, 25 requests/s) and Prometheus.
+NOT IN THE CLUSTER: the clients (a thread of this process) and Prometheus.
 """
 
 WHAT_IS_REAL_STANDIN = """\

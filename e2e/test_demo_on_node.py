@@ -1,0 +1,44 @@
+"""`make demo` on real pods: the story must happen on the single-node cluster, or this fails.
+
+The demo starts and stops its own node cluster, so this module runs before the suite's
+shared cluster starts (e2e/run.sh names it first; only one node cluster fits a machine).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coalmine.devcluster.nodeconfig import BRIDGE
+from e2e.support.clusters import external_kubeconfig
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_demo_promotes_v2_then_rolls_back_v3_on_real_pods(tmp_path: Path) -> None:
+    if external_kubeconfig() is not None:
+        pytest.skip("the demo builds its own cluster on this machine; not for a foreign one")
+    assert os.geteuid() == 0, "the node cluster needs root (e2e/run.sh says so too)"
+    coalmine = Path(sys.executable).parent / "coalmine"
+    result = subprocess.run(
+        [str(coalmine), "demo", "--cluster", "node", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=1500,
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, out[-8000:] + result.stderr[-3000:]
+    assert "on real pods on this machine" in out and "stand-in" not in out.lower()
+    assert "helm install coalmine" in out and "operator pod Ready" in out
+    assert out.index("promoted, stable v2") < out.index("rolled back automatically, stable v2")
+    assert "event RolledBack" in out and "error-rate" in out
+    # Requests went through the Service and were answered by the versions the story names.
+    assert "answered by: v1" in out and ", v2 " in out and ", v3 " in out
+    # And no client request failed while the good v2 replaced v1 (its row: sent, errors, none).
+    (v2_row,) = [line.split() for line in out.splitlines() if line.startswith("v2: good canary")
+                 and "Service" in line]  # fmt: skip
+    assert v2_row[-2:] == ["0", "0"] and int(v2_row[-3]) > 100, v2_row
+    assert "RESULT: v2 promoted, then v3 rolled back automatically" in out
+    assert not Path(f"/sys/class/net/{BRIDGE}").exists(), "the demo left its pod bridge behind"
