@@ -18,12 +18,15 @@ from coalmine.devcluster.prometheus import PrometheusServer
 from coalmine.devcluster.runtime import cache_root
 
 PROMETHEUS_VERSION = "v0.316.0"
+# node-deps.sh builds it with Kubernetes discovery only (`-tags remove_all_sd,enable_kubernetes_sd`)
+# into a dir named for that, so an older build with every discoverer is never picked up.
+PROMETHEUS_BUILD = f"prometheus-{PROMETHEUS_VERSION}-k8ssd"
 
 
 def find_sd_prometheus() -> str:
     """$COALMINE_E2E_PROMETHEUS, else node-deps.sh's cached build."""
     found = os.environ.get("COALMINE_E2E_PROMETHEUS") or str(
-        cache_root() / f"prometheus-{PROMETHEUS_VERSION}" / "bin" / "prometheus"
+        cache_root() / PROMETHEUS_BUILD / "bin" / "prometheus"
     )
     if not Path(found).is_file():
         raise FileNotFoundError(f"{found} missing: run e2e/cluster/node-deps.sh")
