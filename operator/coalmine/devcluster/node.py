@@ -64,6 +64,9 @@ class Node:
 
     def start(self, timeout: float = 180.0) -> None:
         began = time.monotonic()
+        problem = self.paths.socket_path_problem()
+        if problem:
+            raise ValueError(problem)
         self.paths.workdir.mkdir(parents=True, exist_ok=True)
         hostnet.create_bridge()
         try:

@@ -21,6 +21,12 @@ PAUSE_IMAGE = "localhost/coalmine/pause:3.10"
 CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
 
 
+# A unix socket's path fits in sun_path: 108 bytes, its NUL included. kubelet's longest socket
+# is a listener it names <root-dir>/pod-resources/<up to 10 random digits>.
+UNIX_SOCKET_PATH_MAX = 107
+KUBELET_SOCKET_SUFFIX = len("/pod-resources/") + 10
+
+
 @dataclass(frozen=True)
 class NodePaths:
     """Where each piece lives. `containerd_root` is persistent (a cache): imported images
@@ -52,6 +58,19 @@ class NodePaths:
     @property
     def kubelet_root(self) -> Path:
         return self.workdir / "kubelet"
+
+    def socket_path_problem(self) -> str | None:
+        """Why kubelet could not bind its sockets under this workdir (None: it can). Checked
+        up front: kubelet itself only logs `bind: invalid argument` and carries on broken."""
+        longest = len(str(self.kubelet_root)) + KUBELET_SOCKET_SUFFIX
+        if longest <= UNIX_SOCKET_PATH_MAX:
+            return None
+        room = len(str(self.workdir)) - (longest - UNIX_SOCKET_PATH_MAX)
+        return (
+            f"the node's directory {self.workdir} is too long: kubelet's sockets under it "
+            f"would take {longest} characters, over the {UNIX_SOCKET_PATH_MAX} a unix socket "
+            f"path may have; use a directory of at most {room} characters"
+        )
 
     @property
     def pod_logs(self) -> Path:

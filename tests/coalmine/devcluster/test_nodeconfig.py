@@ -50,3 +50,13 @@ def test_kube_proxy_uses_iptables_and_leaves_host_sysctls_alone() -> None:
     assert config["conntrack"]["maxPerCore"] == 0
     cleanup = nodeconfig.kube_proxy_argv(Path("/bin"), Path("/c.yaml"), cleanup=True)
     assert cleanup[-1] == "--cleanup"
+
+
+def test_a_workdir_too_deep_for_kubelet_sockets_is_refused_with_the_room_there_is() -> None:
+    # The path a real demo run failed on: kubelet logged `bind: invalid argument` and went on.
+    deep = Path("/tmp/pytest-of-root/pytest-106/test_the_demo_promotes_v2_then0/cluster/node")
+    problem = NodePaths(deep, Path("/cache")).socket_path_problem()
+    assert problem is not None and str(deep) in problem and "107" in problem
+    room = int(problem.rsplit("at most ", 1)[1].split()[0])
+    assert NodePaths(Path("/" + "d" * (room - 1)), Path("/c")).socket_path_problem() is None
+    assert NodePaths(Path("/" + "d" * room), Path("/c")).socket_path_problem() is not None
