@@ -16,9 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_promotes_v2_then_rolls_back_v3(tmp_path: Path) -> None:
+    coalmine = str(Path(sys.executable).parent / "coalmine")
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "coalmine"), "demo", "--cluster", "standin",
-         "--workdir", str(tmp_path)],  # fmt: skip
+        [coalmine, "demo", "--cluster", "standin", "--workdir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
