@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from coalmine.devcluster.product import OPERATOR_NAMESPACE, InstalledProduct
 from coalmine.devcluster.servicetraffic import SteadyTraffic
 from e2e.support.clusters import ClusterUnderTest
 from e2e.support.kube import Kube, eventually
-from e2e.support.rollout import model_deployment, wait_status
+from e2e.support.rollout import kubectl_coalmine, model_deployment, wait_status
 
 pytestmark = pytest.mark.e2e
 NAME = "iris"
@@ -26,6 +27,7 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 @dataclass
 class World:
     kube: Kube
+    kube_config: Path
     product: InstalledProduct
 
     def apply_version(self, ns: str, version: str, artifact: str = "good", **kw: Any) -> None:
@@ -50,7 +52,7 @@ def world(cluster: ClusterUnderTest, kube: Kube, tmp_path_factory: pytest.TempPa
     # Scenario 1 begins here: the operator is installed the way users install it.
     product.start()
     try:
-        yield World(kube, product)
+        yield World(kube, cluster.kubeconfig, product)
     finally:
         product.stop()
 
@@ -134,6 +136,10 @@ def test_v3_with_injected_errors_rolls_back_and_says_why(world: World, ns: str) 
     assert record["check"] == "error-rate" and 0.05 < record["value"] <= 0.6, record
     messages = world.events(ns, "RolledBack")
     assert any("error-rate" in m and "0.05" in m for m in messages), world.kube.events(ns)
+    # And so does `kubectl coalmine status`, run through the real kubectl's plugin lookup
+    page = kubectl_coalmine(world.kube_config, "status", NAME, "-n", ns)
+    assert "Phase:      Degraded" in page and "Rollback: v3" in page, page
+    assert "Check:    error-rate = 0." in page and "threshold <= 0.05" in page, page
 
 
 def _wait_requests(traffic: SteadyTraffic, count: int) -> None:

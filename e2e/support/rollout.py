@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from coalmine.devcluster.binaries import kube_bin_dir
 from coalmine.devcluster.specs import DEFAULT_CHECKS as CHECKS
 from e2e.support.kube import Kube, eventually
 
@@ -63,3 +68,17 @@ def wait_status(
         return eventually(probe, timeout=timeout, what=what)
     except TimeoutError as exc:
         raise TimeoutError(f"{exc}\nlast status: {md_status(kube, namespace, name)}") from exc
+
+
+def kubectl_coalmine(kubeconfig: Path, *args: str) -> str:
+    """`kubectl coalmine ARGS` the way users run it: the real kubectl (from our Kubernetes
+    build) finding our plugin, `kubectl-coalmine`, on PATH. Returns stdout; fails loudly."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    # kubectl refuses flags before a plugin's name: the plugin reads --kubeconfig itself.
+    argv = [str(kube_bin_dir() / "kubectl"), "coalmine", *args, f"--kubeconfig={kubeconfig}"]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": path},
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{' '.join(argv)}: {done.stdout}{done.stderr}"
+    return done.stdout
