@@ -41,13 +41,17 @@ class World:
 @pytest.fixture(scope="module")
 def world(cluster: ClusterUnderTest, kube: Kube, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[World]:  # fmt: skip
-    if cluster.local is None:
-        pytest.skip("needs the local cluster: model pods download artifacts from this machine")
+    if not (cluster.routable and cluster.host_address):
+        pytest.skip(
+            "pods must reach this machine (COALMINE_E2E_HOST_ADDRESS: artifacts, Prometheus) "
+            "and it must route to them (COALMINE_E2E_ROUTABLE=1); e2e/kind/run.sh sets both"
+        )
     product = InstalledProduct(
         cluster.kubeconfig,
         tmp_path_factory.mktemp("rollouts"),
         cluster.image(OPERATOR),
         cluster.image(SERVING),
+        host_address=cluster.host_address,
     )
     # Scenario 1 begins here: the operator is installed the way users install it.
     product.start()

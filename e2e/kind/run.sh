@@ -28,9 +28,33 @@ docker build -f "$root/serving/Dockerfile" -t "$serving" "$root"
 docker build -f "$root/operator/Dockerfile" -t "$operator" "$root"
 kind load docker-image --name "$name" "$serving" "$operator"
 
-# Pod IPs are not routable from the host on kind: requests go through the API server's
-# service/pod proxy, and the test that runs Prometheus on the host skips itself.
+# The operator scenarios need both directions between this machine and the pods (see
+# e2e/support/clusters.py): routes to the pod and Service ranges via the kind node (root, once
+# per cluster), and the Docker network's gateway, which pods reach, for the model artifacts and
+# Prometheus served from here. NO_ROUTES=1 skips the routes: those scenarios then skip too, and
+# requests go through the API server's service/pod proxy.
+routable=0
+gateway=""
+if [[ -z "${NO_ROUTES:-}" ]]; then
+  node_ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' \
+    "${name}-control-plane")"
+  gateway="$(docker network inspect kind -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' \
+    | tr ' ' '\n' | grep -m1 '\.')"
+  sudo=""
+  (( EUID == 0 )) || sudo="sudo"
+  for cidr in 10.245.0.0/16 10.97.0.0/16; do  # podSubnet, serviceSubnet in cluster.yaml
+    $sudo ip route replace "$cidr" via "$node_ip"
+  done
+  if [[ -z "${KEEP_CLUSTER:-}" ]]; then
+    trap '$sudo ip route del 10.245.0.0/16 2>/dev/null; $sudo ip route del 10.97.0.0/16 \
+      2>/dev/null; kind delete cluster --name "$name"' EXIT
+  fi
+  routable=1
+fi
+
 COALMINE_E2E_KUBECONFIG="$kubeconfig" \
 COALMINE_E2E_SERVING_IMAGE="$serving" \
 COALMINE_E2E_OPERATOR_IMAGE="$operator" \
+COALMINE_E2E_ROUTABLE="$routable" \
+COALMINE_E2E_HOST_ADDRESS="$gateway" \
   "$python" -m pytest -m e2e "$root/e2e" "$@"

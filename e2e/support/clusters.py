@@ -5,6 +5,12 @@ COALMINE_E2E_KUBECONFIG (or KUBECONFIG) set  -> use that cluster as it is (kind,
                                                COALMINE_E2E_OPERATOR_IMAGE (already loaded).
 neither set                                 -> start LocalCluster (control plane + node on
                                                this machine), build and import the images.
+
+The operator scenarios also need the two directions between this machine and the pods:
+COALMINE_E2E_ROUTABLE=1 (this machine routes to pod and Service IPs: the clients and
+Prometheus) and COALMINE_E2E_HOST_ADDRESS (an address of this machine that pods reach: the
+model artifacts and Prometheus are served there). Our local cluster has both; e2e/kind/run.sh
+sets them up for kind.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 
 from coalmine.devcluster.cluster import LocalCluster
 from coalmine.devcluster.images import OPERATOR, SERVING, ImageSpec
+from coalmine.devcluster.nodeconfig import BRIDGE_IP
 
 
 @dataclass
@@ -23,6 +30,8 @@ class ClusterUnderTest:
     # True when this machine routes to pod IPs and ClusterIPs (our local cluster): requests go
     # straight to the Service; otherwise through the API server's service proxy.
     routable: bool
+    # An address of this machine that pods can reach (None: they cannot reach it).
+    host_address: str | None = None
     local: LocalCluster | None = None
     _images: dict[str, str] = field(default_factory=dict)
 
@@ -55,7 +64,8 @@ def start_cluster(workdir: Path) -> ClusterUnderTest:
     if kubeconfig is not None:
         # An external cluster's pods are routable only if the user says so (e.g. our dev up).
         routable = os.environ.get("COALMINE_E2E_ROUTABLE", "") == "1"
-        return ClusterUnderTest(kubeconfig, routable=routable)
+        host_address = os.environ.get("COALMINE_E2E_HOST_ADDRESS") or None
+        return ClusterUnderTest(kubeconfig, routable=routable, host_address=host_address)
     local = LocalCluster(workdir)
     local.start()
-    return ClusterUnderTest(local.kubeconfig, routable=True, local=local)
+    return ClusterUnderTest(local.kubeconfig, routable=True, host_address=BRIDGE_IP, local=local)

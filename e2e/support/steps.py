@@ -47,6 +47,23 @@ def when_requests_go_to_the_service(
     ]
 
 
+def given_the_service_routes_to_every_pod(
+    traffic: Traffic, namespace: str, name: str, pods: list[PodRef]
+) -> dict[str, int]:
+    """Send requests until each pod has answered one (seen on its own /metrics); returns every
+    pod's count then, to subtract. kube-proxy programs the endpoints a moment after they turn
+    Ready, and not always all in one sync: seen once, 90 requests all to the first pod."""
+
+    def every_pod_answered() -> dict[str, int] | None:
+        counts = {pod.name: successes_counted_by(traffic, pod) for pod in pods}
+        if all(counts.values()):
+            return counts
+        when_requests_go_to_the_service(traffic, namespace, name, 10)
+        return None
+
+    return eventually(every_pod_answered, timeout=60, what=f"Service {name} to reach every pod")
+
+
 def successes_counted_by(traffic: Traffic, pod: PodRef) -> int:
     """The pod's own count of successful inference requests, read from its /metrics."""
     text = traffic.get_pod(pod, SERVING_PORT, "/metrics")

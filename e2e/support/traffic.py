@@ -68,16 +68,16 @@ class Traffic:
         return status, _json(raw)
 
     def _raw(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, bytes]:
+        # Through the dynamic client: it keeps up with the kubernetes package's changing
+        # low-level request API (call_api's signature changed in 37).
         try:
-            response: Any = self.kube.api_client.call_api(
-                path, method, header_params={"Content-Type": "application/json"}, body=body,
-                auth_settings=["BearerToken"], _preload_content=False,
-                _return_http_data_only=True,
-            )  # fmt: skip
+            response: Any = self.kube.dynamic.request(method, path, body=body, serialize=False)
         except ApiException as exc:  # non-2xx answers from the pod arrive as exceptions
             answer = exc.body if isinstance(exc.body, bytes) else str(exc.body or "").encode()
             return int(exc.status or 0), answer
-        return response.status, response.data
+        if getattr(response, "data", None) is None:
+            response.read()
+        return int(response.status), bytes(response.data)
 
 
 def _json(raw: bytes) -> dict[str, Any]:

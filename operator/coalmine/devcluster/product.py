@@ -7,8 +7,9 @@ installation has around it: the e2e suite's rollout world and the real-node demo
     ...
     product.stop()      # helm uninstall, then the processes
 
-Model pods download their artifacts from an HTTP server on the pod bridge's address, and the
-operator, itself a pod, queries a Prometheus that listens there too; nothing leaves the machine.
+Model pods download their artifacts from an HTTP server on an address of this machine that
+pods reach (the pod bridge's on our local cluster, the Docker network's gateway on kind), and
+the operator, itself a pod, queries a Prometheus that listens there too.
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ class InstalledProduct:
         operator_image: str,
         serving_image: str,
         *,
+        host_address: str = BRIDGE_IP,
         tick_seconds: float = 1.0,
     ) -> None:
         self.workdir = workdir
+        self.host_address = host_address
         self.models: ModelArtifacts = make_models(workdir / "models")
         self.artifacts = ArtifactServer(
-            workdir / "models", BRIDGE_IP, workdir / "artifact-server.log"
+            workdir / "models", host_address, workdir / "artifact-server.log"
         )
         self.prometheus = KubernetesSdPrometheus(
             workdir / "prometheus", kubeconfig, MD_LABEL, reachable_from_pods=True
@@ -52,7 +55,7 @@ class InstalledProduct:
     @property
     def prometheus_url_for_pods(self) -> str:
         """Where the operator's pod reaches Prometheus (127.0.0.1 would be the pod itself)."""
-        return f"http://{BRIDGE_IP}:{self.prometheus.port}"
+        return f"http://{self.host_address}:{self.prometheus.port}"
 
     def model(self, version: str, artifact: Artifact | None = None) -> dict[str, Any]:
         """``spec.model`` serving ``artifact`` (the good model by default) as ``version``."""
