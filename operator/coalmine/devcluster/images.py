@@ -189,6 +189,7 @@ class ImageBuilder:
         for older in runtime.images():
             if older.rsplit(":", 1)[0] == repository and older != name:
                 runtime.remove_image(older)
+        runtime.remove_untagged_images()
 
 
 def main() -> None:

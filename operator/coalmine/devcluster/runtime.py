@@ -7,6 +7,7 @@ crictl is built from the Go module proxy by e2e/cluster/node-deps.sh.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -68,6 +69,20 @@ class ContainerRuntime:
     def remove_image(self, name: str) -> None:
         """Drop the reference; containerd garbage-collects content no container still uses."""
         self._ctr("images", "remove", name)
+
+    def remove_untagged_images(self) -> list[str]:
+        """Drop the images no name refers to any more; returns their ids.
+
+        Importing an archive also names the image by its id (`sha256:...`), so removing its
+        tag alone kept every old image and its layers: 11 GB after a day of rebuilds.
+        """
+        listed = self._crictl("images", "--output=json")
+        if listed.returncode != 0:
+            raise RuntimeError(f"crictl images failed: {listed.stderr}")
+        untagged = [i["id"] for i in json.loads(listed.stdout)["images"] if not i.get("repoTags")]
+        for image_id in untagged:
+            self._ctr("images", "remove", image_id)
+        return untagged
 
     def remove_all_pods(self) -> None:
         """Stop and remove every pod sandbox (and its containers) through the CRI."""
