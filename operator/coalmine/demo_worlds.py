@@ -22,7 +22,11 @@ from typing import Any, Protocol
 import httpx
 
 from coalmine.demo_view import WHAT_IS_REAL_NODE, WHAT_IS_REAL_STANDIN, ClientCounts
-from coalmine.devcluster.sandbox import MD_PATH, apply_object
+from coalmine.devcluster.sandbox import (
+    apply_model_deployment,
+    model_deployment_events,
+    read_model_deployment,
+)
 
 NAMESPACE = "coalmine-demo"
 NAME = "iris"
@@ -201,18 +205,13 @@ class NodeWorld:
         return self.api
 
     def apply(self, spec: dict[str, Any]) -> None:
-        body = {"apiVersion": "coalmine.dev/v1alpha1", "kind": "ModelDeployment",
-                "metadata": {"name": NAME, "namespace": NAMESPACE}, "spec": spec}  # fmt: skip
-        apply_object(self._api(), f"{MD_PATH.format(ns=NAMESPACE)}/{NAME}", body)
+        apply_model_deployment(self._api(), NAMESPACE, NAME, spec)
 
     def md(self) -> dict[str, Any]:
-        response = self._api().get(f"{MD_PATH.format(ns=NAMESPACE)}/{NAME}")
-        response.raise_for_status()
-        return dict(response.json())
+        return read_model_deployment(self._api(), NAMESPACE, NAME)
 
     def events(self) -> list[dict[str, Any]]:
-        items = self._api().get(f"/api/v1/namespaces/{NAMESPACE}/events").json()["items"]
-        return [e for e in items if e["involvedObject"].get("kind") == "ModelDeployment"]
+        return model_deployment_events(self._api(), NAMESPACE)
 
     def operator_failure(self) -> str | None:
         """The kubelet restarts a crashed operator; a crash loop is what ends the story."""

@@ -82,6 +82,33 @@ def apply_object(api: httpx.Client, path: str, body: dict[str, Any]) -> None:
     response.raise_for_status()
 
 
+def apply_model_deployment(
+    api: httpx.Client,
+    ns: str,
+    name: str,
+    spec: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+) -> None:
+    body = {
+        "apiVersion": "coalmine.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations or {}},
+        "spec": spec,
+    }
+    apply_object(api, f"{MD_PATH.format(ns=ns)}/{name}", body)
+
+
+def read_model_deployment(api: httpx.Client, ns: str, name: str) -> dict[str, Any]:
+    response = api.get(f"{MD_PATH.format(ns=ns)}/{name}")
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def model_deployment_events(api: httpx.Client, ns: str) -> list[dict[str, Any]]:
+    items = api.get(f"/api/v1/namespaces/{ns}/events").json()["items"]
+    return [e for e in items if e["involvedObject"].get("kind") == "ModelDeployment"]
+
+
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.2) -> T:
     deadline = time.monotonic() + timeout
     while True:
@@ -193,13 +220,7 @@ class Sandbox:
     # --- the ModelDeployment ---
 
     def apply(self, spec: dict[str, Any], annotations: dict[str, str] | None = None) -> None:
-        body = {
-            "apiVersion": "coalmine.dev/v1alpha1",
-            "kind": "ModelDeployment",
-            "metadata": {"name": self.name, "namespace": self.ns, "annotations": annotations or {}},
-            "spec": spec,
-        }
-        apply_object(self.api, f"{MD_PATH.format(ns=self.ns)}/{self.name}", body)
+        apply_model_deployment(self.api, self.ns, self.name, spec, annotations)
 
     def annotate(self, key: str, value: str = "true") -> None:
         self.api.patch(
@@ -209,9 +230,7 @@ class Sandbox:
         ).raise_for_status()
 
     def md(self) -> dict[str, Any]:
-        response = self.api.get(f"{MD_PATH.format(ns=self.ns)}/{self.name}")
-        response.raise_for_status()
-        return dict(response.json())
+        return read_model_deployment(self.api, self.ns, self.name)
 
     def status(self) -> dict[str, Any]:
         return dict(self.md().get("status", {}))
@@ -233,8 +252,7 @@ class Sandbox:
             ) from exc
 
     def events(self) -> list[dict[str, Any]]:
-        items = self.api.get(f"/api/v1/namespaces/{self.ns}/events").json()["items"]
-        return [e for e in items if e["involvedObject"].get("kind") == "ModelDeployment"]
+        return model_deployment_events(self.api, self.ns)
 
     def deployment(self, variant: str) -> dict[str, Any] | None:
         response = self.api.get(
