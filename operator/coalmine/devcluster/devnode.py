@@ -65,8 +65,12 @@ def down(state_dir: Path) -> list[str]:
     alive = state.alive() if state else {}
     if "kubelet" in alive:  # first, or it would restart the pods removed next
         devstate._stop_group(alive["kubelet"], grace=10.0)
+    pods_left: Exception | None = None
     if "containerd" in alive:
-        ContainerRuntime(paths.containerd_socket).remove_all_pods()
+        try:
+            ContainerRuntime(paths.containerd_socket).remove_all_pods()
+        except (RuntimeError, TimeoutError) as exc:
+            pods_left = exc  # still undo the rest below, then say so
     stopped = devstate.down(state_dir)
     proxy_config = paths.workdir / "kube-proxy.yaml"
     if proxy_config.is_file():
@@ -74,4 +78,6 @@ def down(state_dir: Path) -> list[str]:
         subprocess.run(argv, capture_output=True, check=False)
     teardown_host(paths)
     node_file.unlink()
+    if pods_left is not None:
+        raise pods_left
     return stopped

@@ -86,8 +86,12 @@ class Node:
         by_name = {p.name: p for p in self._processes}
         if "kubelet" in by_name:
             by_name["kubelet"].stop()
+        pods_left: Exception | None = None
         if "containerd" in by_name and by_name["containerd"].running:
-            self.runtime.remove_all_pods()
+            try:
+                self.runtime.remove_all_pods()
+            except (RuntimeError, TimeoutError) as exc:
+                pods_left = exc  # still undo the rest below, then say so
         for name in ("kube-proxy", "kube-scheduler", "containerd"):
             if name in by_name:
                 by_name[name].stop()
@@ -95,6 +99,8 @@ class Node:
             self._run_logged("kube-proxy-cleanup", nodeconfig.kube_proxy_argv(
                 self.bin_dir, self._proxy_config, cleanup=True))  # fmt: skip
         teardown_host(self.paths)
+        if pods_left is not None:
+            raise pods_left
 
     def _launch(self, name: str, argv: list[str]) -> ManagedProcess:
         process = ManagedProcess(name, argv, self.log_dir / f"{name}.log", cwd=self.paths.workdir)

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from coalmine.devcluster.process import wait_until
+
 CRI_NAMESPACE = "k8s.io"  # the containerd namespace the CRI plugin (hence the kubelet) uses
 CRICTL_VERSION = "v1.34.0"
 
@@ -84,8 +86,18 @@ class ContainerRuntime:
             self._ctr("images", "remove", image_id)
         return untagged
 
-    def remove_all_pods(self) -> None:
-        """Stop and remove every pod sandbox (and its containers) through the CRI."""
-        result = self._crictl("rmp", "--force", "--all")
-        if result.returncode != 0:
-            raise RuntimeError(f"crictl rmp failed: {result.stderr}")
+    def remove_all_pods(self, timeout: float = 60.0) -> None:
+        """Stop and remove every pod sandbox (and its containers) through the CRI.
+
+        Retried until `timeout`: a container the kubelet was starting when it was stopped stays
+        in containerd's "starting" state until that start finishes, and cannot be removed before
+        (a CI run failed its teardown on exactly that).
+        """
+
+        def removed() -> bool | None:
+            result = self._crictl("rmp", "--force", "--all")
+            if result.returncode != 0:
+                raise RuntimeError(f"crictl rmp failed: {result.stderr.strip()}")
+            return True
+
+        wait_until(removed, timeout=timeout, what="every pod sandbox removed", interval=1.0)
