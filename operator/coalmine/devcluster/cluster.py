@@ -63,5 +63,7 @@ class LocalCluster:
         return name
 
     def stop(self) -> None:
-        self.node.stop()
-        self.control_plane.stop()
+        try:
+            self.node.stop()
+        finally:
+            self.control_plane.stop()  # even if the node could not remove every pod

@@ -32,6 +32,17 @@ def free_port() -> int:
         return port
 
 
+def processes_mentioning(text: str) -> dict[int, str]:
+    """Every process whose command line contains `text`: pid -> command line."""
+    found = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):  # it ended while we looked
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            if text in line:
+                found[int(cmdline.parent.name)] = line
+    return found
+
+
 def wait_until(
     probe: Callable[[], T | None],
     *,

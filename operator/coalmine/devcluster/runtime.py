@@ -89,15 +89,26 @@ class ContainerRuntime:
     def remove_all_pods(self, timeout: float = 60.0) -> None:
         """Stop and remove every pod sandbox (and its containers) through the CRI.
 
-        Retried until `timeout`: a container the kubelet was starting when it was stopped stays
-        in containerd's "starting" state until that start finishes, and cannot be removed before
-        (a CI run failed its teardown on exactly that).
+        A container the kubelet was starting when it was stopped can block that removal in two
+        ways, both seen in CI or in e2e/test_node_teardown.py:
+        - containerd holds it "in starting state" until the cancelled start returns (about 2 s);
+        - a start cancelled late can leave its task running while the CRI records the container
+          as only created, so stopping the sandbox never kills it ("cannot delete running task").
+        So removal is retried until `timeout`, and before each retry every task still running is
+        killed: this containerd is the node's own, and the whole node is going away.
         """
 
         def removed() -> bool | None:
             result = self._crictl("rmp", "--force", "--all")
-            if result.returncode != 0:
-                raise RuntimeError(f"crictl rmp failed: {result.stderr.strip()}")
-            return True
+            if result.returncode == 0:
+                return True
+            self._kill_running_tasks()
+            raise RuntimeError(f"crictl rmp failed: {result.stderr.strip()}")
 
         wait_until(removed, timeout=timeout, what="every pod sandbox removed", interval=1.0)
+
+    def _kill_running_tasks(self) -> None:
+        listed = self._ctr("tasks", "list").stdout.splitlines()[1:]  # TASK PID STATUS
+        for task_id, _pid, status in (row.split() for row in listed if len(row.split()) == 3):
+            if status == "RUNNING":
+                self._ctr("tasks", "kill", "--signal=SIGKILL", task_id)
