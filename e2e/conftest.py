@@ -3,7 +3,10 @@ fresh namespace per test, real traffic, and the project's images in the cluster.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +14,7 @@ from coalmine.devcluster.images import SERVING
 
 # Attach the tail of every component's log to a failing test's report.
 from coalmine.devcluster.pytest_plugin import pytest_runtest_makereport  # noqa: F401
-from e2e.support.clusters import ClusterUnderTest, start_cluster
+from e2e.support.clusters import ClusterUnderTest, external_kubeconfig, start_cluster
 from e2e.support.kube import Kube
 from e2e.support.traffic import Traffic
 
@@ -52,3 +55,17 @@ def namespace(kube: Kube) -> Iterator[str]:
         yield name
     finally:
         kube.delete_namespace(name)
+
+
+@pytest.fixture
+def own_node_workdir() -> Iterator[Path]:
+    """For tests that start and stop node clusters of their own on this machine, so never on a
+    foreign cluster. Short on purpose: kubelet's unix sockets live under it (108 bytes at most),
+    and pytest's tmp_path for a test with a long name is already 60 characters deep."""
+    if external_kubeconfig() is not None:
+        pytest.skip("starts node clusters of its own on this machine; not for a foreign one")
+    path = Path(tempfile.mkdtemp(prefix="e2e-node-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -7,39 +7,22 @@ shared cluster starts (e2e/run.sh names it first; only one node cluster fits a m
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from coalmine.devcluster.nodeconfig import BRIDGE
-from e2e.support.clusters import external_kubeconfig
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    """Short on purpose: kubelet's unix sockets live under it (108 bytes at most), and pytest's
-    tmp_path for a test with a long name is already 60 characters deep."""
-    path = Path(tempfile.mkdtemp(prefix="e2e-demo-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def test_the_demo_promotes_v2_then_rolls_back_v3_on_real_pods(workdir: Path) -> None:
-    if external_kubeconfig() is not None:
-        pytest.skip("the demo builds its own cluster on this machine; not for a foreign one")
+def test_the_demo_promotes_v2_then_rolls_back_v3_on_real_pods(own_node_workdir: Path) -> None:
     assert os.geteuid() == 0, "the node cluster needs root (e2e/run.sh says so too)"
     coalmine = Path(sys.executable).parent / "coalmine"
     result = subprocess.run(
-        [str(coalmine), "demo", "--cluster", "node", "--workdir", str(workdir)],
+        [str(coalmine), "demo", "--cluster", "node", "--workdir", str(own_node_workdir)],
         capture_output=True, text=True, timeout=1500,
     )  # fmt: skip
     out = result.stdout

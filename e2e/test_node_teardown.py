@@ -14,9 +14,6 @@ suite's shared one.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,6 @@ import pytest
 from coalmine.devcluster.cluster import LocalCluster
 from coalmine.devcluster.nodeconfig import BRIDGE, PAUSE_IMAGE
 from coalmine.devcluster.process import processes_mentioning
-from e2e.support.clusters import external_kubeconfig
 from e2e.support.kube import Kube, eventually
 
 pytestmark = pytest.mark.e2e
@@ -36,23 +32,12 @@ ROUNDS = 3
 REFUSALS = ("container is in starting state", "cannot delete running task")
 
 
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="e2e-stop-"))  # short: kubelet's socket paths live here
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def test_stopping_the_node_while_pods_start_removes_them_all_and_leaves_the_host_clean(
-    workdir: Path,
+    own_node_workdir: Path,
 ) -> None:
-    if external_kubeconfig() is not None:
-        pytest.skip("stops a node cluster of its own on this machine; not for a foreign one")
     refusals_per_round = []
     for round_number in range(1, ROUNDS + 1):
-        cluster = LocalCluster(workdir / f"round-{round_number}")
+        cluster = LocalCluster(own_node_workdir / f"round-{round_number}")
         cluster.start()
         try:
             when_the_kubelet_is_starting_a_wave_of_pods(Kube(cluster.kubeconfig))
