@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,6 +42,16 @@ def wait_ready(client: TestClient, expect: int = 200) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"readiness never became {expect}")
+
+
+def wait_for_load_error(client: TestClient) -> httpx.Response:
+    """The model loads in the background: poll until loading has failed, not a fixed sleep."""
+    for _ in range(500):
+        ready = client.get("/v2/health/ready")
+        if ready.json().get("error"):
+            return ready
+        time.sleep(0.02)
+    raise AssertionError("the load never failed")
 
 
 def samples(client: TestClient) -> dict[tuple[str, frozenset], float]:  # type: ignore[type-arg]
@@ -136,8 +147,7 @@ def test_load_failure_keeps_the_server_unready_with_a_reason(artifacts) -> None:
     art = artifacts["onnx_clf"]
     settings = load_settings(model_uri=str(art.path), model_format="onnx", sha256="0" * 64)
     with TestClient(create_app(settings)) as client:
-        time.sleep(0.2)
-        ready = client.get("/v2/health/ready")
+        ready = wait_for_load_error(client)
         assert ready.status_code == 503 and "sha256 mismatch" in ready.json()["error"]
         assert client.get("/v2/health/live").status_code == 200
         assert client.post("/v2/models/model/infer", json=_infer_body([ROW])).status_code == 503
