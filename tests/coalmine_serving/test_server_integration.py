@@ -142,7 +142,7 @@ def test_a_body_that_never_finishes_gets_504_and_frees_its_slot(server) -> None:
             b'5\r\n{"inp\r\n'  # ...and then nothing more: a slowloris client
         )
         # Parse the reply with http.client: the head and the body may arrive in
-        # separate segments, so a single recv() can see the status line only.
+        # separate segments, so a single recv() can return the head alone.
         reply = http.client.HTTPResponse(sock)
         reply.begin()
         body = reply.read().decode()
