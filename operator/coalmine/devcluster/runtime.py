@@ -98,7 +98,7 @@ class ContainerRuntime:
         killed: this containerd is the node's own, and the whole node is going away.
         """
 
-        def removed() -> bool | None:
+        def removed() -> bool:  # or raises, which wait_until retries
             result = self._crictl("rmp", "--force", "--all")
             if result.returncode == 0:
                 return True
@@ -108,7 +108,7 @@ class ContainerRuntime:
         wait_until(removed, timeout=timeout, what="every pod sandbox removed", interval=1.0)
 
     def _kill_running_tasks(self) -> None:
-        listed = self._ctr("tasks", "list").stdout.splitlines()[1:]  # TASK PID STATUS
-        for task_id, _pid, status in (row.split() for row in listed if len(row.split()) == 3):
+        rows = [row.split() for row in self._ctr("tasks", "list").stdout.splitlines()[1:]]
+        for task_id, _pid, status in (row for row in rows if len(row) == 3):  # TASK PID STATUS
             if status == "RUNNING":
                 self._ctr("tasks", "kill", "--signal=SIGKILL", task_id)
