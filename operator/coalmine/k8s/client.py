@@ -1,4 +1,5 @@
-"""``KubeApi`` over the official ``kubernetes`` client: raw paths, server-side apply.
+"""``KubeApi`` and ``UserApi`` over the official ``kubernetes`` client: the one way to load
+credentials, raw paths, server-side apply, and every failure as a ``coalmine.k8s.errors`` type.
 
 Raw paths (``call_api``) instead of the generated typed APIs because server-side apply of
 plain dicts, the scale subresource of any kind and custom resources all look the same that
@@ -9,53 +10,115 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
-from kubernetes import client, config
+import urllib3
+from kubernetes import client
+from kubernetes import config as _untyped_config
 from kubernetes.client.exceptions import ApiException
 
-from coalmine.k8s.protocol import ApiError, ConflictError, Manifest, NotFoundError, ObjectRef
+from coalmine.k8s.errors import (
+    ApiError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    UnreachableError,
+    error_for,
+)
+from coalmine.k8s.protocol import Manifest, ObjectRef
 from coalmine.settings import FIELD_MANAGER
 
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
+JSON = "application/json"
 CONFLICT_RETRIES = 3
 REQUEST_TIMEOUT = 15.0  # seconds; a hung API call must not stall a tick forever
+POD_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+# One number is a total per request; a pair is (connect, read), as urllib3 takes them.
+Timeout = float | tuple[float, float]
+Query = list[tuple[str, str]]
+# kubernetes.config has no type hints; calling it through Any keeps mypy quiet only here.
+config: Any = _untyped_config
 
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig ($KUBECONFIG)."""
+def connect(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    *,
+    field_manager: str = FIELD_MANAGER,
+    timeout: Timeout = REQUEST_TIMEOUT,
+) -> KubernetesApi:
+    """The API server the credentials point at, as kubectl chooses them.
+
+    A kubeconfig when one is named (``kubeconfig``, ``context``) or found (``$KUBECONFIG``,
+    else ~/.kube/config); failing that, and only when nothing was named, the service account
+    of the pod we run in. ``namespace`` of the result is the context's (``default`` when it
+    sets none) or the pod's. Raises ``ConfigError`` when neither works.
+    """
     try:
-        if kubeconfig is None:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return client.ApiClient()
-    except config.ConfigException:
-        pass
+        api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+        namespace = _context_namespace(kubeconfig, context)
+    except (config.ConfigException, FileNotFoundError) as error:
+        if kubeconfig is not None or context is not None:
+            raise ConfigError(str(error)) from error
+        api_client, namespace = _in_cluster(error)
+    return KubernetesApi(api_client, namespace, field_manager=field_manager, timeout=timeout)
+
+
+def _in_cluster(kubeconfig_error: Exception) -> tuple[client.ApiClient, str]:
     configuration = client.Configuration()
-    config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig, client_configuration=configuration
-    )
-    return client.ApiClient(configuration)
+    try:
+        # Into our own Configuration: the client's process-wide default stays untouched.
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        # Not in a pod either; the kubeconfig's problem is the one a person can fix.
+        raise ConfigError(str(kubeconfig_error)) from kubeconfig_error
+    namespace = POD_NAMESPACE.read_text().strip() if POD_NAMESPACE.exists() else "default"
+    return client.ApiClient(configuration), namespace
+
+
+def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace the chosen context sets, like kubectl; ``default`` when it sets none."""
+    contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+    chosen = next((c for c in contexts if c["name"] == context), active) if context else active
+    return str((chosen or {}).get("context", {}).get("namespace") or "default")
 
 
 class KubernetesApi:
-    """The real ``KubeApi``."""
+    """The real ``KubeApi`` (for the operator) and ``UserApi`` (for ``kubectl coalmine``).
 
-    def __init__(self, api_client: client.ApiClient, component: str = FIELD_MANAGER) -> None:
+    ``field_manager`` names the writer in managedFields and in the Events it posts.
+    """
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        namespace: str = "default",
+        *,
+        field_manager: str = FIELD_MANAGER,
+        timeout: Timeout = REQUEST_TIMEOUT,
+    ) -> None:
+        self.namespace = namespace
         self._api = api_client
-        self._component = component
+        self._field_manager = field_manager
+        self._timeout = timeout
 
     def get(self, ref: ObjectRef) -> Manifest | None:
         try:
-            return self._call("GET", ref.path())
+            return self.read(ref)
         except NotFoundError:
             return None
+
+    def read(self, ref: ObjectRef) -> Manifest:
+        return self._call("GET", ref.path())
 
     def apply(self, manifest: Manifest) -> Manifest:
         # force=true: the operator is the only writer of the fields it applies (children are
         # ours). Without force, a kubectl edit of one of them would wedge every future tick.
         ref = ObjectRef.of(manifest)
-        return self._call("PATCH", ref.path(), manifest, APPLY, force=True)
+        return self._call("PATCH", ref.path(), manifest, APPLY, [("force", "true")])
 
     def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:
         body = {
@@ -64,15 +127,24 @@ class KubernetesApi:
             "metadata": {"name": ref.name, "namespace": ref.namespace},
             "status": status,
         }
-        self._call("PATCH", ref.path("status"), body, APPLY, force=True)
+        self._call("PATCH", ref.path("status"), body, APPLY, [("force", "true")])
 
     def scale(self, ref: ObjectRef, replicas: int) -> None:
         self._call("PATCH", ref.path("scale"), {"spec": {"replicas": replicas}}, MERGE)
 
+    def merge_patch(self, ref: ObjectRef, patch: Manifest) -> Manifest:
+        return self._call("PATCH", ref.path(), patch, MERGE)
+
     def remove_annotations(self, ref: ObjectRef, keys: list[str]) -> None:
         if keys:
-            patch = {"metadata": {"annotations": dict.fromkeys(keys)}}
-            self._call("PATCH", ref.path(), patch, MERGE)
+            self.merge_patch(ref, {"metadata": {"annotations": dict.fromkeys(keys)}})
+
+    def list_events(self, ref: ObjectRef) -> list[Manifest]:
+        selector = f"involvedObject.kind={ref.kind},involvedObject.name={ref.name}"
+        events = ObjectRef("Event", ref.namespace, "")
+        found = self._call("GET", events.collection_path(), query=[("fieldSelector", selector)])
+        items: list[Manifest] = found.get("items", [])
+        return items
 
     def post_event(
         self,
@@ -82,6 +154,7 @@ class KubernetesApi:
         message: str,
     ) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        component = self._field_manager
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -94,52 +167,51 @@ class KubernetesApi:
             "type": type_,
             "reason": reason,
             "message": message[:1024],
-            "source": {"component": self._component},
-            "reportingComponent": self._component,
-            "reportingInstance": self._component,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
         }
         ref = ObjectRef("Event", involved["namespace"], "")
-        self._call("POST", ref.collection_path(), event, "application/json")
+        self._call("POST", ref.collection_path(), event)
 
     def _call(
         self,
         method: str,
         path: str,
         body: Any = None,
-        content_type: str = "application/json",
-        force: bool = False,
+        content_type: str = JSON,
+        query: Query | None = None,
     ) -> Manifest:
         # A 409 on apply or patch means someone wrote in between; every call here is a full
         # desired state or a key deletion, so re-sending it is correct.
         for attempt in range(CONFLICT_RETRIES):
             try:
-                return self._once(method, path, body, content_type, force)
+                return self._once(method, path, body, content_type, query or [])
             except ConflictError:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _once(self, method: str, path: str, body: Any, content_type: str, force: bool) -> Manifest:
-        query: list[tuple[str, str]] = []
+    def _once(self, method: str, path: str, body: Any, content_type: str, query: Query) -> Manifest:
         if method in ("PATCH", "POST"):
-            query.append(("fieldManager", FIELD_MANAGER))
-        if force:
-            query.append(("force", "true"))
+            query = [("fieldManager", self._field_manager), *query]
         # The client JSON-encodes dict bodies for JSON types; apply bodies go as text.
         payload = json.dumps(body) if content_type == APPLY else body
         try:
             request = self._api.param_serialize(
                 method, path, query_params=query,
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                header_params={"Content-Type": content_type, "Accept": JSON},
                 body=payload, auth_settings=["BearerToken"],
             )  # fmt: skip
-            response = self._api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
+            response = self._api.call_api(*request, _request_timeout=self._timeout)
             raw = response.read() or b"{}"  # type: ignore[no-untyped-call]
         except ApiException as exc:
-            raise _translate(int(exc.status or 0), exc.body, str(exc.reason)) from exc
+            raise _translate(int(exc.status or 0), exc.body, str(exc.reason or exc.status)) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise UnreachableError(str(exc)) from exc
         if not 200 <= response.status <= 299:
             raise _translate(response.status, raw, str(response.reason))
         data: Manifest = json.loads(raw)
@@ -147,15 +219,11 @@ class KubernetesApi:
 
 
 def _translate(status: int, body: object, reason: str) -> ApiError:
-    message = _message(body, reason)
-    if status == 404:
-        return NotFoundError(status, message)
-    if status == 409:
-        return ConflictError(status, message)
-    return ApiError(status, message)
+    return error_for(status, _message(body, reason))
 
 
 def _message(body: object, reason: str) -> str:
+    """The Status message from the body, falling back to the HTTP reason."""
     try:
         return str(json.loads(body).get("message", reason))  # type: ignore[arg-type]
     except (TypeError, ValueError, AttributeError):
