@@ -35,7 +35,7 @@ def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bo
     )
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     deps = Deps(
-        kube=connect(),  # in a pod: its service account; elsewhere: the kubeconfig
+        kube=connect(prefer_in_cluster=True),  # as kopf logs in: we write where it watches
         providers=PrometheusProvider,
         settings=settings,
     )

@@ -47,34 +47,50 @@ def connect(
     kubeconfig: str | None = None,
     context: str | None = None,
     *,
+    prefer_in_cluster: bool = False,
     field_manager: str = FIELD_MANAGER,
     timeout: Timeout = REQUEST_TIMEOUT,
 ) -> KubernetesApi:
-    """The API server the credentials point at, as kubectl chooses them.
+    """The API server the credentials point at: a kubeconfig, or the pod's service account.
 
-    A kubeconfig when one is named (``kubeconfig``, ``context``) or found (``$KUBECONFIG``,
-    else ~/.kube/config); failing that, and only when nothing was named, the service account
-    of the pod we run in. ``namespace`` of the result is the context's (``default`` when it
-    sets none) or the pod's. Raises ``ConfigError`` when neither works.
+    A named kubeconfig or context is always used (``ConfigError`` if it does not work).
+    Otherwise both are candidates: the default kubeconfig (``$KUBECONFIG``, else
+    ~/.kube/config) and, inside a pod, its service account. A person's tool prefers the
+    kubeconfig, as kubectl does (a CI job in a pod may deploy to another cluster); the
+    operator sets ``prefer_in_cluster``, because kopf logs in that way and its writes must go
+    where its watches do. ``namespace`` of the result is the context's (``default`` when it
+    sets none) or the pod's.
     """
-    try:
-        api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
-        namespace = _context_namespace(kubeconfig, context)
-    except (config.ConfigException, FileNotFoundError) as error:
-        if kubeconfig is not None or context is not None:
-            raise ConfigError(str(error)) from error
-        api_client, namespace = _in_cluster(error)
+    named = kubeconfig is not None or context is not None
+    pod = None if named else _in_cluster()
+    if pod is not None and prefer_in_cluster:
+        api_client, namespace = pod
+    else:
+        try:
+            api_client, namespace = _from_kubeconfig(kubeconfig, context)
+        except ConfigError:
+            if pod is None:
+                raise
+            api_client, namespace = pod
     return KubernetesApi(api_client, namespace, field_manager=field_manager, timeout=timeout)
 
 
-def _in_cluster(kubeconfig_error: Exception) -> tuple[client.ApiClient, str]:
+def _from_kubeconfig(kubeconfig: str | None, context: str | None) -> tuple[client.ApiClient, str]:
+    try:
+        api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+        return api_client, _context_namespace(kubeconfig, context)
+    except (config.ConfigException, FileNotFoundError) as error:
+        raise ConfigError(str(error)) from error
+
+
+def _in_cluster() -> tuple[client.ApiClient, str] | None:
+    """The pod's service account; None when we do not run in a pod."""
     configuration = client.Configuration()
     try:
         # Into our own Configuration: the client's process-wide default stays untouched.
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        # Not in a pod either; the kubeconfig's problem is the one a person can fix.
-        raise ConfigError(str(kubeconfig_error)) from kubeconfig_error
+        return None
     namespace = POD_NAMESPACE.read_text().strip() if POD_NAMESPACE.exists() else "default"
     return client.ApiClient(configuration), namespace
 

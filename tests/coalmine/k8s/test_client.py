@@ -106,10 +106,23 @@ def test_a_named_kubeconfig_and_context_choose_the_namespace(tmp_path: Path) -> 
     assert connect(kubeconfig, "plain").namespace == "default"
 
 
-def test_a_kubeconfig_wins_over_the_pod(in_a_pod: Path, tmp_path: Path) -> None:
+def test_a_named_kubeconfig_wins_over_the_pod_even_for_the_operator(
+    in_a_pod: Path, tmp_path: Path
+) -> None:
     kubeconfig = str(write_kubeconfig(tmp_path / "config"))
 
     assert connect(kubeconfig).namespace == "ml"
+    assert connect(kubeconfig, prefer_in_cluster=True).namespace == "ml"
+
+
+def test_in_a_pod_with_a_default_kubeconfig_only_the_operator_prefers_the_pod(
+    in_a_pod: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = str(write_kubeconfig(tmp_path / "config"))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", found)
+
+    assert connect().namespace == "ml"  # a person's tool: the kubeconfig, as kubectl
+    assert connect(prefer_in_cluster=True).namespace == "coalmine-system"  # as kopf logs in
 
 
 def test_without_a_kubeconfig_a_pod_uses_its_service_account(in_a_pod: Path) -> None:
@@ -117,6 +130,7 @@ def test_without_a_kubeconfig_a_pod_uses_its_service_account(in_a_pod: Path) -> 
 
     api = connect()
 
+    assert connect(prefer_in_cluster=True).namespace == "coalmine-system"
     assert api.namespace == "coalmine-system"
     assert api._api.configuration.host == "https://10.96.0.1:443"
     assert api._api.configuration.api_key["BearerToken"].endswith(" pod-token")
