@@ -2,9 +2,10 @@
 
 ``KubeApi`` (what the operator does) and ``UserApi`` (what ``kubectl coalmine`` does) are the
 protocols the rest of the code uses; unit tests fake them. ``coalmine.k8s.client`` implements
-both with the official ``kubernetes`` client and holds the one credentials loader; no module
-outside this package imports ``kubernetes`` (an import-linter contract says so). Every failure
-is one of the errors in ``coalmine.k8s.errors``, re-exported here.
+both with the official ``kubernetes`` client, over the one credentials loader in
+``coalmine.k8s.credentials``; no module outside this package imports ``kubernetes`` (an
+import-linter contract says so). Every failure is one of the errors in ``coalmine.k8s.errors``,
+re-exported here.
 """
 
 from coalmine.k8s.errors import (

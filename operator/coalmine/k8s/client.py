@@ -1,5 +1,5 @@
-"""``KubeApi`` and ``UserApi`` over the official ``kubernetes`` client: the one way to load
-credentials, raw paths, server-side apply, and every failure as a ``coalmine.k8s.errors`` type.
+"""``KubeApi`` and ``UserApi`` over the official ``kubernetes`` client: raw paths,
+server-side apply, and every failure as a ``coalmine.k8s.errors`` type.
 
 Raw paths (``call_api``) instead of the generated typed APIs because server-side apply of
 plain dicts, the scale subresource of any kind and custom resources all look the same that
@@ -10,22 +10,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import urllib3
 from kubernetes import client
-from kubernetes import config as _untyped_config
 from kubernetes.client.exceptions import ApiException
 
-from coalmine.k8s.errors import (
-    ApiError,
-    ConfigError,
-    ConflictError,
-    NotFoundError,
-    UnreachableError,
-    error_for,
-)
+from coalmine.k8s.credentials import load
+from coalmine.k8s.errors import ApiError, ConflictError, NotFoundError, UnreachableError, error_for
 from coalmine.k8s.protocol import Manifest, ObjectRef
 from coalmine.settings import FIELD_MANAGER
 
@@ -34,13 +26,10 @@ MERGE = "application/merge-patch+json"
 JSON = "application/json"
 CONFLICT_RETRIES = 3
 REQUEST_TIMEOUT = 15.0  # seconds; a hung API call must not stall a tick forever
-POD_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 # One number is a total per request; a pair is (connect, read), as urllib3 takes them.
 Timeout = float | tuple[float, float]
 Query = list[tuple[str, str]]
-# kubernetes.config has no type hints; calling it through Any keeps mypy quiet only here.
-config: Any = _untyped_config
 
 
 def connect(
@@ -51,55 +40,10 @@ def connect(
     field_manager: str = FIELD_MANAGER,
     timeout: Timeout = REQUEST_TIMEOUT,
 ) -> KubernetesApi:
-    """The API server the credentials point at: a kubeconfig, or the pod's service account.
-
-    A named kubeconfig or context is always used (``ConfigError`` if it does not work).
-    Otherwise both are candidates: the default kubeconfig (``$KUBECONFIG``, else
-    ~/.kube/config) and, inside a pod, its service account. A person's tool prefers the
-    kubeconfig, as kubectl does (a CI job in a pod may deploy to another cluster); the
-    operator sets ``prefer_in_cluster``, because kopf logs in that way and its writes must go
-    where its watches do. ``namespace`` of the result is the context's (``default`` when it
-    sets none) or the pod's.
-    """
-    named = kubeconfig is not None or context is not None
-    pod = None if named else _in_cluster()
-    if pod is not None and prefer_in_cluster:
-        api_client, namespace = pod
-    else:
-        try:
-            api_client, namespace = _from_kubeconfig(kubeconfig, context)
-        except ConfigError:
-            if pod is None:
-                raise
-            api_client, namespace = pod
+    """A client for the cluster ``coalmine.k8s.credentials.load`` chooses (see there), with
+    the namespace those credentials default to as its ``namespace``."""
+    api_client, namespace = load(kubeconfig, context, prefer_in_cluster=prefer_in_cluster)
     return KubernetesApi(api_client, namespace, field_manager=field_manager, timeout=timeout)
-
-
-def _from_kubeconfig(kubeconfig: str | None, context: str | None) -> tuple[client.ApiClient, str]:
-    try:
-        api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
-        return api_client, _context_namespace(kubeconfig, context)
-    except (config.ConfigException, FileNotFoundError) as error:
-        raise ConfigError(str(error)) from error
-
-
-def _in_cluster() -> tuple[client.ApiClient, str] | None:
-    """The pod's service account; None when we do not run in a pod."""
-    configuration = client.Configuration()
-    try:
-        # Into our own Configuration: the client's process-wide default stays untouched.
-        config.load_incluster_config(client_configuration=configuration)
-    except config.ConfigException:
-        return None
-    namespace = POD_NAMESPACE.read_text().strip() if POD_NAMESPACE.exists() else "default"
-    return client.ApiClient(configuration), namespace
-
-
-def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
-    """The namespace the chosen context sets, like kubectl; ``default`` when it sets none."""
-    contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
-    chosen = next((c for c in contexts if c["name"] == context), active) if context else active
-    return str((chosen or {}).get("context", {}).get("namespace") or "default")
 
 
 class KubernetesApi:

@@ -1,4 +1,4 @@
-"""The one credentials loader and the one error mapping of ``coalmine.k8s.client``.
+"""The one credentials loader and the one error mapping of ``coalmine.k8s``.
 
 No API server: a kubeconfig pointing at a closed port, and a pod's service-account files
 written to a temporary directory.
@@ -23,8 +23,8 @@ from coalmine.k8s import (
     ObjectRef,
     UnauthorizedError,
     UnreachableError,
+    credentials,
 )
-from coalmine.k8s import client as k8s_client
 from coalmine.k8s.client import _translate, connect
 from coalmine.k8s.errors import NOT_SERVED_MESSAGE, error_for
 
@@ -94,7 +94,7 @@ def in_a_pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(account / "token"))
     monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(account / "ca.crt"))
-    monkeypatch.setattr(k8s_client, "POD_NAMESPACE", account / "namespace")
+    monkeypatch.setattr(credentials, "POD_NAMESPACE", account / "namespace")
     monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "absent"))
     return account
 
