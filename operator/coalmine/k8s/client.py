@@ -179,12 +179,16 @@ class KubernetesApi:
 
 
 def _translate(status: int, body: object, reason: str) -> ApiError:
-    return error_for(status, _message(body, reason))
+    """The error for a failed response: the message of its Status body, else the reason."""
+    answer = _json_object(body)
+    if answer is None:  # plain text: the server's router, not an API handler, answered
+        return error_for(status, reason, from_status=False)
+    return error_for(status, str(answer.get("message", reason)))
 
 
-def _message(body: object, reason: str) -> str:
-    """The Status message from the body, falling back to the HTTP reason."""
+def _json_object(body: object) -> dict[str, Any] | None:
     try:
-        return str(json.loads(body).get("message", reason))  # type: ignore[arg-type]
-    except (TypeError, ValueError, AttributeError):
-        return reason
+        decoded = json.loads(body)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return decoded if isinstance(decoded, dict) else None

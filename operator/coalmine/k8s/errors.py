@@ -7,8 +7,10 @@ here imports the client, so the pure code can catch these without loading it.
 
 from __future__ import annotations
 
-# What the API server says when the URL's kind is not served at all (no such CRD), as opposed
-# to a missing object of a served kind ('modeldeployments.coalmine.dev "iris" not found').
+# A 404 for a kind that is not served says so in two ways: a Status with this message when
+# the group/version is served but not the resource, and plain text ("404 page not found", no
+# Status at all) when no handler serves the group, as for a CRD that is not installed. A
+# missing object of a served kind is a Status naming it ('... "iris" not found').
 NOT_SERVED_MESSAGE = "the server could not find the requested resource"
 
 
@@ -54,9 +56,10 @@ class ConflictError(ApiError):
     """409: a stale resourceVersion, or a server-side apply conflict with another manager."""
 
 
-def error_for(status: int, message: str) -> ApiError:
-    """The error type for an HTTP status and the server's message."""
-    if status == 404 and NOT_SERVED_MESSAGE in message:
+def error_for(status: int, message: str, *, from_status: bool = True) -> ApiError:
+    """The error type for an HTTP status and the server's message; ``from_status`` is False
+    when the body was not a Status (JSON) but plain text."""
+    if status == 404 and (not from_status or NOT_SERVED_MESSAGE in message):
         return KindNotServedError(status, message)
     by_status: dict[int, type[ApiError]] = {
         401: UnauthorizedError,

@@ -32,9 +32,12 @@ class FakeUserApi:
     patches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     fail_events: KubeError | None = None
     fail_patch: KubeError | None = None
+    fail_read: KubeError | None = None
 
     def read(self, ref: ObjectRef) -> dict[str, Any]:
         assert ref.kind == "ModelDeployment", ref
+        if self.fail_read is not None:
+            raise self.fail_read
         if ref.namespace != self.namespace or ref.name not in self.objects:
             raise NotFoundError(404, f'modeldeployments.coalmine.dev "{ref.name}" not found')
         return copy.deepcopy(self.objects[ref.name])

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from coalmine.cli.cluster import NO_CLUSTER, CliError, Cluster
 from coalmine.cli.kubectl import Deps, cli
-from coalmine.k8s import ForbiddenError
+from coalmine.k8s import ForbiddenError, KindNotServedError
 from tests.coalmine.cli.fakes import FakeUserApi
 from tests.coalmine.cli.samples import NOW, events, progressing, rolled_back
 from tests.coalmine.cli.test_render import PROGRESSING_PAGE
@@ -139,6 +139,18 @@ def test_missing_object_exits_3_with_a_hint(cluster: FakeUserApi) -> None:
     assert result.output == (
         "error: ModelDeployment 'nope' not found in namespace 'ml' "
         "(try -n NAMESPACE, or `kubectl get mdeploy -A`)\n"
+    )
+
+
+def test_a_cluster_without_the_crd_exits_3_saying_to_install_it(cluster: FakeUserApi) -> None:
+    cluster.fail_read = KindNotServedError(404, "Not Found")
+
+    result = run(cluster, "status", "iris")
+
+    assert result.exit_code == 3
+    assert result.output == (
+        "error: this cluster does not serve modeldeployments.coalmine.dev: install the coalmine "
+        "CRD (helm install charts/coalmine, or kubectl apply -f crds/)\n"
     )
 
 

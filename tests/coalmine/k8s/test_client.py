@@ -55,6 +55,17 @@ def test_a_kind_that_is_not_served_is_still_a_not_found() -> None:
     assert isinstance(error_for(404, NOT_SERVED_MESSAGE), NotFoundError)
 
 
+def test_a_plain_text_404_means_the_kind_is_not_served() -> None:
+    # What the API server sends for a group nobody serves, e.g. the CRD is not installed.
+    error = _translate(404, b"404 page not found\n", "Not Found")
+
+    assert type(error) is KindNotServedError
+    assert error.message == "Not Found"
+    assert type(_translate(404, b'{"kind": "Status", "message": "x not found"}', "")) is (
+        NotFoundError
+    )
+
+
 def test_the_message_comes_from_the_status_body_else_the_reason() -> None:
     body = b'{"kind": "Status", "message": "denied by policy"}'
 

@@ -82,13 +82,14 @@ def test_a_missing_object_is_none_or_not_found(api: KubernetesApi, namespace: st
 def test_a_kind_the_server_does_not_serve_is_told_apart(
     api: KubernetesApi, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A group the server serves, a resource it does not: a Status saying so.
+    # A group the server serves but not the resource (a Status says so), and a group nobody
+    # serves, as when the CRD is not installed (the router answers in plain text).
     monkeypatch.setitem(k8s_protocol._KINDS, "Widget", ("/apis/apps/v1", "widgets"))
-    ref = ObjectRef("Widget", namespace, "w")
-
-    with pytest.raises(KindNotServedError):
-        api.read(ref)
-    assert api.get(ref) is None  # the operator treats it as absent, as before
+    monkeypatch.setitem(k8s_protocol._KINDS, "Gadget", ("/apis/example.invalid/v1", "gadgets"))
+    for ref in (ObjectRef("Widget", namespace, "w"), ObjectRef("Gadget", namespace, "g")):
+        with pytest.raises(KindNotServedError):
+            api.read(ref)
+        assert api.get(ref) is None  # the operator treats it as absent, as before
 
 
 def test_posted_events_are_listed_for_their_object(api: KubernetesApi, namespace: str) -> None:
