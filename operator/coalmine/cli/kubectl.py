@@ -22,7 +22,7 @@ import click
 from pydantic import ValidationError
 
 from coalmine import __version__
-from coalmine.cli.cluster import CliError, Cluster, ForbiddenError
+from coalmine.cli.cluster import CliError, Cluster, connect
 from coalmine.cli.controls import Control, annotation_patch, paused_patch, refusal, rfc3339
 from coalmine.cli.render import read_status, render_history, render_status
 
@@ -31,17 +31,11 @@ R = TypeVar("R")
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 
-def _connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Cluster:
-    from coalmine.cli.kube import connect  # the Kubernetes client loads only when needed
-
-    return connect(kubeconfig, context, namespace)
-
-
 @dataclass
 class Deps:
     """What the commands reach outside themselves; tests pass fakes through ``obj=``."""
 
-    connect: Callable[[str | None, str | None, str | None], Cluster] = _connect
+    connect: Callable[[str | None, str | None, str | None], Cluster] = connect
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], None] = time.sleep
 
@@ -124,11 +118,7 @@ def status(ctx: click.Context, name: str, watch: bool, interval: float, **where:
 
 
 def _snapshot(cluster: Cluster, name: str) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-    obj = cluster.get(name)
-    try:
-        return obj, cluster.events(name)
-    except ForbiddenError:
-        return obj, None  # the page says events are not shown; the rest is still useful
+    return cluster.get(name), cluster.events(name)
 
 
 def _page(cluster: Cluster, name: str, now: datetime) -> str:

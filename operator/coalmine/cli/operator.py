@@ -24,7 +24,7 @@ def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bo
 
     from coalmine.analysis.prometheus import PrometheusProvider
     from coalmine.handlers import register
-    from coalmine.k8s.client import KubernetesApi, load_api_client
+    from coalmine.k8s.client import connect
     from coalmine.reconcile import Deps
     from coalmine.settings import load_settings
 
@@ -35,7 +35,7 @@ def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bo
     )
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     deps = Deps(
-        kube=KubernetesApi(load_api_client()),
+        kube=connect(prefer_in_cluster=True),  # as kopf logs in: we write where it watches
         providers=PrometheusProvider,
         settings=settings,
     )

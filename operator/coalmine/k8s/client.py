@@ -1,4 +1,5 @@
-"""``KubeApi`` over the official ``kubernetes`` client: raw paths, server-side apply.
+"""``KubeApi`` and ``UserApi`` over the official ``kubernetes`` client: raw paths,
+server-side apply, and every failure as a ``coalmine.k8s.errors`` type.
 
 Raw paths (``call_api``) instead of the generated typed APIs because server-side apply of
 plain dicts, the scale subresource of any kind and custom resources all look the same that
@@ -11,51 +12,73 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from kubernetes import client, config
+import urllib3
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from coalmine.k8s.protocol import ApiError, ConflictError, Manifest, NotFoundError, ObjectRef
+from coalmine.k8s.credentials import load
+from coalmine.k8s.errors import ApiError, ConflictError, NotFoundError, UnreachableError, error_for
+from coalmine.k8s.protocol import Manifest, ObjectRef
 from coalmine.settings import FIELD_MANAGER
 
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
+JSON = "application/json"
 CONFLICT_RETRIES = 3
 REQUEST_TIMEOUT = 15.0  # seconds; a hung API call must not stall a tick forever
 
+# One number is a total per request; a pair is (connect, read), as urllib3 takes them.
+Timeout = float | tuple[float, float]
+Query = list[tuple[str, str]]
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig ($KUBECONFIG)."""
-    try:
-        if kubeconfig is None:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return client.ApiClient()
-    except config.ConfigException:
-        pass
-    configuration = client.Configuration()
-    config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig, client_configuration=configuration
-    )
-    return client.ApiClient(configuration)
+
+def connect(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    *,
+    prefer_in_cluster: bool = False,
+    field_manager: str = FIELD_MANAGER,
+    timeout: Timeout = REQUEST_TIMEOUT,
+) -> KubernetesApi:
+    """A client for the cluster ``coalmine.k8s.credentials.load`` chooses (see there), with
+    the namespace those credentials default to as its ``namespace``."""
+    api_client, namespace = load(kubeconfig, context, prefer_in_cluster=prefer_in_cluster)
+    return KubernetesApi(api_client, namespace, field_manager=field_manager, timeout=timeout)
 
 
 class KubernetesApi:
-    """The real ``KubeApi``."""
+    """The real ``KubeApi`` (for the operator) and ``UserApi`` (for ``kubectl coalmine``).
 
-    def __init__(self, api_client: client.ApiClient, component: str = FIELD_MANAGER) -> None:
+    ``field_manager`` names the writer in managedFields and in the Events it posts.
+    """
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        namespace: str = "default",
+        *,
+        field_manager: str = FIELD_MANAGER,
+        timeout: Timeout = REQUEST_TIMEOUT,
+    ) -> None:
+        self.namespace = namespace
         self._api = api_client
-        self._component = component
+        self._field_manager = field_manager
+        self._timeout = timeout
 
     def get(self, ref: ObjectRef) -> Manifest | None:
         try:
-            return self._call("GET", ref.path())
+            return self.read(ref)
         except NotFoundError:
             return None
+
+    def read(self, ref: ObjectRef) -> Manifest:
+        return self._call("GET", ref.path())
 
     def apply(self, manifest: Manifest) -> Manifest:
         # force=true: the operator is the only writer of the fields it applies (children are
         # ours). Without force, a kubectl edit of one of them would wedge every future tick.
         ref = ObjectRef.of(manifest)
-        return self._call("PATCH", ref.path(), manifest, APPLY, force=True)
+        return self._call("PATCH", ref.path(), manifest, APPLY, [("force", "true")])
 
     def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:
         body = {
@@ -64,15 +87,24 @@ class KubernetesApi:
             "metadata": {"name": ref.name, "namespace": ref.namespace},
             "status": status,
         }
-        self._call("PATCH", ref.path("status"), body, APPLY, force=True)
+        self._call("PATCH", ref.path("status"), body, APPLY, [("force", "true")])
 
     def scale(self, ref: ObjectRef, replicas: int) -> None:
         self._call("PATCH", ref.path("scale"), {"spec": {"replicas": replicas}}, MERGE)
 
+    def merge_patch(self, ref: ObjectRef, patch: Manifest) -> Manifest:
+        return self._call("PATCH", ref.path(), patch, MERGE)
+
     def remove_annotations(self, ref: ObjectRef, keys: list[str]) -> None:
         if keys:
-            patch = {"metadata": {"annotations": dict.fromkeys(keys)}}
-            self._call("PATCH", ref.path(), patch, MERGE)
+            self.merge_patch(ref, {"metadata": {"annotations": dict.fromkeys(keys)}})
+
+    def list_events(self, ref: ObjectRef) -> list[Manifest]:
+        selector = f"involvedObject.kind={ref.kind},involvedObject.name={ref.name}"
+        events = ObjectRef("Event", ref.namespace, "")
+        found = self._call("GET", events.collection_path(), query=[("fieldSelector", selector)])
+        items: list[Manifest] = found.get("items", [])
+        return items
 
     def post_event(
         self,
@@ -82,6 +114,7 @@ class KubernetesApi:
         message: str,
     ) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        component = self._field_manager
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -94,52 +127,51 @@ class KubernetesApi:
             "type": type_,
             "reason": reason,
             "message": message[:1024],
-            "source": {"component": self._component},
-            "reportingComponent": self._component,
-            "reportingInstance": self._component,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
         }
         ref = ObjectRef("Event", involved["namespace"], "")
-        self._call("POST", ref.collection_path(), event, "application/json")
+        self._call("POST", ref.collection_path(), event)
 
     def _call(
         self,
         method: str,
         path: str,
         body: Any = None,
-        content_type: str = "application/json",
-        force: bool = False,
+        content_type: str = JSON,
+        query: Query | None = None,
     ) -> Manifest:
         # A 409 on apply or patch means someone wrote in between; every call here is a full
         # desired state or a key deletion, so re-sending it is correct.
         for attempt in range(CONFLICT_RETRIES):
             try:
-                return self._once(method, path, body, content_type, force)
+                return self._once(method, path, body, content_type, query or [])
             except ConflictError:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    def _once(self, method: str, path: str, body: Any, content_type: str, force: bool) -> Manifest:
-        query: list[tuple[str, str]] = []
+    def _once(self, method: str, path: str, body: Any, content_type: str, query: Query) -> Manifest:
         if method in ("PATCH", "POST"):
-            query.append(("fieldManager", FIELD_MANAGER))
-        if force:
-            query.append(("force", "true"))
+            query = [("fieldManager", self._field_manager), *query]
         # The client JSON-encodes dict bodies for JSON types; apply bodies go as text.
         payload = json.dumps(body) if content_type == APPLY else body
         try:
             request = self._api.param_serialize(
                 method, path, query_params=query,
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                header_params={"Content-Type": content_type, "Accept": JSON},
                 body=payload, auth_settings=["BearerToken"],
             )  # fmt: skip
-            response = self._api.call_api(*request, _request_timeout=REQUEST_TIMEOUT)
+            response = self._api.call_api(*request, _request_timeout=self._timeout)
             raw = response.read() or b"{}"  # type: ignore[no-untyped-call]
         except ApiException as exc:
-            raise _translate(int(exc.status or 0), exc.body, str(exc.reason)) from exc
+            raise _translate(int(exc.status or 0), exc.body, str(exc.reason or exc.status)) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise UnreachableError(str(exc)) from exc
         if not 200 <= response.status <= 299:
             raise _translate(response.status, raw, str(response.reason))
         data: Manifest = json.loads(raw)
@@ -147,16 +179,16 @@ class KubernetesApi:
 
 
 def _translate(status: int, body: object, reason: str) -> ApiError:
-    message = _message(body, reason)
-    if status == 404:
-        return NotFoundError(status, message)
-    if status == 409:
-        return ConflictError(status, message)
-    return ApiError(status, message)
+    """The error for a failed response: the message of its Status body, else the reason."""
+    answer = _json_object(body)
+    if answer is None:  # plain text: the server's router, not an API handler, answered
+        return error_for(status, reason, from_status=False)
+    return error_for(status, str(answer.get("message", reason)))
 
 
-def _message(body: object, reason: str) -> str:
+def _json_object(body: object) -> dict[str, Any] | None:
     try:
-        return str(json.loads(body).get("message", reason))  # type: ignore[arg-type]
-    except (TypeError, ValueError, AttributeError):
-        return reason
+        decoded = json.loads(body)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return decoded if isinstance(decoded, dict) else None

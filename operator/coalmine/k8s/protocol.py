@@ -1,4 +1,8 @@
-"""What the operator needs from the API server, as a protocol (no client import here)."""
+"""What the operator and ``kubectl coalmine`` need from the API server, as protocols.
+
+No client import here: the real implementation is ``coalmine.k8s.client.KubernetesApi``, and
+unit tests fake these protocols. Every failure is one of ``coalmine.k8s.errors``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 Manifest = dict[str, Any]
 
-# kind -> (URL prefix, plural). Only the kinds the operator touches: a new child kind is one
+# kind -> (URL prefix, plural). Only the kinds we touch: a new child kind is one
 # line here, and an unknown kind is a programming error caught in unit tests.
 _KINDS: dict[str, tuple[str, str]] = {
     "Deployment": ("/apis/apps/v1", "deployments"),
@@ -38,22 +42,6 @@ class ObjectRef:
     def path(self, subresource: str | None = None) -> str:
         base = f"{self.collection_path()}/{self.name}"
         return f"{base}/{subresource}" if subresource else base
-
-
-class ApiError(Exception):
-    """An API call failed; ``status`` is the HTTP status (0 when no response arrived)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-
-
-class NotFoundError(ApiError):
-    pass
-
-
-class ConflictError(ApiError):
-    """409: a stale resourceVersion, or a server-side apply conflict with another manager."""
 
 
 class KubeApi(Protocol):
@@ -87,4 +75,21 @@ class KubeApi(Protocol):
         message: str,
     ) -> None:
         """Record a core/v1 Event on ``involved`` (apiVersion, kind, name, namespace, uid)."""
+        ...
+
+
+class UserApi(Protocol):
+    """What ``kubectl coalmine`` does with a person's credentials: read, patch, list Events."""
+
+    def read(self, ref: ObjectRef) -> Manifest:
+        """The object; ``NotFoundError`` when it does not exist (``KindNotServedError`` when
+        the server does not serve its kind)."""
+        ...
+
+    def merge_patch(self, ref: ObjectRef, patch: Manifest) -> Manifest:
+        """Apply a JSON merge patch (RFC 7386: null deletes a key); return the result."""
+        ...
+
+    def list_events(self, ref: ObjectRef) -> list[Manifest]:
+        """The Events in the object's namespace whose involvedObject is this kind and name."""
         ...

@@ -1,4 +1,4 @@
-"""An in-memory ``Cluster`` (our own boundary) for the command tests."""
+"""An in-memory ``UserApi`` (our own boundary, from ``coalmine.k8s``) for the command tests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from coalmine.cli.cluster import CliError, NotFoundError
+from coalmine.k8s import KubeError, NotFoundError, ObjectRef
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -23,29 +23,33 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 @dataclass
-class FakeCluster:
+class FakeUserApi:
+    """ModelDeployments by name in one namespace, their Events, and the patches received."""
+
     namespace: str = "ml"
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     event_list: list[dict[str, Any]] = field(default_factory=list)
     patches: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    fail_events: CliError | None = None
-    fail_patch: CliError | None = None
+    fail_events: KubeError | None = None
+    fail_patch: KubeError | None = None
+    fail_read: KubeError | None = None
 
-    def get(self, name: str) -> dict[str, Any]:
-        if name not in self.objects:
-            raise NotFoundError(
-                f"ModelDeployment {name!r} not found in namespace {self.namespace!r}"
-            )
-        return copy.deepcopy(self.objects[name])
+    def read(self, ref: ObjectRef) -> dict[str, Any]:
+        assert ref.kind == "ModelDeployment", ref
+        if self.fail_read is not None:
+            raise self.fail_read
+        if ref.namespace != self.namespace or ref.name not in self.objects:
+            raise NotFoundError(404, f'modeldeployments.coalmine.dev "{ref.name}" not found')
+        return copy.deepcopy(self.objects[ref.name])
 
-    def patch(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    def merge_patch(self, ref: ObjectRef, patch: dict[str, Any]) -> dict[str, Any]:
         if self.fail_patch is not None:
             raise self.fail_patch
-        self.objects[name] = merge_patch(self.get(name), body)
-        self.patches.append((name, body))
-        return self.get(name)
+        self.objects[ref.name] = merge_patch(self.read(ref), patch)
+        self.patches.append((ref.name, patch))
+        return self.read(ref)
 
-    def events(self, name: str) -> list[dict[str, Any]]:
+    def list_events(self, ref: ObjectRef) -> list[dict[str, Any]]:
         if self.fail_events is not None:
             raise self.fail_events
         return list(self.event_list)

@@ -1,0 +1,121 @@
+"""``coalmine.k8s.client`` on a real API server: every operation the operator and the plugin
+use, the field manager each one writes under, and the error types of real answers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from coalmine.k8s import (
+    ForbiddenError,
+    KindNotServedError,
+    NotFoundError,
+    ObjectRef,
+)
+from coalmine.k8s import protocol as k8s_protocol
+from coalmine.k8s.client import KubernetesApi, connect
+
+pytestmark = pytest.mark.integration
+
+# The control_plane fixture comes from the dev-cluster pytest plugin (tests/conftest.py); it is
+# not annotated here so this file does not depend on where that package lives.
+
+
+@pytest.fixture
+def namespace(control_plane: Any) -> str:
+    ns = f"k8s-{uuid.uuid4().hex[:8]}"
+    control_plane.kubeconfig_for_service_account(ns, "nobody")  # creates the namespace
+    return ns
+
+
+@pytest.fixture
+def api(control_plane: Any) -> KubernetesApi:
+    return connect(str(control_plane.kubeconfig))
+
+
+def deployment(namespace: str) -> dict[str, Any]:
+    labels = {"app": "probe"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "example.invalid/probe:1"}]},
+            },
+        },
+    }
+
+
+def test_apply_scale_and_patches_under_each_field_manager(
+    api: KubernetesApi, control_plane: Any, namespace: str
+) -> None:
+    ref = ObjectRef("Deployment", namespace, "probe")
+    api.apply(deployment(namespace))
+    api.scale(ref, 2)
+    person = connect(str(control_plane.kubeconfig), field_manager="kubectl-coalmine")
+    person.merge_patch(ref, {"metadata": {"annotations": {"a": "1", "b": "2"}}})
+    api.remove_annotations(ref, ["a"])
+
+    found = api.read(ref)
+    assert found["spec"]["replicas"] == 2
+    annotations = found["metadata"]["annotations"]  # the Deployment controller adds its own
+    assert "a" not in annotations and annotations["b"] == "2"
+    managers = {(f["manager"], f["operation"]) for f in found["metadata"]["managedFields"]}
+    assert {("coalmine-operator", "Apply"), ("kubectl-coalmine", "Update")} <= managers
+
+
+def test_a_missing_object_is_none_or_not_found(api: KubernetesApi, namespace: str) -> None:
+    ref = ObjectRef("Deployment", namespace, "absent")
+
+    assert api.get(ref) is None
+    with pytest.raises(NotFoundError) as raised:
+        api.read(ref)
+    assert type(raised.value) is NotFoundError
+
+
+def test_a_kind_the_server_does_not_serve_is_told_apart(
+    api: KubernetesApi, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A group the server serves but not the resource (a Status says so), and a group nobody
+    # serves, as when the CRD is not installed (the router answers in plain text).
+    monkeypatch.setitem(k8s_protocol._KINDS, "Widget", ("/apis/apps/v1", "widgets"))
+    monkeypatch.setitem(k8s_protocol._KINDS, "Gadget", ("/apis/example.invalid/v1", "gadgets"))
+    for ref in (ObjectRef("Widget", namespace, "w"), ObjectRef("Gadget", namespace, "g")):
+        with pytest.raises(KindNotServedError):
+            api.read(ref)
+        assert api.get(ref) is None  # the operator treats it as absent, as before
+
+
+def test_posted_events_are_listed_for_their_object(api: KubernetesApi, namespace: str) -> None:
+    created = api.apply(deployment(namespace))
+    involved = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "probe",
+        "namespace": namespace,
+        "uid": created["metadata"]["uid"],
+    }
+    api.post_event(involved, "Normal", "Probed", "hello")
+
+    events = api.list_events(ObjectRef("Deployment", namespace, "probe"))
+    assert [(e["reason"], e["message"]) for e in events] == [("Probed", "hello")]
+    assert events[0]["source"]["component"] == "coalmine-operator"
+    assert api.list_events(ObjectRef("Deployment", namespace, "other")) == []
+
+
+def test_a_person_without_rbac_gets_forbidden_and_the_context_namespace(
+    control_plane: Any, namespace: str
+) -> None:
+    nobody = connect(str(control_plane.kubeconfig_for_service_account(namespace, "nobody")))
+
+    assert nobody.namespace == namespace
+    with pytest.raises(ForbiddenError) as raised:
+        nobody.read(ObjectRef("Deployment", namespace, "probe"))
+    assert raised.value.status == 403
+    assert "cannot get resource" in raised.value.message
