@@ -1,8 +1,8 @@
 """Thin HTTP routes for health, metadata, feedback and /metrics.
 
-Inference itself is served by :mod:`coalmine_serving.fastpath`. These are plain Starlette
+Inference itself is served by :mod:`coalmine_serving.http.fastpath`. These are plain Starlette
 routes (``add_route``), not FastAPI path operations: every body is validated by
-:mod:`coalmine_serving.codec`, so pydantic models would only repeat the work.
+:mod:`coalmine_serving.http.codec`, so pydantic models would only repeat the work.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from coalmine_serving import codec
 from coalmine_serving.errors import NotFoundError, ServingError
-from coalmine_serving.service import InferenceService
+from coalmine_serving.http import codec
+from coalmine_serving.service.inference import InferenceService
 
 JSON = "application/json"
 

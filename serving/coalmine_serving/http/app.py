@@ -13,13 +13,13 @@ from starlette.types import Receive, Scope, Send
 
 from coalmine_serving.contract import METRICS_PATH
 from coalmine_serving.errors import ServingError
-from coalmine_serving.fastpath import InferenceFastPath
-from coalmine_serving.limits import BodySizeLimit
+from coalmine_serving.http.fastpath import InferenceFastPath
+from coalmine_serving.http.limits import BodySizeLimit
+from coalmine_serving.http.routes import Routes, error_response
 from coalmine_serving.metrics import ServingMetrics
-from coalmine_serving.routes import Routes, error_response
 from coalmine_serving.runtimes.base import ModelRuntime
 from coalmine_serving.runtimes.loader import LoadedModel
-from coalmine_serving.service import InferenceService
+from coalmine_serving.service.inference import InferenceService
 from coalmine_serving.settings import ServingSettings
 
 _MODEL = "/v2/models/{name}"

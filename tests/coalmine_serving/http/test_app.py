@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from coalmine_serving.app import create_app
+from coalmine_serving.http.app import create_app
 from coalmine_serving.runtimes.base import Signature
 from coalmine_serving.settings import Task, load_settings
 

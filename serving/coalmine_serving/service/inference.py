@@ -24,10 +24,10 @@ from coalmine_serving.errors import (
     OverloadedError,
     ServingError,
 )
-from coalmine_serving.feedback import FeedbackExpiredError, PredictionMemory
 from coalmine_serving.metrics import ServingMetrics
 from coalmine_serving.runtimes.base import ModelRuntime, warm_up
 from coalmine_serving.runtimes.loader import LoadedModel, load_runtime
+from coalmine_serving.service.memory import FeedbackExpiredError, PredictionMemory
 from coalmine_serving.settings import ServingSettings, Task
 
 log = logging.getLogger("coalmine_serving")

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coalmine_serving import codec
 from coalmine_serving.contract import Outcome
 from coalmine_serving.errors import (
     BadRequestError,
@@ -27,7 +26,8 @@ from coalmine_serving.errors import (
     PredictTimeoutError,
     ServingError,
 )
-from coalmine_serving.service import InferenceService
+from coalmine_serving.http import codec
+from coalmine_serving.service.inference import InferenceService
 
 log = logging.getLogger("coalmine_serving")
 _V2 = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
