@@ -38,14 +38,14 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(service.load(model))
+        loading = asyncio.create_task(service.predictor.load(model))
         try:
             yield
         finally:
             loading.cancel()
             if isinstance(app, ServingApp):
                 app.fast_path.close()
-            service.close()
+            service.predictor.close()
 
     app = ServingApp(
         title="coalmine-serving", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None

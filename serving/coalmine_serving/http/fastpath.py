@@ -166,7 +166,7 @@ class InferenceFastPath:
                 f"version {version!r} of model {name!r} is not served here "
                 f"(this server has {settings.model_version!r})"
             )
-        runtime = self.service.require_runtime()
+        runtime = self.service.predictor.require_runtime()
         headers = _Headers(scope)
         body = await read_body(receive, headers.content_length, settings.max_body_bytes)
         header_id = headers.request_id

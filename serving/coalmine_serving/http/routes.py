@@ -37,6 +37,7 @@ class Routes:
         self.service = service
         self.settings = service.settings
         self.metrics = service.metrics
+        self.predictor = service.predictor
 
     # --- health and metadata ---
 
@@ -44,9 +45,9 @@ class Routes:
         return json_response({"live": True})
 
     async def ready(self, request: Request) -> Response:
-        if self.service.ready:
+        if self.predictor.ready:
             return json_response({"ready": True})
-        return json_response({"ready": False, "error": self.service.load_error}, 503)
+        return json_response({"ready": False, "error": self.predictor.load_error}, 503)
 
     async def model_ready(self, request: Request) -> Response:
         self._check_model(request)
@@ -59,13 +60,13 @@ class Routes:
 
     async def model_metadata(self, request: Request) -> Response:
         self._check_model(request)
-        sig = self.service.require_runtime().signature
+        sig = self.predictor.require_runtime().signature
         width = sig.n_features if sig.n_features is not None else -1
         return json_response(
             {
                 "name": self.settings.model_name,
                 "versions": [self.settings.model_version],
-                "platform": self.service.require_runtime().format,
+                "platform": self.predictor.require_runtime().format,
                 "inputs": [
                     {
                         "name": sig.input_name,
@@ -76,7 +77,7 @@ class Routes:
                 "outputs": [
                     {
                         "name": sig.output_name,
-                        "datatype": codec.v2_name(self.service.output_dtype),
+                        "datatype": codec.v2_name(self.predictor.output_dtype),
                         "shape": [-1],
                     }
                 ],
@@ -85,7 +86,7 @@ class Routes:
 
     async def v1_model(self, request: Request) -> Response:
         self._check_model(request)
-        return json_response({"name": self.settings.model_name, "ready": self.service.ready})
+        return json_response({"name": self.settings.model_name, "ready": self.predictor.ready})
 
     async def metrics_text(self, request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
