@@ -6,7 +6,7 @@ its PromQL from the same names. A contract test scrapes a real ``/metrics`` with
 Prometheus and checks every spec below, so a rename breaks a test rather than a rollout.
 
 Pure stdlib on purpose: the operator imports this module and must not pull in
-prometheus_client, FastAPI or numpy.
+prometheus_client, Starlette or numpy.
 
 Worked PromQL examples (what the operator is expected to write)::
 

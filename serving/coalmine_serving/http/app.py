@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from coalmine_serving.contract import METRICS_PATH
 from coalmine_serving.errors import ServingError
 from coalmine_serving.http.fastpath import InferenceFastPath
-from coalmine_serving.http.limits import BodySizeLimit
 from coalmine_serving.http.routes import Routes, error_response
 from coalmine_serving.metrics import ServingMetrics
 from coalmine_serving.runtimes.base import ModelRuntime
@@ -28,7 +29,7 @@ _VERSION = "/v2/models/{name}/versions/{version}"
 
 def create_app(
     settings: ServingSettings, model: LoadedModel | ModelRuntime | None = None
-) -> FastAPI:
+) -> ServingApp:
     """Build the server. ``model`` skips loading from ``settings.model_uri`` (tests, CLI).
 
     Loading and warm-up run in the background after startup, so liveness answers at once and
@@ -37,7 +38,7 @@ def create_app(
     service = InferenceService(settings, ServingMetrics(settings))
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loading = asyncio.create_task(service.predictor.load(model))
         try:
             yield
@@ -48,23 +49,21 @@ def create_app(
             service.predictor.close()
 
     app = ServingApp(
-        title="coalmine-serving", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        routes=_routes(Routes(service)),
+        lifespan=lifespan,
+        exception_handlers={ServingError: _serving_error, HTTPException: _http_error},
     )
     app.state.service = service
-    _add_routes(app, Routes(service))
-    app.add_exception_handler(ServingError, _serving_error)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.fast_path = InferenceFastPath(super(ServingApp, app).__call__, service)
     return app
 
 
-class ServingApp(FastAPI):
-    """FastAPI, except that inference requests skip it entirely.
+class ServingApp(Starlette):
+    """Starlette, except that inference requests skip it entirely.
 
-    FastAPI's ``__call__`` (per-request telemetry checks that read ``os.environ``), Starlette's
-    middleware stack and routing cost more than a small model's predict, so POSTs to the
-    infer/predict URLs go straight to :class:`InferenceFastPath`; it hands everything else
-    back to FastAPI.
+    Starlette's middleware stack, routing and Request/Response objects cost more than a small
+    model's predict, so POSTs to the infer/predict URLs go straight to
+    :class:`InferenceFastPath`; it hands everything else back to Starlette.
     """
 
     fast_path: InferenceFastPath
@@ -78,14 +77,28 @@ async def _serving_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-def _add_routes(app: FastAPI, routes: Routes) -> None:
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Unknown paths and methods answer {"detail": "Not Found"} as JSON (the shape clients of
+    # earlier, FastAPI-based releases saw), not Starlette's plain-text default.
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+
+
+def _routes(routes: Routes) -> list[Route]:
     get, post = ["GET"], ["POST"]
-    app.add_route("/v2/health/live", routes.live, get)
-    app.add_route("/v2/health/ready", routes.ready, get)
-    app.add_route("/v2", routes.server_metadata, get)
+    table = [
+        Route("/v2/health/live", routes.live, methods=get),
+        Route("/v2/health/ready", routes.ready, methods=get),
+        Route("/v2", routes.server_metadata, methods=get),
+    ]
     for prefix in (_MODEL, _VERSION):
-        app.add_route(prefix, routes.model_metadata, get)
-        app.add_route(f"{prefix}/ready", routes.model_ready, get)
-        app.add_route(f"{prefix}/feedback", routes.feedback, post)
-    app.add_route("/v1/models/{name}", routes.v1_model, get)
-    app.add_route(METRICS_PATH, routes.metrics_text, get)
+        table += [
+            Route(prefix, routes.model_metadata, methods=get),
+            Route(f"{prefix}/ready", routes.model_ready, methods=get),
+            Route(f"{prefix}/feedback", routes.feedback, methods=post),
+        ]
+    table += [
+        Route("/v1/models/{name}", routes.v1_model, methods=get),
+        Route(METRICS_PATH, routes.metrics_text, methods=get),
+    ]
+    return table

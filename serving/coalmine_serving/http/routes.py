@@ -1,8 +1,9 @@
 """Thin HTTP routes for health, metadata, feedback and /metrics.
 
 Inference itself is served by :mod:`coalmine_serving.http.fastpath`. These are plain Starlette
-routes (``add_route``), not FastAPI path operations: every body is validated by
-:mod:`coalmine_serving.http.codec`, so pydantic models would only repeat the work.
+routes: every body is validated by :mod:`coalmine_serving.http.codec`, so a schema layer would
+only repeat the work. The model gate and the body limit are the fast path's own
+(:mod:`coalmine_serving.http.guards`), so both paths answer alike.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from coalmine_serving.errors import NotFoundError, ServingError
+from coalmine_serving.errors import ServingError
 from coalmine_serving.http import codec
+from coalmine_serving.http.guards import check_model, read_body
 from coalmine_serving.service.inference import InferenceService
 
 JSON = "application/json"
@@ -28,8 +30,7 @@ def json_response(
 
 
 def error_response(error: ServingError) -> Response:
-    # OIP v2 error shape: {"error": "<message>"}
-    return json_response({"error": error.message}, error.status)
+    return Response(codec.encode_error(error), error.status, None, JSON)
 
 
 class Routes:
@@ -60,13 +61,14 @@ class Routes:
 
     async def model_metadata(self, request: Request) -> Response:
         self._check_model(request)
-        sig = self.predictor.require_runtime().signature
+        runtime = self.predictor.require_runtime()
+        sig = runtime.signature
         width = sig.n_features if sig.n_features is not None else -1
         return json_response(
             {
                 "name": self.settings.model_name,
                 "versions": [self.settings.model_version],
-                "platform": self.predictor.require_runtime().format,
+                "platform": runtime.format,
                 "inputs": [
                     {
                         "name": sig.input_name,
@@ -96,18 +98,13 @@ class Routes:
     async def feedback(self, request: Request) -> Response:
         try:
             self._check_model(request)
-            request_id, truth = codec.decode_feedback(await request.body())
+            declared = request.headers.get("content-length")
+            body = await read_body(request.receive, declared, self.settings.max_body_bytes)
+            request_id, truth = codec.decode_feedback(body)
             return json_response(self.service.feedback(request_id, truth))
         except ServingError as error:
             return error_response(error)
 
     def _check_model(self, request: Request) -> None:
         params = request.path_params
-        if params.get("name") != self.settings.model_name:
-            raise NotFoundError(f"model {params.get('name')!r} is not served here")
-        version = params.get("version")
-        if version is not None and version != self.settings.model_version:
-            raise NotFoundError(
-                f"version {version!r} of model {self.settings.model_name!r} is not served here "
-                f"(this server has {self.settings.model_version!r})"
-            )
+        check_model(self.settings, params.get("name"), params.get("version"))

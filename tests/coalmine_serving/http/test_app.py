@@ -235,3 +235,18 @@ def test_header_injection_through_the_request_id_is_not_echoed(artifacts) -> Non
         )
         assert reply.status_code == 200 and "set-cookie" not in reply.headers
         assert "x-request-id" not in reply.headers
+
+
+def test_feedback_and_inference_share_the_model_gate_and_the_body_limit(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["onnx_clf"], max_body_bytes=2048) as client:
+        for suffix in ("infer", "feedback"):
+            wrong = client.post(f"/v2/models/iris/versions/9/{suffix}", json={"id": "x"})
+            assert wrong.status_code == 404
+            assert wrong.json()["error"] == (
+                "version '9' of model 'iris' is not served here (this server has '3')"
+            )
+            big = client.post(f"/v2/models/iris/{suffix}", content=b"x" * 5000)
+            assert big.status_code == 413
+            assert big.json() == {"error": "request body of 5000 bytes exceeds 2048"}
+        unknown = client.get("/no/such/path")
+        assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}
