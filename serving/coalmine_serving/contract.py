@@ -1,12 +1,16 @@
-"""The metric contract between the serving runtime and the operator.
+"""The contract between the serving runtime and the operator: metrics, formats, list syntax.
 
 Every metric the server exports, with its labels and buckets, is declared here and nowhere
 else. The server builds its prometheus_client collectors from these specs; the operator builds
 its PromQL from the same names. A contract test scrapes a real ``/metrics`` with a real
 Prometheus and checks every spec below, so a rename breaks a test rather than a rollout.
 
-Pure stdlib on purpose: the operator imports this module and must not pull in
-prometheus_client, Starlette or numpy.
+The same goes for the two other things both sides must agree on: the artifact formats
+(:class:`ModelFormat`, in the CRD and in the server's ``--model-format``) and how a list is
+written in a flag or an environment variable (:func:`split_csv`).
+
+Pure stdlib on purpose: the operator (its pure API models included) imports this module and
+must not pull in prometheus_client, Starlette or numpy.
 
 Worked PromQL examples (what the operator is expected to write)::
 
@@ -54,6 +58,26 @@ LABEL_SHA256 = "sha256"
 
 BASE_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT)
 """Every metric carries these three, so every query can split by version and variant."""
+
+
+class ModelFormat(StrEnum):
+    """How the artifact is serialised; decides the serving runtime."""
+
+    ONNX = "onnx"
+    SKOPS = "skops"
+    JOBLIB = "joblib"  # pickle underneath: executes code on load, so off unless allow_pickle
+
+
+def split_csv(value: object) -> object:
+    """A list setting written ``a, b,c`` becomes ``["a", "b", "c"]``; non-strings pass as is.
+
+    Both processes read list flags and env vars this way (JSON inside YAML inside Helm is
+    painful), and the operator's pod specs pass lists to the server in this form. Settings use
+    it as a pydantic ``BeforeValidator`` on fields marked ``NoDecode``.
+    """
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 class Variant(StrEnum):
