@@ -168,10 +168,7 @@ REQUESTS_TOTAL = MetricSpec(
     "coalmine_requests_total",
     MetricKind.COUNTER,
     "Inference requests by outcome (success, client_error, server_error).",
-    (
-        *BASE_LABELS,
-        LABEL_OUTCOME,
-    ),
+    (*BASE_LABELS, LABEL_OUTCOME),
 )
 """One increment per inference request (V2 infer or V1 predict), after it finished. Health,
 metadata, metrics and feedback requests are not counted, so the error ratio is about
@@ -228,10 +225,7 @@ PREDICTIONS_TOTAL = MetricSpec(
     "coalmine_predictions_total",
     MetricKind.COUNTER,
     "Classifier outputs by predicted class (one per row).",
-    (
-        *BASE_LABELS,
-        LABEL_CLASS,
-    ),
+    (*BASE_LABELS, LABEL_CLASS),
 )
 """Class distribution per version: the operator compares canary vs stable shares."""
 
@@ -247,10 +241,7 @@ FEEDBACK_TOTAL = MetricSpec(
     "coalmine_feedback_total",
     MetricKind.COUNTER,
     "Classifier feedback joined with the stored prediction: correct or incorrect.",
-    (
-        *BASE_LABELS,
-        LABEL_RESULT,
-    ),
+    (*BASE_LABELS, LABEL_RESULT),
 )
 
 FEEDBACK_ABS_ERROR = MetricSpec(
@@ -265,10 +256,7 @@ FEEDBACK_UNMATCHED_TOTAL = MetricSpec(
     "coalmine_feedback_unmatched_total",
     MetricKind.COUNTER,
     "Feedback that could not be joined (unknown or expired request id).",
-    (
-        *BASE_LABELS,
-        LABEL_REASON,
-    ),
+    (*BASE_LABELS, LABEL_REASON),
 )
 """A rising rate means the memory is too small or its TTL too short for the label delay."""
 
@@ -276,10 +264,7 @@ INJECTED_FAULTS_TOTAL = MetricSpec(
     "coalmine_injected_faults_total",
     MetricKind.COUNTER,
     "Faults added on purpose by the fault-injection settings (kind: error or latency).",
-    (
-        *BASE_LABELS,
-        LABEL_KIND,
-    ),
+    (*BASE_LABELS, LABEL_KIND),
 )
 """Non-zero only in chaos drills; lets a post-mortem tell a drill from a real regression."""
 
