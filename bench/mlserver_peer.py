@@ -31,7 +31,7 @@ def build_model(work: Path) -> tuple[Path, str]:
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    from coalmine_serving.integrity import sha256_file
+    from coalmine_serving.artifacts.integrity import sha256_file
 
     rows, labels = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=500).fit(rows, labels)

@@ -23,7 +23,7 @@ NOTES = """
   memory, a deadline timer and the response encode. Measured in-process on CPU time this is
   ~15.5 µs against ~11 µs for the Starlette route; the rest of each request (HTTP parsing, socket
   syscalls, event loop) is the same uvicorn code on both sides. The inference path already
-  bypasses FastAPI, Starlette routing and the thread-pool hop, and keeps its per-request
+  bypasses Starlette (middleware, routing) and the thread-pool hop, and keeps its per-request
   metrics lock-free (see docs/serving.md). What is left is mostly request validation, which
   the product needs.
 - **B2.** MLServer runs with `parallel_workers: 0` (inference in the server process, its fastest

@@ -38,7 +38,7 @@ class TrivialRuntime:
 
 
 def ours(port: int, model: Any, **settings: Any) -> Any:
-    from coalmine_serving.app import create_app
+    from coalmine_serving.http.app import create_app
     from coalmine_serving.settings import load_settings
 
     return create_app(load_settings(model_name="iris", port=port, **settings), model=model)

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from coalmine_serving.contract import split_csv
+
+# Lists in env vars are written ``a,b,c``, as for the model server (see split_csv), not JSON.
+_CSV = BeforeValidator(split_csv)
 
 FIELD_MANAGER = "coalmine-operator"
 """Server-side apply field manager: every field the operator writes is owned under this name."""
@@ -24,13 +29,13 @@ class OperatorSettings(BaseSettings):
         use_attribute_docstrings=True,
     )
 
-    namespaces: Annotated[list[str], NoDecode] = []
+    namespaces: Annotated[list[str], NoDecode, _CSV] = []
     """Namespaces to watch (comma separated); empty means the whole cluster."""
 
     default_serving_image: str = "coalmine/serving:0.1.0"
     """Image of the model-server pods when ``spec.runtime.image`` is not set."""
 
-    serve_command: Annotated[list[str], NoDecode] = ["coalmine-serve"]
+    serve_command: Annotated[list[str], NoDecode, _CSV] = ["coalmine-serve"]
     """Command that starts the model server in the serving image (comma separated)."""
 
     default_prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
@@ -44,7 +49,7 @@ class OperatorSettings(BaseSettings):
     """Let ModelDeployments use ``format: joblib`` (pickle: runs code from the artifact on
     load). A cluster-level decision, so it lives here and not in the ModelDeployment."""
 
-    skops_trusted_types: Annotated[list[str], NoDecode] = []
+    skops_trusted_types: Annotated[list[str], NoDecode, _CSV] = []
     """Types every skops model may load in addition to its own ``trustedTypes``."""
 
     max_replicas: int = Field(50, ge=1, le=1000)
@@ -64,14 +69,6 @@ class OperatorSettings(BaseSettings):
 
     liveness_port: int = Field(8081, ge=0, le=65535)
     """Port of the ``/healthz`` liveness endpoint (0 disables it)."""
-
-    @field_validator("namespaces", "serve_command", "skops_trusted_types", mode="before")
-    @classmethod
-    def _split_csv(cls, value: object) -> object:
-        # Lists as `a,b,c` in env vars: JSON inside YAML inside Helm is painful.
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
 
 
 def load_settings(**overrides: object) -> OperatorSettings:

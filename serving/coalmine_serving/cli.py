@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fetch(parsed: argparse.Namespace) -> int:
-    from coalmine_serving.fetch import fetch
+    from coalmine_serving.artifacts.fetch import fetch
 
     result = fetch(
         parsed.uri,
@@ -94,7 +94,7 @@ def run(settings: ServingSettings, model: Any = None) -> None:
     """Serve with uvicorn: one worker, uvloop and httptools when installed."""
     import uvicorn
 
-    from coalmine_serving.app import create_app
+    from coalmine_serving.http.app import create_app
 
     config = uvicorn.Config(
         create_app(settings, model),

@@ -1,12 +1,16 @@
-"""The metric contract between the serving runtime and the operator.
+"""The contract between the serving runtime and the operator: metrics, formats, list syntax.
 
 Every metric the server exports, with its labels and buckets, is declared here and nowhere
 else. The server builds its prometheus_client collectors from these specs; the operator builds
 its PromQL from the same names. A contract test scrapes a real ``/metrics`` with a real
 Prometheus and checks every spec below, so a rename breaks a test rather than a rollout.
 
-Pure stdlib on purpose: the operator imports this module and must not pull in
-prometheus_client, FastAPI or numpy.
+The same goes for the two other things both sides must agree on: the artifact formats
+(:class:`ModelFormat`, in the CRD and in the server's ``--model-format``) and how a list is
+written in a flag or an environment variable (:func:`split_csv`).
+
+Pure stdlib on purpose: the operator (its pure API models included) imports this module and
+must not pull in prometheus_client, Starlette or numpy.
 
 Worked PromQL examples (what the operator is expected to write)::
 
@@ -54,6 +58,26 @@ LABEL_SHA256 = "sha256"
 
 BASE_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT)
 """Every metric carries these three, so every query can split by version and variant."""
+
+
+class ModelFormat(StrEnum):
+    """How the artifact is serialised; decides the serving runtime."""
+
+    ONNX = "onnx"
+    SKOPS = "skops"
+    JOBLIB = "joblib"  # pickle underneath: executes code on load, so off unless allow_pickle
+
+
+def split_csv(value: object) -> object:
+    """A list setting written ``a, b,c`` becomes ``["a", "b", "c"]``; non-strings pass as is.
+
+    Both processes read list flags and env vars this way (JSON inside YAML inside Helm is
+    painful), and the operator's pod specs pass lists to the server in this form. Settings use
+    it as a pydantic ``BeforeValidator`` on fields marked ``NoDecode``.
+    """
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 class Variant(StrEnum):
@@ -144,10 +168,7 @@ REQUESTS_TOTAL = MetricSpec(
     "coalmine_requests_total",
     MetricKind.COUNTER,
     "Inference requests by outcome (success, client_error, server_error).",
-    (
-        *BASE_LABELS,
-        LABEL_OUTCOME,
-    ),
+    (*BASE_LABELS, LABEL_OUTCOME),
 )
 """One increment per inference request (V2 infer or V1 predict), after it finished. Health,
 metadata, metrics and feedback requests are not counted, so the error ratio is about
@@ -204,10 +225,7 @@ PREDICTIONS_TOTAL = MetricSpec(
     "coalmine_predictions_total",
     MetricKind.COUNTER,
     "Classifier outputs by predicted class (one per row).",
-    (
-        *BASE_LABELS,
-        LABEL_CLASS,
-    ),
+    (*BASE_LABELS, LABEL_CLASS),
 )
 """Class distribution per version: the operator compares canary vs stable shares."""
 
@@ -223,10 +241,7 @@ FEEDBACK_TOTAL = MetricSpec(
     "coalmine_feedback_total",
     MetricKind.COUNTER,
     "Classifier feedback joined with the stored prediction: correct or incorrect.",
-    (
-        *BASE_LABELS,
-        LABEL_RESULT,
-    ),
+    (*BASE_LABELS, LABEL_RESULT),
 )
 
 FEEDBACK_ABS_ERROR = MetricSpec(
@@ -241,10 +256,7 @@ FEEDBACK_UNMATCHED_TOTAL = MetricSpec(
     "coalmine_feedback_unmatched_total",
     MetricKind.COUNTER,
     "Feedback that could not be joined (unknown or expired request id).",
-    (
-        *BASE_LABELS,
-        LABEL_REASON,
-    ),
+    (*BASE_LABELS, LABEL_REASON),
 )
 """A rising rate means the memory is too small or its TTL too short for the label delay."""
 
@@ -252,10 +264,7 @@ INJECTED_FAULTS_TOTAL = MetricSpec(
     "coalmine_injected_faults_total",
     MetricKind.COUNTER,
     "Faults added on purpose by the fault-injection settings (kind: error or latency).",
-    (
-        *BASE_LABELS,
-        LABEL_KIND,
-    ),
+    (*BASE_LABELS, LABEL_KIND),
 )
 """Non-zero only in chaos drills; lets a post-mortem tell a drill from a real regression."""
 

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from coalmine_serving import contract as c
 from coalmine_serving.hotmetrics import HotCollector, LocalCounter
-from coalmine_serving.settings import ServingSettings
+from coalmine_serving.settings import ServingSettings, Task
 
 
 def _collector(spec: c.MetricSpec, registry: CollectorRegistry, **kwargs: Any) -> Any:
@@ -65,6 +65,13 @@ class ServingMetrics:
         self._info.labels(*self._base, fmt, sha256).set(1)
         self.load_seconds.set(seconds)
         self.ready.set(1)
+
+    def record_outputs(self, task: Task, outputs: np.ndarray) -> None:
+        """One prediction metric per row: its class for a classifier, its value for a regressor."""
+        if task is Task.CLASSIFICATION:
+            self.record_classes(outputs)
+        else:
+            self.record_values(outputs)
 
     def record_classes(self, outputs: np.ndarray) -> None:
         if len(outputs) <= 16:

@@ -10,29 +10,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from coalmine_serving import contract
+from coalmine_serving.contract import ModelFormat
 
-
-class ModelFormat(StrEnum):
-    ONNX = "onnx"
-    SKOPS = "skops"
-    JOBLIB = "joblib"  # pickle underneath: executes code on load, so off unless allow_pickle
+# Lists in flags and env vars are written ``a,b,c``, not JSON: NoDecode keeps pydantic-settings
+# from parsing them as JSON, and this validator splits them (see contract.split_csv).
+_CSV = BeforeValidator(contract.split_csv)
 
 
 class Task(StrEnum):
     AUTO = "auto"  # decided from the artifact: classes_ / integer or string output = classifier
     CLASSIFICATION = "classification"
     REGRESSION = "regression"
-
-
-def _split_csv(value: object) -> object:
-    """Let env vars carry lists as ``a,b,c`` instead of JSON, which is painful in YAML."""
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
 
 
 class ServingSettings(BaseSettings):
@@ -67,7 +59,7 @@ class ServingSettings(BaseSettings):
     allow_pickle: bool = False
     """Allow the ``joblib`` format. Pickle runs arbitrary code from the artifact on load, so
     this must be a deliberate, cluster-level decision; off by default."""
-    skops_trusted_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    skops_trusted_types: Annotated[list[str], NoDecode, _CSV] = Field(default_factory=list)
     """Extra types skops may load, e.g. ``sklearn.ensemble._forest.RandomForestClassifier``.
     Comes only from here, never from the artifact itself (see MLflow #25686)."""
 
@@ -104,11 +96,11 @@ class ServingSettings(BaseSettings):
     """Most prediction rows remembered over all ids, so memory is bounded under any load."""
 
     # --- metric buckets (stable and canary must agree, so set them in the deployment) ---
-    prediction_buckets: Annotated[list[float], NoDecode] = Field(
+    prediction_buckets: Annotated[list[float], NoDecode, _CSV] = Field(
         default_factory=lambda: list(contract.PREDICTION_VALUE_BUCKETS)
     )
     """Buckets of ``coalmine_prediction_value`` for regressors (comma separated)."""
-    abs_error_buckets: Annotated[list[float], NoDecode] = Field(
+    abs_error_buckets: Annotated[list[float], NoDecode, _CSV] = Field(
         default_factory=lambda: list(contract.ABS_ERROR_BUCKETS)
     )
     """Buckets of ``coalmine_feedback_abs_error`` (comma separated)."""
@@ -126,13 +118,6 @@ class ServingSettings(BaseSettings):
     """uvicorn log level."""
     access_log: bool = False
     """Per-request access log lines; off because they cost more than a small model's predict."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _split_lists(cls, data: object) -> object:
-        if isinstance(data, dict):
-            return {k: (_split_csv(v) if k in _LIST_FIELDS else v) for k, v in data.items()}
-        return data
 
     @model_validator(mode="after")
     def _check_consistency(self) -> ServingSettings:
@@ -153,9 +138,6 @@ class ServingSettings(BaseSettings):
         elif "://" in uri:
             raise ValueError(f"model_uri {uri!r} is not local: run `coalmine-serve fetch` first")
         return Path(uri)
-
-
-_LIST_FIELDS = {"skops_trusted_types", "prediction_buckets", "abs_error_buckets"}
 
 
 def load_settings(**overrides: object) -> ServingSettings:

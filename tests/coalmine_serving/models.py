@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from coalmine_serving.integrity import sha256_file
+from coalmine_serving.artifacts.integrity import sha256_file
 
 N_FEATURES = 4
 

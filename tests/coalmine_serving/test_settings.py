@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from coalmine_serving.contract import Variant
-from coalmine_serving.settings import ModelFormat, ServingSettings, load_settings
+from coalmine_serving.contract import ModelFormat, Variant
+from coalmine_serving.settings import ServingSettings, load_settings
 
 
 def test_environment_configures_and_flags_override(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from coalmine_serving import contract as c
 from tests.coalmine_serving import models
-from tests.coalmine_serving.test_app import ROW, _infer_body
+from tests.coalmine_serving.http.test_app import ROW, _infer_body
 
 pytestmark = pytest.mark.integration
 SERIES_LABELS = {"__name__", "job", "instance"}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field
 
 from coalmine.api.base import ApiModel
 from coalmine.api.rules import Rule, RuleChecked
+
+# One list of formats for the CRD and the server; re-exported for coalmine.api.
+from coalmine_serving.contract import ModelFormat as ModelFormat
 
 ALLOWED_SCHEMES = ("file://", "http://", "https://", "s3://", "pvc://")
 # Remote bytes can change under the same URI; only a pinned digest makes a revision mean
@@ -19,14 +21,6 @@ REMOTE_SCHEMES = ("http://", "https://", "s3://")
 LABEL_VALUE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 MODEL_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$"
 SHA256_PATTERN = r"^[a-f0-9]{64}$"
-
-
-class ModelFormat(StrEnum):
-    """How the artifact is serialised; decides the serving runtime."""
-
-    ONNX = "onnx"
-    SKOPS = "skops"
-    JOBLIB = "joblib"
 
 
 def _scheme_allowed(uri: str) -> bool:

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coalmine_serving.integrity import verify_sha256
+from coalmine_serving.artifacts.integrity import verify_sha256
+from coalmine_serving.contract import ModelFormat
 from coalmine_serving.runtimes.base import ModelRuntime, warm_up
-from coalmine_serving.settings import ModelFormat, ServingSettings
+from coalmine_serving.settings import ServingSettings
 
 
 @dataclass(frozen=True)

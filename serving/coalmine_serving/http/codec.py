@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from coalmine_serving.errors import BadRequestError, PayloadTooLargeError
+from coalmine_serving.errors import BadRequestError, PayloadTooLargeError, ServingError
 from coalmine_serving.runtimes.base import Signature
 
 V2_DTYPES: dict[str, np.dtype] = {
@@ -212,6 +212,11 @@ def encode_v2(
 def encode_v1(outputs: np.ndarray) -> bytes:
     data = outputs.tolist() if outputs.dtype.kind in "biuf" else _plain(outputs)
     return orjson.dumps({"predictions": data})
+
+
+def encode_error(error: ServingError) -> bytes:
+    """OIP v2's error shape, ``{"error": "<message>"}``, for every error either path answers."""
+    return orjson.dumps({"error": error.message})
 
 
 def decode_feedback(body: bytes) -> tuple[str, list[Any]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import ParseResult, unquote, urlparse
 
-from coalmine_serving.archive import ExtractLimits, extract, is_archive
+from coalmine_serving.artifacts.archive import ExtractLimits, extract, is_archive
 from coalmine_serving.errors import ArtifactError
 
 _CHUNK = 1024 * 1024

@@ -4,8 +4,8 @@ import numpy as np
 import orjson
 import pytest
 
-from coalmine_serving import codec
 from coalmine_serving.errors import BadRequestError, PayloadTooLargeError
+from coalmine_serving.http import codec
 from coalmine_serving.runtimes.base import Signature
 from coalmine_serving.settings import Task
 

@@ -1,8 +1,9 @@
 """Thin HTTP routes for health, metadata, feedback and /metrics.
 
-Inference itself is served by :mod:`coalmine_serving.fastpath`. These are plain Starlette
-routes (``add_route``), not FastAPI path operations: every body is validated by
-:mod:`coalmine_serving.codec`, so pydantic models would only repeat the work.
+Inference itself is served by :mod:`coalmine_serving.http.fastpath`. These are plain Starlette
+routes: every body is validated by :mod:`coalmine_serving.http.codec`, so a schema layer would
+only repeat the work. The model gate and the body limit are the fast path's own
+(:mod:`coalmine_serving.http.guards`), so both paths answer alike.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from coalmine_serving import codec
-from coalmine_serving.errors import NotFoundError, ServingError
-from coalmine_serving.service import InferenceService
+from coalmine_serving.errors import ServingError
+from coalmine_serving.http import codec
+from coalmine_serving.http.guards import check_model, read_body
+from coalmine_serving.service.inference import InferenceService
 
 JSON = "application/json"
 
@@ -28,8 +30,7 @@ def json_response(
 
 
 def error_response(error: ServingError) -> Response:
-    # OIP v2 error shape: {"error": "<message>"}
-    return json_response({"error": error.message}, error.status)
+    return Response(codec.encode_error(error), error.status, None, JSON)
 
 
 class Routes:
@@ -37,6 +38,7 @@ class Routes:
         self.service = service
         self.settings = service.settings
         self.metrics = service.metrics
+        self.predictor = service.predictor
 
     # --- health and metadata ---
 
@@ -44,9 +46,9 @@ class Routes:
         return json_response({"live": True})
 
     async def ready(self, request: Request) -> Response:
-        if self.service.ready:
+        if self.predictor.ready:
             return json_response({"ready": True})
-        return json_response({"ready": False, "error": self.service.load_error}, 503)
+        return json_response({"ready": False, "error": self.predictor.load_error}, 503)
 
     async def model_ready(self, request: Request) -> Response:
         self._check_model(request)
@@ -59,13 +61,14 @@ class Routes:
 
     async def model_metadata(self, request: Request) -> Response:
         self._check_model(request)
-        sig = self.service.require_runtime().signature
+        runtime = self.predictor.require_runtime()
+        sig = runtime.signature
         width = sig.n_features if sig.n_features is not None else -1
         return json_response(
             {
                 "name": self.settings.model_name,
                 "versions": [self.settings.model_version],
-                "platform": self.service.require_runtime().format,
+                "platform": runtime.format,
                 "inputs": [
                     {
                         "name": sig.input_name,
@@ -76,7 +79,7 @@ class Routes:
                 "outputs": [
                     {
                         "name": sig.output_name,
-                        "datatype": codec.v2_name(self.service.output_dtype),
+                        "datatype": codec.v2_name(self.predictor.output_dtype),
                         "shape": [-1],
                     }
                 ],
@@ -85,7 +88,7 @@ class Routes:
 
     async def v1_model(self, request: Request) -> Response:
         self._check_model(request)
-        return json_response({"name": self.settings.model_name, "ready": self.service.ready})
+        return json_response({"name": self.settings.model_name, "ready": self.predictor.ready})
 
     async def metrics_text(self, request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -95,18 +98,13 @@ class Routes:
     async def feedback(self, request: Request) -> Response:
         try:
             self._check_model(request)
-            request_id, truth = codec.decode_feedback(await request.body())
+            declared = request.headers.get("content-length")
+            body = await read_body(request.receive, declared, self.settings.max_body_bytes)
+            request_id, truth = codec.decode_feedback(body)
             return json_response(self.service.feedback(request_id, truth))
         except ServingError as error:
             return error_response(error)
 
     def _check_model(self, request: Request) -> None:
         params = request.path_params
-        if params.get("name") != self.settings.model_name:
-            raise NotFoundError(f"model {params.get('name')!r} is not served here")
-        version = params.get("version")
-        if version is not None and version != self.settings.model_version:
-            raise NotFoundError(
-                f"version {version!r} of model {self.settings.model_name!r} is not served here "
-                f"(this server has {self.settings.model_version!r})"
-            )
+        check_model(self.settings, params.get("name"), params.get("version"))

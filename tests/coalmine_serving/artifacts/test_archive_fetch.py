@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from coalmine_serving.archive import ExtractLimits, extract
+from coalmine_serving.artifacts.archive import ExtractLimits, extract
+from coalmine_serving.artifacts.fetch import fetch
 from coalmine_serving.cli import main
 from coalmine_serving.errors import ArtifactError
-from coalmine_serving.fetch import fetch
 
 
 def _tar(path: Path, *members: tuple[tarfile.TarInfo, bytes | None]) -> Path:

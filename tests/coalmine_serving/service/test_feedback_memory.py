@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from coalmine_serving.errors import NotFoundError
-from coalmine_serving.feedback import FeedbackExpiredError, PredictionMemory
+from coalmine_serving.service.memory import FeedbackExpiredError, PredictionMemory
 
 
 class Clock:

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import uvicorn
 
-from coalmine_serving.app import create_app
+from coalmine_serving.http.app import create_app
 from coalmine_serving.settings import load_settings
 from tests.coalmine_serving import models
-from tests.coalmine_serving.test_app import ROW, SlowRuntime, _infer_body
+from tests.coalmine_serving.http.test_app import ROW, SlowRuntime, _infer_body
 
 pytestmark = pytest.mark.integration
 

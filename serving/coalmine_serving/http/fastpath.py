@@ -1,9 +1,9 @@
-"""Inference requests handled in raw ASGI, in front of the FastAPI app.
+"""Inference requests handled in raw ASGI, in front of the Starlette app.
 
-Inference is the only hot path: a small model predicts in ~20-100 µs, while FastAPI's
+Inference is the only hot path: a small model predicts in ~20-100 µs, while Starlette's
 routing, middleware and Request/Response objects cost tens of microseconds more. So POSTs to
 the infer/predict URLs are matched here with one regex and answered with two ``send`` calls;
-everything else (health, metadata, feedback, /metrics) falls through to FastAPI.
+everything else (health, metadata, feedback, /metrics) falls through to the Starlette app.
 """
 
 from __future__ import annotations
@@ -13,73 +13,21 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coalmine_serving import codec
 from coalmine_serving.contract import Outcome
-from coalmine_serving.errors import (
-    BadRequestError,
-    NotFoundError,
-    PayloadTooLargeError,
-    PredictTimeoutError,
-    ServingError,
-)
-from coalmine_serving.service import InferenceService
+from coalmine_serving.errors import PredictTimeoutError, ServingError
+from coalmine_serving.http import codec
+from coalmine_serving.http.deadlines import Deadlines
+from coalmine_serving.http.guards import check_model, read_body
+from coalmine_serving.service.inference import InferenceService
 
 log = logging.getLogger("coalmine_serving")
 _V2 = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 _V1 = re.compile(r"/v1/models/([^/]+):predict")
 _JSON = (b"content-type", b"application/json")
 Reply = tuple[int, bytes, str | None]
-
-
-class Deadlines:
-    """Per-request deadlines enforced by one periodic sweep instead of a timer per request.
-
-    A sweep task cancels requests past their deadline (reading a slow body or predicting), at
-    most ``timeout / 4`` (capped at 50 ms) late. It runs only while requests are in flight: a
-    dict insert and delete per request is cheaper than ``call_later`` and its cancel.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self._timeout = timeout
-        self._interval = min(timeout / 4, 0.05)
-        self._due: dict[asyncio.Task[Any], float] = {}
-        self._expired: set[asyncio.Task[Any]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
-
-    def add(self, task: asyncio.Task[Any]) -> None:
-        loop = task.get_loop()
-        self._due[task] = loop.time() + self._timeout
-        if self._sweeper is None:
-            self._sweeper = loop.create_task(self._sweep(loop))
-
-    def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-
-    def expired(self, task: asyncio.Task[Any]) -> bool:
-        return task in self._expired
-
-    def remove(self, task: asyncio.Task[Any]) -> None:
-        self._due.pop(task, None)
-        self._expired.discard(task)
-
-    async def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            while self._due:
-                await asyncio.sleep(self._interval)
-                now = loop.time()
-                for task, due in list(self._due.items()):
-                    if due <= now:
-                        del self._due[task]
-                        self._expired.add(task)
-                        task.cancel()
-        finally:
-            self._sweeper = None  # the next request starts a new sweep
 
 
 class InferenceFastPath:
@@ -159,14 +107,8 @@ class InferenceFastPath:
         self, scope: Scope, receive: Receive, name: str, version: str | None, v1: bool
     ) -> Reply:
         settings = self.settings
-        if name != settings.model_name:
-            raise NotFoundError(f"model {name!r} is not served here")
-        if version is not None and version != settings.model_version:
-            raise NotFoundError(
-                f"version {version!r} of model {name!r} is not served here "
-                f"(this server has {settings.model_version!r})"
-            )
-        runtime = self.service.require_runtime()
+        check_model(settings, name, version)
+        runtime = self.service.predictor.require_runtime()
         headers = _Headers(scope)
         body = await read_body(receive, headers.content_length, settings.max_body_bytes)
         header_id = headers.request_id
@@ -183,25 +125,6 @@ class InferenceFastPath:
             runtime.signature.output_name, outputs,
         )  # fmt: skip
         return 200, payload, request_id
-
-
-async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
-    """The whole body, refusing (413) a declared or streamed size over ``limit``."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"request body of {declared} bytes exceeds {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Any = await receive()
-        if message["type"] == "http.disconnect":
-            raise BadRequestError("client disconnected before sending the whole body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class _Headers:
@@ -223,4 +146,4 @@ class _Headers:
 
 
 def _error(error: ServingError) -> Reply:
-    return error.status, orjson.dumps({"error": error.message}), None
+    return error.status, codec.encode_error(error), None

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from coalmine_serving.app import create_app
+from coalmine_serving.http.app import create_app
 from coalmine_serving.runtimes.base import Signature
 from coalmine_serving.settings import Task, load_settings
 
@@ -203,20 +203,20 @@ def test_fast_models_run_inline_until_predicts_get_slow() -> None:
     app = create_app(load_settings(inline_predict_max_seconds=0.005), model=runtime)
     with TestClient(app) as client:
         wait_ready(client)
-        service = app.state.service
-        assert service.predicts_inline
-        service.inline_window = 4
+        predictor = app.state.service.predictor
+        assert predictor.predicts_inline
+        predictor.inline_window = 4
         runtime.delay = 0.02  # four times the inline budget
         # One slow predict in a window is forgiven (the OS may have paused us) ...
         for delay in (0.02, 0.0, 0.0, 0.0):
             runtime.delay = delay
             assert client.post("/v2/models/model/infer", json=_infer_body([ROW])).status_code == 200
-        assert service.predicts_inline
+        assert predictor.predicts_inline
         # ... a majority is not.
         runtime.delay = 0.02
         for expect_inline in (True, True, True, False):
             assert client.post("/v2/models/model/infer", json=_infer_body([ROW])).status_code == 200
-            assert service.predicts_inline is expect_inline
+            assert predictor.predicts_inline is expect_inline
         assert client.post("/v2/models/model/infer", json=_infer_body([ROW])).status_code == 200
 
 
@@ -225,7 +225,7 @@ def test_slow_models_never_run_inline() -> None:
     app = create_app(load_settings(inline_predict_max_seconds=0.001), model=runtime)
     with TestClient(app) as client:
         wait_ready(client)
-        assert not app.state.service.predicts_inline
+        assert not app.state.service.predictor.predicts_inline
 
 
 def test_header_injection_through_the_request_id_is_not_echoed(artifacts) -> None:  # type: ignore[no-untyped-def]
@@ -235,3 +235,18 @@ def test_header_injection_through_the_request_id_is_not_echoed(artifacts) -> Non
         )
         assert reply.status_code == 200 and "set-cookie" not in reply.headers
         assert "x-request-id" not in reply.headers
+
+
+def test_feedback_and_inference_share_the_model_gate_and_the_body_limit(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["onnx_clf"], max_body_bytes=2048) as client:
+        for suffix in ("infer", "feedback"):
+            wrong = client.post(f"/v2/models/iris/versions/9/{suffix}", json={"id": "x"})
+            assert wrong.status_code == 404
+            assert wrong.json()["error"] == (
+                "version '9' of model 'iris' is not served here (this server has '3')"
+            )
+            big = client.post(f"/v2/models/iris/{suffix}", content=b"x" * 5000)
+            assert big.status_code == 413
+            assert big.json() == {"error": "request body of 5000 bytes exceeds 2048"}
+        unknown = client.get("/no/such/path")
+        assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}

@@ -1,0 +1,55 @@
+"""The inference service the HTTP layer calls: admission, predict, output metrics, feedback.
+
+It only composes the parts, each in a module of its own: the :class:`Predictor` (load, warm-up,
+inline or thread), the :class:`FeedbackJoiner` (delayed ground truth) and, only when fault
+settings are on, a :class:`~coalmine_serving.service.faults.FaultInjector` around predict. It
+knows settings and runtimes but no HTTP framework.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+
+from coalmine_serving.errors import OverloadedError
+from coalmine_serving.metrics import ServingMetrics
+from coalmine_serving.service.faults import with_faults
+from coalmine_serving.service.feedback import FeedbackJoiner
+from coalmine_serving.service.predictor import Predictor
+from coalmine_serving.settings import ServingSettings
+
+
+class InferenceService:
+    def __init__(self, settings: ServingSettings, metrics: ServingMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.predictor = Predictor(settings, metrics)
+        self.joiner = FeedbackJoiner(settings, metrics)
+        self._predict = with_faults(self.predictor.predict, settings, metrics)
+        self._in_flight = 0  # touched only on the event loop thread
+        metrics.track_in_flight(lambda: self._in_flight)
+
+    def admit(self) -> None:
+        """Take a concurrency slot or refuse at once (503) rather than queue unbounded work."""
+        if self._in_flight >= self.settings.max_concurrency:
+            raise OverloadedError(f"more than {self.settings.max_concurrency} requests in flight")
+        self._in_flight += 1
+
+    def release(self) -> None:
+        self._in_flight -= 1
+
+    async def predict(self, rows: np.ndarray, request_id: str | None) -> tuple[str, np.ndarray]:
+        """Predict ``rows``; returns the request id (made up if absent) and the outputs."""
+        task = self.predictor.require_runtime().signature.task
+        outputs = await self._predict(rows)
+        self.metrics.record_outputs(task, outputs)
+        request_id = request_id or uuid.uuid4().hex
+        self.joiner.remember(request_id, outputs)
+        return request_id, outputs
+
+    def feedback(self, request_id: str, truth: list[Any]) -> dict[str, Any]:
+        """Join delayed ground truth with the stored prediction (503 until the model is ready)."""
+        task = self.predictor.require_runtime().signature.task
+        return self.joiner.join(request_id, truth, task)
