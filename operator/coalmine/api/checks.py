@@ -8,7 +8,7 @@ and optional limits relative to stable measured over the same window.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal, Protocol, cast
+from typing import Annotated, Literal, Protocol
 
 from pydantic import Field
 from pydantic.alias_generators import to_snake
@@ -170,8 +170,7 @@ class DriftCheck(ApiModel):
 
     @property
     def compares_with_stable(self) -> bool:
-        """Drift is a comparison: always."""
-        return True
+        return True  # drift is a comparison
 
 
 class PromQLCheck(ApiModel, RuleChecked):
@@ -236,14 +235,10 @@ class Check(ApiModel, RuleChecked):
         return self.kinds_set()[0]
 
     @property
-    def kind_settings(self) -> KindSettings:
-        """The settings of this check's kind (``self.latency`` for a latency check)."""
-        return cast(KindSettings, getattr(self, self.kind.field))
-
-    @property
     def compares_with_stable(self) -> bool:
         """Whether stable must be measured too: its verdict compares canary with stable."""
-        return self.kind_settings.compares_with_stable
+        settings: KindSettings = getattr(self, self.kind.field)
+        return settings.compares_with_stable
 
     __rules__ = (_exactly_one_kind(),)
 
