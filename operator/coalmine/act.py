@@ -5,6 +5,7 @@ from __future__ import annotations
 from coalmine import manifests
 from coalmine.api import ModelDeploymentSpec
 from coalmine.k8s import KubeApi, ObjectRef
+from coalmine.manifests import Variant
 from coalmine.rollout.types import ChildPlan, Decision, Observations
 from coalmine.routing import RouteTarget, TrafficRouter
 from coalmine.settings import OperatorSettings
@@ -42,7 +43,7 @@ def template_spec(
     the Deployment that runs it, so runtime changes reach pods only through a canary."""
     if revision == spec.revision():
         return spec
-    for variant in ("stable", "canary"):
+    for variant in Variant:
         ref = ObjectRef("Deployment", owner.namespace, manifests.child_name(owner, variant))
         found = kube.get(ref) or {}
         meta = found.get("metadata", {})
@@ -60,9 +61,9 @@ def apply_children(
     decision: Decision,
     settings: OperatorSettings,
 ) -> None:
-    plans: tuple[tuple[manifests.Variant, ChildPlan | None], ...] = (
-        ("stable", decision.stable),
-        ("canary", decision.canary),
+    plans: tuple[tuple[Variant, ChildPlan | None], ...] = (
+        (Variant.STABLE, decision.stable),
+        (Variant.CANARY, decision.canary),
     )
     for variant, plan in plans:
         if plan is not None:
@@ -75,5 +76,5 @@ def apply_children(
     if decision.canary is None and observed.canary is not None and observed.canary.replicas > 0:
         # Scale subresource: zero pods without rewriting the template the canary last ran,
         # so its revision stays visible for a post-mortem and a retry.
-        ref = ObjectRef("Deployment", owner.namespace, manifests.child_name(owner, "canary"))
+        ref = ObjectRef("Deployment", owner.namespace, manifests.child_name(owner, Variant.CANARY))
         kube.scale(ref, 0)

@@ -13,6 +13,7 @@ from coalmine.api import ModelDeployment, ModelDeploymentStatus
 from coalmine.controls import parse_controls
 from coalmine.k8s import KubeApi, ObjectRef
 from coalmine.k8s.children import deployment_observation
+from coalmine.manifests import Variant
 from coalmine.rollout import analysis_window
 from coalmine.rollout.types import ChildObservation, Measurement, Observations
 from coalmine.routing import RouteTarget, TrafficRouter
@@ -39,8 +40,8 @@ def observe(
     now: datetime,
 ) -> Observations:
     owner = target.owner
-    stable = _child(kube, owner, "stable")
-    canary = _child(kube, owner, "canary")
+    stable = _child(kube, owner, Variant.STABLE)
+    canary = _child(kube, owner, Variant.CANARY)
     weight = router.observe(target, stable, canary)
     status = md.status or ModelDeploymentStatus()
     measurements = None

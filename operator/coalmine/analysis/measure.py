@@ -1,14 +1,18 @@
-"""Measure the spec's checks for the canary and, where a check compares, for stable."""
+"""Measure the spec's checks for the canary and, where a check compares, for stable.
+
+One function per ``CheckKind`` measures one side; ``MEASURES`` registers them (a test checks
+that every kind has one).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from coalmine.analysis import promql
 from coalmine.analysis.provider import MetricProvider, QueryResult
 from coalmine.analysis.scope import Scope, SideScope
-from coalmine.api import Check
+from coalmine.api.checks import Check, CheckKind
 from coalmine.rollout.types import Measurement, SideMeasurement
 from coalmine_serving import contract
 
@@ -23,25 +27,13 @@ def measure_checks(
 
 
 def measure_check(provider: MetricProvider, scope: Scope, check: Check) -> Measurement:
-    side_fn = _SIDE_FNS[check.kind]
+    """Stable is queried only when the verdict needs it (``Check.compares_with_stable``)."""
+    side_fn = MEASURES[check.kind]
     canary = side_fn(provider, scope.canary, scope.range, check)
     stable = None
-    if scope.stable is not None and compares_with_stable(check):
+    if scope.stable is not None and check.compares_with_stable:
         stable = side_fn(provider, scope.stable, scope.range, check)
     return Measurement(check=check.name, canary=canary, stable=stable)
-
-
-def compares_with_stable(check: Check) -> bool:
-    """Stable is queried only when the verdict needs it (drift always compares)."""
-    if check.error_rate is not None:
-        return check.error_rate.vs_stable is not None
-    if check.latency is not None:
-        return check.latency.vs_stable is not None
-    if check.quality is not None:
-        return check.quality.vs_stable is not None
-    if check.promql is not None:
-        return check.promql.max_ratio is not None
-    return True
 
 
 def _failed(*results: QueryResult) -> SideMeasurement | None:
@@ -135,10 +127,11 @@ def custom(provider: MetricProvider, side: SideScope, window: str, check: Check)
     return SideMeasurement(value=value if value is None or math.isfinite(value) else None)
 
 
-_SIDE_FNS: dict[str, SideFn] = {
-    "errorRate": error_rate,
-    "latency": latency,
-    "quality": quality,
-    "drift": drift,
-    "promql": custom,
+MEASURES: Mapping[CheckKind, SideFn] = {
+    CheckKind.ERROR_RATE: error_rate,
+    CheckKind.LATENCY: latency,
+    CheckKind.QUALITY: quality,
+    CheckKind.DRIFT: drift,
+    CheckKind.PROMQL: custom,
 }
+"""How each kind of check is measured on one side."""

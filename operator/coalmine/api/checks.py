@@ -7,16 +7,46 @@ and optional limits relative to stable measured over the same window.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated, Literal, Protocol
 
 from pydantic import Field
+from pydantic.alias_generators import to_snake
 
 from coalmine.api.base import ApiModel
 from coalmine.api.rules import Rule, RuleChecked
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Confidence = Annotated[float, Field(ge=0.5, le=0.9999)]
-CHECK_KINDS = ("errorRate", "latency", "quality", "drift", "promql")
+
+
+class CheckKind(StrEnum):
+    """The kinds of check, spelled as a manifest names them: the one registry of kinds.
+
+    A kind is this member, its settings model below and its field of ``Check``; the operator
+    measures it with ``coalmine.analysis.measure.MEASURES`` and judges it with
+    ``coalmine.rollout.judge.JUDGES``, both keyed on this enum (a test keeps them complete).
+    """
+
+    ERROR_RATE = "errorRate"
+    LATENCY = "latency"
+    QUALITY = "quality"
+    DRIFT = "drift"
+    PROMQL = "promql"
+
+    @property
+    def field(self) -> str:
+        """The attribute of ``Check`` that holds this kind's settings (``error_rate``)."""
+        return to_snake(self.value)
+
+
+class KindSettings(Protocol):
+    """What every kind's settings model answers besides its own limits."""
+
+    @property
+    def compares_with_stable(self) -> bool:
+        """Whether a verdict needs stable's numbers too (so stable must be measured)."""
+        ...
 
 
 class ErrorRateVsStable(ApiModel):
@@ -39,6 +69,10 @@ class ErrorRateCheck(ApiModel, RuleChecked):
 
     vs_stable: ErrorRateVsStable | None = None
 
+    @property
+    def compares_with_stable(self) -> bool:
+        return self.vs_stable is not None
+
     __rules__ = (
         Rule(
             cel="has(self.max) || has(self.vsStable)",
@@ -55,11 +89,16 @@ class LatencyVsStable(ApiModel):
 
 
 class LatencyCheck(ApiModel, RuleChecked):
-    """A latency quantile of successful requests, from the server's histogram."""
+    """A latency quantile of all inference requests, from the server's histogram: it times
+    every outcome, so fast errors pull the quantile down and slow timeouts push it up."""
 
     quantile: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.99
     max_seconds: Annotated[float | None, Field(gt=0.0)] = None
     vs_stable: LatencyVsStable | None = None
+
+    @property
+    def compares_with_stable(self) -> bool:
+        return self.vs_stable is not None
 
     __rules__ = (
         Rule(
@@ -91,6 +130,10 @@ class QualityCheck(ApiModel, RuleChecked):
 
     confidence: Confidence = 0.95
     vs_stable: QualityVsStable | None = None
+
+    @property
+    def compares_with_stable(self) -> bool:
+        return self.vs_stable is not None
 
     __rules__ = (
         Rule(
@@ -125,6 +168,10 @@ class DriftCheck(ApiModel):
 
     confidence: Confidence = 0.99
 
+    @property
+    def compares_with_stable(self) -> bool:
+        return True  # drift is a comparison
+
 
 class PromQLCheck(ApiModel, RuleChecked):
     """A custom PromQL query returning one number. Placeholders: ``{{model}}``, ``{{version}}``,
@@ -136,6 +183,10 @@ class PromQLCheck(ApiModel, RuleChecked):
     max: float | None = None
     max_ratio: Annotated[float | None, Field(gt=0.0)] = None
     """Canary value divided by the stable value must stay at or below this."""
+
+    @property
+    def compares_with_stable(self) -> bool:
+        return self.max_ratio is not None
 
     __rules__ = (
         Rule(
@@ -151,23 +202,21 @@ class PromQLCheck(ApiModel, RuleChecked):
     )
 
 
-def _kinds_set(check: Check) -> int:
-    return sum(getattr(check, kind) is not None for kind in _FIELD_OF_KIND.values())
-
-
-_FIELD_OF_KIND = {
-    "errorRate": "error_rate",
-    "latency": "latency",
-    "quality": "quality",
-    "drift": "drift",
-    "promql": "promql",
-}
+def _exactly_one_kind() -> Rule:
+    """The "exactly one kind" rule, written from ``CheckKind`` so a new kind joins it."""
+    present = ", ".join(f"has(self.{kind.value})" for kind in CheckKind)
+    return Rule(
+        cel=f"[{present}].filter(x, x).size() == 1",
+        message="spec.canary.analysis.checks[]: set exactly one of " + ", ".join(CheckKind),
+        holds=lambda c: len(c.kinds_set()) == 1,
+    )
 
 
 class Check(ApiModel, RuleChecked):
     """One named check; exactly one of its kinds is set."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+    # One field per ``CheckKind``, named by ``CheckKind.field``.
     error_rate: ErrorRateCheck | None = None
     latency: LatencyCheck | None = None
     quality: QualityCheck | None = None
@@ -176,20 +225,22 @@ class Check(ApiModel, RuleChecked):
     min_samples: Annotated[int | None, Field(ge=1)] = None
     """Overrides ``policy.minSamples`` for this check."""
 
-    @property
-    def kind(self) -> str:
-        """The kind this check is (``errorRate``, ``latency``, ...)."""
-        return next(k for k, f in _FIELD_OF_KIND.items() if getattr(self, f) is not None)
+    def kinds_set(self) -> list[CheckKind]:
+        """The kinds whose settings are present (exactly one on a valid check)."""
+        return [kind for kind in CheckKind if getattr(self, kind.field) is not None]
 
-    __rules__ = (
-        Rule(
-            cel="[has(self.errorRate), has(self.latency), has(self.quality), has(self.drift),"
-            " has(self.promql)].filter(x, x).size() == 1",
-            message="spec.canary.analysis.checks[]: "
-            "set exactly one of errorRate, latency, quality, drift, promql",
-            holds=lambda c: _kinds_set(c) == 1,
-        ),
-    )
+    @property
+    def kind(self) -> CheckKind:
+        """The kind this check is (``errorRate``, ``latency``, ...)."""
+        return self.kinds_set()[0]
+
+    @property
+    def compares_with_stable(self) -> bool:
+        """Whether stable must be measured too: its verdict compares canary with stable."""
+        settings: KindSettings = getattr(self, self.kind.field)
+        return settings.compares_with_stable
+
+    __rules__ = (_exactly_one_kind(),)
 
 
 def default_checks() -> list[Check]:

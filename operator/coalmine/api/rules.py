@@ -61,8 +61,3 @@ class RuleChecked(BaseModel):
             if rule.holds is not None and not rule.holds(self):
                 raise ValueError(rule.message)
         return self
-
-
-def all_rules(model: type[BaseModel]) -> list[dict[str, str]]:
-    """The CEL form of a model's rules, for the CRD generator."""
-    return [rule.to_cel() for rule in getattr(model, "__rules__", ()) if rule.cel is not None]

@@ -7,9 +7,9 @@ unit tests fake these protocols. Every failure is one of ``coalmine.k8s.errors``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-Manifest = dict[str, Any]
+from coalmine.manifests.labels import Manifest as Manifest
 
 # kind -> (URL prefix, plural). Only the kinds we touch: a new child kind is one
 # line here, and an unknown kind is a programming error caught in unit tests.

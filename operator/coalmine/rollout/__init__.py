@@ -13,8 +13,9 @@ Nothing here performs I/O or reads a clock; the operator observes, calls ``decid
 """
 
 from coalmine.rollout.decide import decide
+from coalmine.rollout.pods import plan_replicas
+from coalmine.rollout.pods.replicas import observed_weight
 from coalmine.rollout.policy import analysis_window
-from coalmine.rollout.replicas import observed_weight, plan_replicas
 from coalmine.rollout.types import (
     CONTROL_ANNOTATIONS,
     Action,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from coalmine.api.status import Phase
+from coalmine.rollout.pods import expected_weight
 from coalmine.rollout.promotion import promote
-from coalmine.rollout.replicas import expected_weight
 from coalmine.rollout.rollback import start_rollback
 from coalmine.rollout.steps import analyse, hold, stay
 from coalmine.rollout.tick import (

@@ -18,8 +18,8 @@ from coalmine.api.status import ModelDeploymentStatus, Phase
 from coalmine.rollout.canary import interrupt, progressing, promote_control
 from coalmine.rollout.conditions import derive_conditions
 from coalmine.rollout.paused import paused
+from coalmine.rollout.pods import plan_replicas
 from coalmine.rollout.promotion import promoting
-from coalmine.rollout.replicas import plan_replicas
 from coalmine.rollout.rollback import rolling_back, start_rollback
 from coalmine.rollout.steady import first_deploy, steady
 from coalmine.rollout.tick import MESSAGE_LIMIT, Plan, Tick, update, warning

@@ -27,8 +27,9 @@ from coalmine.api.status import (
     CheckStatus,
     Verdict,
 )
+from coalmine.rollout.judge import judge
 from coalmine.rollout.types import Measurement
-from coalmine.rollout.verdicts import CheckVerdict, Judging, judge
+from coalmine.rollout.verdicts import CheckVerdict, Judging
 
 
 def planned_looks(canary: CanaryStrategy) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from coalmine.api.status import Phase
+from coalmine.rollout.canary import start_canary
 from coalmine.rollout.tick import (
     STEADY_REQUEUE,
     WAIT_FOR_OBSERVATION,
@@ -73,8 +74,6 @@ def first_deploy(t: Tick) -> Plan:
 def steady(t: Tick) -> Plan:
     """Stable serves everything. A new revision in the spec starts a canary, unless it is the
     revision that just failed (then only the retry control starts it again)."""
-    from coalmine.rollout.canary import start_canary
-
     status, target = t.status, t.target
     assert status.stable is not None
     if target.revision == status.stable.revision:

@@ -1,19 +1,21 @@
-"""One check, one measurement -> pass, fail or inconclusive, with the numbers that decided it.
+"""What judging a check yields, and the guards every kind's judge runs first.
 
-The guards here run before any comparison, because ``NaN > max`` is False and would let a
-broken measurement pass: a provider error, a missing or non-finite number, or too few samples
-is **inconclusive**, never a pass and never silently a fail.
+``coalmine.rollout.judge`` picks the judge of a check's kind; the judges (``judge_traffic``,
+``judge_model``) build on the pieces here. The guards run before any comparison, because
+``NaN > max`` is False and would let a broken measurement pass: a provider error, a missing or
+non-finite number, or too few samples is **inconclusive**, never a pass and never silently a
+fail.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
-from coalmine.api.checks import Check
+from coalmine.api.checks import CheckKind
 from coalmine.api.status import Verdict
-from coalmine.rollout.types import Measurement, SideMeasurement
+from coalmine.rollout.types import SideMeasurement
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,7 @@ class CheckVerdict:
     """The judgement of one check at one measurement."""
 
     name: str
-    kind: str
+    kind: CheckKind
     verdict: Verdict
     value: float | None = None
     stable_value: float | None = None
@@ -35,7 +37,7 @@ class Judging:
     """What a check is judged with besides its own settings."""
 
     min_samples: int
-    """``policy.minSamples`` (a check's own ``minSamples`` overrides it in ``judge``)."""
+    """``policy.minSamples`` (a check's own ``minSamples`` overrides it in ``judge.judge``)."""
     looks: int = 1
     """Measurements a rollout plans to take (see ``policy.planned_looks``): a comparison with
     stable at confidence c is made at significance (1 - c) / looks on each of them, so the
@@ -102,36 +104,3 @@ def event_count(count: float | None, rate: float | None, n: int, what: str) -> i
 def fmt(x: float) -> str:
     """Numbers in messages: short, and the same everywhere."""
     return f"{x:.4g}"
-
-
-def judge(check: Check, measurement: Measurement | None, judging: Judging) -> CheckVerdict:
-    """The verdict of ``check`` on ``measurement`` (None: the operator did not measure it)."""
-    from coalmine.rollout.judge_model import judge_drift, judge_quality
-    from coalmine.rollout.judge_traffic import judge_error_rate, judge_latency, judge_promql
-
-    judges = {
-        "errorRate": judge_error_rate,
-        "latency": judge_latency,
-        "quality": judge_quality,
-        "drift": judge_drift,
-        "promql": judge_promql,
-    }
-    base = CheckVerdict(name=check.name, kind=check.kind, verdict="inconclusive")
-    if check.min_samples is not None:
-        judging = replace(judging, min_samples=check.min_samples)
-    if measurement is None:
-        return _inconclusive(base, InconclusiveError("not measured"))
-    try:
-        return judges[check.kind](check, measurement, judging, base)
-    except InconclusiveError as why:
-        return _inconclusive(base, why)
-
-
-def _inconclusive(base: CheckVerdict, why: InconclusiveError) -> CheckVerdict:
-    return CheckVerdict(
-        name=base.name,
-        kind=base.kind,
-        verdict="inconclusive",
-        samples=why.samples,
-        reason=why.reason,
-    )

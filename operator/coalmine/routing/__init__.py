@@ -1,7 +1,11 @@
 """Traffic routers: who enforces the split between stable and canary.
 
-One module per implementation behind the small ``TrafficRouter`` protocol, and a plain
-factory. A new router (a mesh, an ingress) is one new file and one line in ``make_router``.
+One module per implementation behind the small ``TrafficRouter`` protocol, each with the
+manifest builders of the objects it routes with, and a plain factory. A router's pure pod
+math (how many pods each side runs, what weight that gives) is the module of the same name in
+``coalmine.rollout.pods``, where the pure engine can plan with it. A new router (a mesh, an
+ingress) is its module here, its pod math there, and one line in each registry
+(``ROUTERS`` in ``factory``, ``POD_MATH`` in ``coalmine.rollout.pods``).
 """
 
 from coalmine.routing.base import RouteTarget, TrafficRouter

@@ -1,6 +1,8 @@
-"""Pick the router the spec names."""
+"""Pick the router the spec names: one line per router."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 from coalmine.api import RouterKind
 from coalmine.k8s import KubeApi
@@ -8,8 +10,11 @@ from coalmine.routing.base import TrafficRouter
 from coalmine.routing.gatewayapi import GatewayApiRouter
 from coalmine.routing.replicas import ReplicasRouter
 
+ROUTERS: Mapping[RouterKind, Callable[[KubeApi], TrafficRouter]] = {
+    RouterKind.REPLICAS: ReplicasRouter,
+    RouterKind.GATEWAY_API: GatewayApiRouter,
+}
+
 
 def make_router(kind: RouterKind, kube: KubeApi) -> TrafficRouter:
-    if kind == RouterKind.GATEWAY_API:
-        return GatewayApiRouter(kube)
-    return ReplicasRouter(kube)
+    return ROUTERS[kind](kube)

@@ -2,16 +2,18 @@
 
 Weight above 0: the Service selects both variants, so the canary gets
 ``canary_ready / (canary_ready + stable_ready)`` of the requests (stable 10 ready, canary 4
-ready -> 29%); the engine sizes the canary for the weight it wants. Weight 0: the selector
-names ``variant=stable`` only, which takes the canary out of traffic without killing its pods,
-so a rollback can confirm "traffic on stable" before it scales anything down.
+ready -> 29%); the engine sizes the canary for the weight it wants with this router's pod math,
+``coalmine.rollout.pods.replicas``. Weight 0: the selector names ``variant=stable`` only, which
+takes the canary out of traffic without killing its pods, so a rollback can confirm "traffic on
+stable" before it scales anything down.
 """
 
 from __future__ import annotations
 
-from coalmine import manifests
+from coalmine.api import ModelDeploymentSpec
 from coalmine.k8s import KubeApi, ObjectRef
-from coalmine.rollout.replicas import observed_weight
+from coalmine.manifests import LABEL_VARIANT, Manifest, Owner, Variant, selector, service
+from coalmine.rollout.pods.replicas import observed_weight
 from coalmine.rollout.types import ChildObservation
 from coalmine.routing.base import RouteTarget
 
@@ -26,11 +28,11 @@ class ReplicasRouter:
         stable: ChildObservation | None,
         canary: ChildObservation | None,
     ) -> int | None:
-        service = self._kube.get(ObjectRef("Service", target.owner.namespace, target.owner.name))
-        if service is None:
+        found = self._kube.get(ObjectRef("Service", target.owner.namespace, target.owner.name))
+        if found is None:
             return None
-        chosen = service.get("spec", {}).get("selector", {})
-        spans_both = manifests.LABEL_VARIANT not in chosen
+        chosen = found.get("spec", {}).get("selector", {})
+        spans_both = LABEL_VARIANT not in chosen
         return observed_weight(
             stable.ready_replicas if stable else 0,
             canary.ready_replicas if canary else 0,
@@ -38,4 +40,11 @@ class ReplicasRouter:
         )
 
     def apply(self, target: RouteTarget, weight: int) -> None:
-        self._kube.apply(manifests.client_service(target.owner, target.spec, weight > 0))
+        self._kube.apply(client_service(target.owner, target.spec, weight > 0))
+
+
+def client_service(owner: Owner, spec: ModelDeploymentSpec, both_variants: bool) -> Manifest:
+    """The one Service clients call. Spanning both variants splits traffic by ready pods;
+    stable-only takes the canary out of traffic without killing it."""
+    chosen: Variant | None = None if both_variants else Variant.STABLE
+    return service(owner, owner.name, spec.traffic.port, selector(owner, chosen))

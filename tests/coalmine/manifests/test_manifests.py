@@ -15,7 +15,9 @@ import yaml
 
 from coalmine import manifests
 from coalmine.api import ModelDeploymentSpec, RevisionRef
-from coalmine.manifests import Owner
+from coalmine.manifests import Owner, Variant
+from coalmine.routing.gatewayapi import http_route, variant_service
+from coalmine.routing.replicas import client_service
 from coalmine.settings import OperatorSettings
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -50,18 +52,20 @@ def _check_snapshot(name: str, manifest: dict[str, Any]) -> None:
 
 
 def test_canary_deployment_snapshot():
-    built = manifests.deployment(OWNER, _spec(), "canary", REVISION, 2, SETTINGS)
+    # The enum the operator passes must land in the manifest as plain text: yaml.safe_dump
+    # refuses anything else.
+    built = manifests.deployment(OWNER, _spec(), Variant.CANARY, REVISION, 2, SETTINGS)
     _check_snapshot("deployment-canary", built)
 
 
 def test_client_service_snapshots():
-    _check_snapshot("service-both", manifests.client_service(OWNER, _spec(), True))
-    _check_snapshot("service-stable", manifests.client_service(OWNER, _spec(), False))
+    _check_snapshot("service-both", client_service(OWNER, _spec(), True))
+    _check_snapshot("service-stable", client_service(OWNER, _spec(), False))
 
 
 def test_http_route_snapshot():
     spec = _spec(router="gatewayAPI", gatewayAPI={"parentRefs": [{"name": "gw"}]})
-    _check_snapshot("httproute-30", manifests.http_route(OWNER, spec, 30))
+    _check_snapshot("httproute-30", http_route(OWNER, spec, 30))
 
 
 def test_pods_meet_pod_security_restricted():
@@ -110,8 +114,8 @@ def test_every_child_is_owned_by_the_model_deployment():
     spec = _spec(router="gatewayAPI", gatewayAPI={"parentRefs": [{"name": "gw"}]})
     children = [
         manifests.deployment(OWNER, spec, "canary", REVISION, 1, SETTINGS),
-        manifests.variant_service(OWNER, spec, "canary"),
-        manifests.http_route(OWNER, spec, 10),
+        variant_service(OWNER, spec, "canary"),
+        http_route(OWNER, spec, 10),
     ]
     for child in children:
         (ref,) = child["metadata"]["ownerReferences"]

@@ -17,7 +17,7 @@ from coalmine.rollout.verdicts import CheckVerdict
 
 from .sim import T0
 
-DOCTESTED = ["replicas", "stats", "policy", "verdicts"]
+DOCTESTED = ["pods", "pods.replicas", "pods.gatewayapi", "stats", "policy", "verdicts"]
 
 
 @pytest.mark.parametrize("module", DOCTESTED)

@@ -8,7 +8,8 @@ import pytest
 
 from coalmine.api import Check
 from coalmine.rollout import Measurement, SideMeasurement
-from coalmine.rollout.verdicts import Judging, judge
+from coalmine.rollout.judge import judge
+from coalmine.rollout.verdicts import Judging
 
 NAN, INF = math.nan, math.inf
 J = Judging(min_samples=50, looks=4)

@@ -3,12 +3,15 @@ from __future__ import annotations
 from coalmine.api import ModelDeploymentSpec, RouterKind
 from coalmine.k8s import ObjectRef
 from coalmine.manifests import Owner
+from coalmine.rollout.pods import POD_MATH
 from coalmine.rollout.types import ChildObservation
-from coalmine.routing import RouteTarget, make_router
+from coalmine.routing import RouteTarget, TrafficRouter, make_router
+from coalmine.routing.factory import ROUTERS
 from coalmine.routing.gatewayapi import GatewayApiRouter, canary_weight_of
-from coalmine.routing.nop import NopRouter
 from coalmine.routing.replicas import ReplicasRouter
 from tests.coalmine.fakes import FakeKube
+
+from .nop import NopRouter
 
 OWNER = Owner("iris", "ml", "uid-1")
 MODEL = {"name": "iris", "version": "v1", "uri": "file:///m.onnx", "format": "onnx"}
@@ -55,11 +58,15 @@ def test_relative_backend_weights():
     assert canary_weight_of({"spec": {"rules": []}}, "c") == 0
 
 
+def test_every_router_kind_has_an_adapter_and_pod_math():
+    assert set(ROUTERS) == set(POD_MATH) == set(RouterKind)
+
+
 def test_factory_and_nop():
     kube = FakeKube()
     assert isinstance(make_router(RouterKind.REPLICAS, kube), ReplicasRouter)
     assert isinstance(make_router(RouterKind.GATEWAY_API, kube), GatewayApiRouter)
-    nop = NopRouter()
+    nop: TrafficRouter = NopRouter()
     assert nop.observe(_target(), None, None) is None
     nop.apply(_target(), 10)
     assert nop.observe(_target(), None, None) == 10

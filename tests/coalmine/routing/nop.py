@@ -1,7 +1,8 @@
-"""A router that routes nothing: for users who split traffic themselves, and for tests.
+"""An in-memory ``TrafficRouter`` for tests: it routes nothing and reports the weight it was
+last told, so the engine's "observe before scaling" gates still see a consistent world.
 
-It reports the weight it was last told, so the engine's "observe before scaling" gates still
-see a consistent world.
+The operator has no such router (``spec.traffic.router`` is ``replicas`` or ``gatewayAPI``),
+so it lives with the tests.
 """
 
 from __future__ import annotations

@@ -1,18 +1,14 @@
-"""Replica arithmetic: how many pods each side runs for a traffic weight.
-
-With the ``replicas`` router one Service spans both Deployments, so the share of traffic the
-canary gets is the share of ready pods it has. With the ``gatewayAPI`` router the HTTPRoute
-splits traffic exactly and the canary only needs enough pods for its share of the load.
+"""Pod math of the ``replicas`` router: one Service spans both Deployments, so the share of
+traffic the canary gets is the share of ready pods it has.
 
 Rounding is half-up (``floor(x + 0.5)``), not Python's banker's rounding, so the numbers in
-these docstrings are what a person computes by hand.
+these docstrings are what a person computes by hand. The router's adapter and its client
+Service are ``coalmine.routing.replicas``.
 """
 
 from __future__ import annotations
 
 import math
-
-from coalmine.api.traffic import RouterKind
 
 
 def round_half_up(x: float) -> int:
@@ -68,35 +64,15 @@ def split_total(total: int, weight: int) -> tuple[int, int]:
     return max(total - canary, 1), canary
 
 
-def gateway_canary_replicas(stable: int, weight: int) -> int:
-    """``gatewayAPI`` router: the route splits exactly, the canary needs pods for its share.
+def split(total: int, weight: int, scale_down_stable: bool = False) -> tuple[int, int]:
+    """(stable, canary) pods for ``total`` = ``spec.runtime.replicas`` at ``weight`` percent:
+    stable keeps all its pods unless ``scaleDownStable`` shares them with the canary.
 
-    >>> gateway_canary_replicas(10, 30)   # ceil(3.0)
-    3
-    >>> gateway_canary_replicas(10, 5)    # ceil(0.5): one pod
-    1
-    >>> gateway_canary_replicas(10, 0)
-    0
-    """
-    if weight <= 0:
-        return 0
-    return max(1, math.ceil(stable * min(weight, 100) / 100))
-
-
-def plan_replicas(
-    total: int, weight: int, router: RouterKind, scale_down_stable: bool = False
-) -> tuple[int, int]:
-    """(stable, canary) pods for ``total`` = ``spec.runtime.replicas`` at ``weight`` percent.
-
-    >>> plan_replicas(10, 30, RouterKind.REPLICAS)
+    >>> split(10, 30)
     (10, 4)
-    >>> plan_replicas(10, 30, RouterKind.REPLICAS, scale_down_stable=True)
+    >>> split(10, 30, scale_down_stable=True)
     (7, 3)
-    >>> plan_replicas(10, 30, RouterKind.GATEWAY_API)
-    (10, 3)
     """
-    if router == RouterKind.GATEWAY_API:
-        return total, gateway_canary_replicas(total, weight)
     if scale_down_stable:
         return split_total(total, weight)
     return total, canary_replicas_beside(total, weight)
@@ -118,20 +94,14 @@ def observed_weight(stable_ready: int, canary_ready: int, selector_spans_both: b
     return round_half_up(100 * canary_ready / ready)
 
 
-def expected_weight(
-    total: int, weight: int, router: RouterKind, scale_down_stable: bool = False
-) -> int:
-    """The weight the router will be observed at once ``weight`` is applied and all planned
-    pods are ready: exact for ``gatewayAPI``, the ready-pod ratio for ``replicas``.
+def expected_weight(total: int, weight: int, scale_down_stable: bool = False) -> int:
+    """The weight the Service will be observed at once ``weight`` is applied and all planned
+    pods are ready: the ready-pod ratio, not the weight asked for.
 
-    >>> expected_weight(4, 10, RouterKind.REPLICAS)     # 4 stable + 1 canary: 20%, not 10%
+    >>> expected_weight(4, 10)     # 4 stable + 1 canary: 20%, not 10%
     20
-    >>> expected_weight(10, 30, RouterKind.REPLICAS)
+    >>> expected_weight(10, 30)
     29
-    >>> expected_weight(4, 10, RouterKind.GATEWAY_API)
-    10
     """
-    if router == RouterKind.GATEWAY_API:
-        return weight
-    stable, canary = plan_replicas(total, weight, router, scale_down_stable)
+    stable, canary = split(total, weight, scale_down_stable)
     return observed_weight(stable, canary, selector_spans_both=weight > 0)

@@ -1,0 +1,57 @@
+"""Pure builders of the children of a ModelDeployment, one module per concern.
+
+No I/O: each function maps the spec (and the revision a child must run) to the dict that is
+server-side applied.
+
+- ``labels``: the ``Manifest`` type, the owner, child names, labels and selectors
+- ``template``: the ``coalmine.dev/template`` annotation (how a revision's pods were built)
+- ``deployment``: the Deployment and its pod; ``containers`` and ``artifact`` build its parts
+- ``services``: the ClusterIP Service every router puts in front of the pods
+
+The routers' own objects (the client Service, the HTTPRoute) are built by the routers in
+``coalmine.routing``. The names below are the package's surface for the rest of the operator.
+"""
+
+from coalmine.manifests.containers import SERVING_PORT, server_args
+from coalmine.manifests.deployment import deployment, pod_spec
+from coalmine.manifests.labels import (
+    LABEL_MD,
+    LABEL_MODEL,
+    LABEL_REVISION,
+    LABEL_VARIANT,
+    LABEL_VERSION,
+    MANAGED_BY,
+    Manifest,
+    Owner,
+    Variant,
+    child_name,
+    metadata,
+    owner_reference,
+    selector,
+)
+from coalmine.manifests.services import service
+from coalmine.manifests.template import TEMPLATE_ANNOTATION, spec_for_record, template_record
+
+__all__ = [
+    "LABEL_MD",
+    "LABEL_MODEL",
+    "LABEL_REVISION",
+    "LABEL_VARIANT",
+    "LABEL_VERSION",
+    "MANAGED_BY",
+    "SERVING_PORT",
+    "TEMPLATE_ANNOTATION",
+    "Manifest",
+    "Owner",
+    "Variant",
+    "child_name",
+    "deployment",
+    "metadata",
+    "owner_reference",
+    "pod_spec",
+    "selector",
+    "server_args",
+    "service",
+    "spec_for_record",
+    "template_record",
+]

@@ -1,0 +1,131 @@
+"""The pod's two containers: the init container that fetches the model, and the server.
+
+Both run the serving image's ``coalmine-serve`` under Pod Security "restricted": non-root,
+no privilege escalation, no capabilities, RuntimeDefault seccomp, read-only root filesystem.
+"""
+
+from __future__ import annotations
+
+from coalmine.api import ModelDeploymentSpec, RevisionRef
+from coalmine.api.runtime import Runtime
+from coalmine.manifests.artifact import (
+    MODELS_DIR,
+    ArtifactSource,
+    artifact_source,
+    model_path,
+    mounts,
+)
+from coalmine.manifests.labels import Manifest, Variant
+from coalmine.settings import OperatorSettings
+
+SERVING_PORT = 8080
+DRAIN_SECONDS = 5
+"""How long a terminating server keeps answering before it is asked to stop."""
+
+
+def _container_security() -> Manifest:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _resources(runtime: Runtime, settings: OperatorSettings) -> Manifest:
+    if runtime.resources is not None:
+        return runtime.resources.to_manifest()
+    return {
+        "requests": {
+            "cpu": settings.default_cpu_request,
+            "memory": settings.default_memory_request,
+        },
+        "limits": {"memory": settings.default_memory_limit},
+    }
+
+
+def fetch_container(
+    revision: RevisionRef, source: ArtifactSource, runtime: Runtime, settings: OperatorSettings
+) -> Manifest:
+    """Init container: copy or download the artifact into the emptyDir and verify its sha256
+    before the server ever deserialises a byte of it."""
+    target = model_path(revision, source)
+    fetch_args = ["fetch", "--uri", source.uri, "--sha256", revision.sha256 or ""]
+    fetch_args += ["--dest", MODELS_DIR, "--filename", target.rsplit("/", 1)[-1]]
+    return {
+        "name": "fetch-model",
+        "image": runtime.image or settings.default_serving_image,
+        **({"imagePullPolicy": runtime.image_pull_policy} if runtime.image_pull_policy else {}),
+        "command": list(settings.serve_command),
+        "args": fetch_args,
+        "securityContext": _container_security(),
+        "resources": _resources(runtime, settings),
+        "volumeMounts": mounts(source, models_read_only=False),
+    }
+
+
+def server_args(
+    spec: ModelDeploymentSpec, variant: Variant, revision: RevisionRef, settings: OperatorSettings
+) -> list[str]:
+    """``coalmine-serve serve`` flags: identity (the metric labels), artifact, limits."""
+    source = artifact_source(revision)
+    args = [
+        "serve",
+        "--model-name", spec.model.name,
+        "--model-version", revision.version,
+        "--variant", str(variant),
+        "--model-uri", model_path(revision, source),
+        "--model-format", revision.format or spec.model.format.value,
+        "--port", str(SERVING_PORT),
+        "--max-body-bytes", str(settings.max_body_bytes),
+    ]  # fmt: skip
+    args += ["--sha256", revision.sha256] if revision.sha256 else ["--no-require-sha256"]
+    if settings.allow_pickle and (revision.format or "") == "joblib":
+        args.append("--allow-pickle")
+    trusted = [*settings.skops_trusted_types, *spec.model.trusted_types]
+    if trusted:
+        args += ["--skops-trusted-types", ",".join(trusted)]
+    return args
+
+
+def server_container(
+    spec: ModelDeploymentSpec,
+    variant: Variant,
+    revision: RevisionRef,
+    source: ArtifactSource,
+    settings: OperatorSettings,
+) -> Manifest:
+    runtime = spec.runtime
+    container: Manifest = {
+        "name": "server",
+        "image": runtime.image or settings.default_serving_image,
+        "command": list(settings.serve_command),
+        "args": server_args(spec, variant, revision, settings),
+        "env": [env.to_manifest() for env in runtime.env],
+        "ports": [{"name": "http", "containerPort": SERVING_PORT, "protocol": "TCP"}],
+        # Ready means loaded and warmed up; live means the process answers. Kept apart so a
+        # slow model load never gets the container killed.
+        "readinessProbe": _probe("/v2/health/ready", period=5, failures=3),
+        "livenessProbe": _probe("/v2/health/live", period=10, failures=6),
+        "startupProbe": _probe("/v2/health/live", period=2, failures=60),
+        # A terminating pod leaves the Service's endpoints at once, but every kube-proxy (or
+        # gateway) needs a moment to notice; keep serving meanwhile so no client request is
+        # refused during a rolling promotion or a scale-down. The sleep action needs no shell.
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+        "securityContext": _container_security(),
+        "resources": _resources(runtime, settings),
+        "volumeMounts": mounts(source, models_read_only=True),
+    }
+    if runtime.image_pull_policy:
+        container["imagePullPolicy"] = runtime.image_pull_policy
+    return container
+
+
+def _probe(path: str, period: int, failures: int) -> Manifest:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 2,
+    }

@@ -1,0 +1,71 @@
+"""What every child carries: its owner, its name, its labels and its selector.
+
+Children are named ``<model-deployment>-<variant>``, labelled with the ModelDeployment that owns
+them, and carry an ownerReference to it, so deleting the ModelDeployment lets the garbage
+collector remove them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from coalmine.api import API_VERSION, KIND
+
+# The metric contract's Variant, re-exported: a child's variant label and the server's
+# ``variant`` metric label are the same value, so they are one type.
+from coalmine_serving.contract import Variant as Variant
+
+Manifest = dict[str, Any]
+"""A Kubernetes object as the API server reads and writes it."""
+
+LABEL_MD = "coalmine.dev/model-deployment"
+LABEL_VARIANT = "coalmine.dev/variant"
+LABEL_REVISION = "coalmine.dev/revision"
+LABEL_VERSION = "coalmine.dev/version"
+LABEL_MODEL = "coalmine.dev/model"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "coalmine-operator"}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The ModelDeployment that owns the children."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def owner_reference(owner: Owner) -> Manifest:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_name(owner: Owner, variant: Variant) -> str:
+    """``iris`` + canary -> ``iris-canary``."""
+    return f"{owner.name}-{variant}"
+
+
+def metadata(owner: Owner, name: str, labels: dict[str, str]) -> Manifest:
+    """A child's metadata: in the owner's namespace, labelled and owned by it."""
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": {**MANAGED_BY, LABEL_MD: owner.name, **labels},
+        "ownerReferences": [owner_reference(owner)],
+    }
+
+
+def selector(owner: Owner, variant: Variant | None) -> dict[str, str]:
+    """Pods of one variant, or of both when ``variant`` is None (the replicas router's split)."""
+    labels = {LABEL_MD: owner.name}
+    if variant is not None:
+        # str(): a label value is plain text, whatever enum the caller holds.
+        labels[LABEL_VARIANT] = str(variant)
+    return labels

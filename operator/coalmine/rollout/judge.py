@@ -1,0 +1,50 @@
+"""One check, one measurement -> pass, fail or inconclusive, with the numbers that decided it.
+
+``JUDGES`` holds one judge per ``CheckKind`` (a test checks that every kind has one). This
+module sits above the judges and ``verdicts``, which they build on, so no import is cyclic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from coalmine.api.checks import Check, CheckKind
+from coalmine.rollout.judge_model import judge_drift, judge_quality
+from coalmine.rollout.judge_traffic import judge_error_rate, judge_latency, judge_promql
+from coalmine.rollout.types import Measurement
+from coalmine.rollout.verdicts import CheckVerdict, InconclusiveError, Judging
+
+JudgeFn = Callable[[Check, Measurement, Judging, CheckVerdict], CheckVerdict]
+"""A kind's judge: may raise ``InconclusiveError`` from the guards instead of returning."""
+
+JUDGES: Mapping[CheckKind, JudgeFn] = {
+    CheckKind.ERROR_RATE: judge_error_rate,
+    CheckKind.LATENCY: judge_latency,
+    CheckKind.QUALITY: judge_quality,
+    CheckKind.DRIFT: judge_drift,
+    CheckKind.PROMQL: judge_promql,
+}
+
+
+def judge(check: Check, measurement: Measurement | None, judging: Judging) -> CheckVerdict:
+    """The verdict of ``check`` on ``measurement`` (None: the operator did not measure it)."""
+    base = CheckVerdict(name=check.name, kind=check.kind, verdict="inconclusive")
+    if check.min_samples is not None:
+        judging = replace(judging, min_samples=check.min_samples)
+    if measurement is None:
+        return _inconclusive(base, InconclusiveError("not measured"))
+    try:
+        return JUDGES[check.kind](check, measurement, judging, base)
+    except InconclusiveError as why:
+        return _inconclusive(base, why)
+
+
+def _inconclusive(base: CheckVerdict, why: InconclusiveError) -> CheckVerdict:
+    return CheckVerdict(
+        name=base.name,
+        kind=base.kind,
+        verdict="inconclusive",
+        samples=why.samples,
+        reason=why.reason,
+    )
