@@ -23,7 +23,7 @@ from coalmine.api import GROUP, PLURAL, VERSION
 from coalmine.k8s import ApiError
 from coalmine.manifests import LABEL_MD, MANAGED_BY
 from coalmine.reconcile import Deps, reconcile
-from coalmine.settings import FIELD_MANAGER, OperatorSettings
+from coalmine.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 OURS = dict(MANAGED_BY)
@@ -121,4 +121,4 @@ def _apply(decorator: Callable[..., Any], fn: Callable[..., Any], resource: dict
     decorator(**resource, id=f"reconcile-{decorator.__name__}")(fn)
 
 
-__all__ = ["FIELD_MANAGER", "Ticker", "register"]
+__all__ = ["Ticker", "register"]
