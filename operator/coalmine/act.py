@@ -1,20 +1,25 @@
-"""Act: make the children and the router match a decision, in a safe order."""
+"""Act: make the children and the router match a decision, in a safe order.
+
+Act only writes: everything it needs beyond the decision (the children as they are, the
+runtime each one was built from) was read by observe this tick.
+"""
 
 from __future__ import annotations
 
 from coalmine import manifests
 from coalmine.api import ModelDeploymentSpec
-from coalmine.k8s import KubeApi, ObjectRef
+from coalmine.k8s import KubeApi
 from coalmine.manifests import Variant
-from coalmine.rollout.types import ChildPlan, Decision, Observations
-from coalmine.routing import RouteTarget, TrafficRouter
+from coalmine.rollout.types import ChildObservation, ChildPlan, Decision, Observations
+from coalmine.routing import TrafficRouter
 from coalmine.settings import OperatorSettings
+from coalmine.subject import Subject
 
 
 def act(
     kube: KubeApi,
     router: TrafficRouter,
-    target: RouteTarget,
+    subject: Subject,
     observed: Observations,
     decision: Decision,
     settings: OperatorSettings,
@@ -28,35 +33,31 @@ def act(
     """
     lowering = observed.canary_weight is None or decision.canary_weight < observed.canary_weight
     if lowering:
-        router.apply(target, decision.canary_weight)
-        apply_children(kube, target.owner, target.spec, observed, decision, settings)
+        router.apply(subject.target, decision.canary_weight)
+        apply_children(kube, subject, observed, decision, settings)
     else:
-        apply_children(kube, target.owner, target.spec, observed, decision, settings)
-        router.apply(target, decision.canary_weight)
+        apply_children(kube, subject, observed, decision, settings)
+        router.apply(subject.target, decision.canary_weight)
 
 
 def template_spec(
-    kube: KubeApi, owner: manifests.Owner, spec: ModelDeploymentSpec, revision: str
+    observed: Observations, spec: ModelDeploymentSpec, revision: str
 ) -> ModelDeploymentSpec:
     """The spec to build ``revision``'s pods from. The spec's own revision uses the spec; an
     older one (stable while a canary runs, or being promoted to) uses the runtime recorded on
     the Deployment that runs it, so runtime changes reach pods only through a canary."""
     if revision == spec.revision():
         return spec
-    for variant in Variant:
-        ref = ObjectRef("Deployment", owner.namespace, manifests.child_name(owner, variant))
-        found = kube.get(ref) or {}
-        meta = found.get("metadata", {})
-        record = meta.get("annotations", {}).get(manifests.TEMPLATE_ANNOTATION)
-        if record and meta.get("labels", {}).get(manifests.LABEL_REVISION) == revision:
-            return manifests.spec_for_record(spec, record)
+    children: tuple[ChildObservation | None, ...] = (observed.stable, observed.canary)
+    for child in children:
+        if child is not None and child.template and child.revision == revision:
+            return manifests.spec_for_record(spec, child.template)
     return spec  # no Deployment remembers it (created by an older operator): best effort
 
 
 def apply_children(
     kube: KubeApi,
-    owner: manifests.Owner,
-    spec: ModelDeploymentSpec,
+    subject: Subject,
     observed: Observations,
     decision: Decision,
     settings: OperatorSettings,
@@ -67,14 +68,13 @@ def apply_children(
     )
     for variant, plan in plans:
         if plan is not None:
-            built_from = template_spec(kube, owner, spec, plan.revision.revision)
+            built_from = template_spec(observed, subject.spec, plan.revision.revision)
             kube.apply(
                 manifests.deployment(
-                    owner, built_from, variant, plan.revision, plan.replicas, settings
+                    subject.owner, built_from, variant, plan.revision, plan.replicas, settings
                 )
             )
     if decision.canary is None and observed.canary is not None and observed.canary.replicas > 0:
         # Scale subresource: zero pods without rewriting the template the canary last ran,
         # so its revision stays visible for a post-mortem and a retry.
-        ref = ObjectRef("Deployment", owner.namespace, manifests.child_name(owner, Variant.CANARY))
-        kube.scale(ref, 0)
+        kube.scale(subject.child(Variant.CANARY), 0)

@@ -1,15 +1,31 @@
 """Manual controls for people, in their declarative form: annotations and ``spec.paused``.
 
 ``kubectl coalmine promote`` sets ``coalmine.dev/promote``; GitOps users may set it in a
-manifest. The operator acts on it once and removes it (the engine names the consumed ones),
-so a control never fires twice.
+manifest. The operator acts on it once and removes it, so a control never fires twice.
+
+This module is the one home of the annotation keys: the pure engine sees only ``Controls``
+flags (and returns the ones it consumed), and the kubectl plugin imports the keys from here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from coalmine.rollout.types import CONTROL_ANNOTATIONS, Controls
+from coalmine.rollout.types import Controls
+
+ANNOTATION_PROMOTE = "coalmine.dev/promote"
+ANNOTATION_PROMOTE_FULL = "coalmine.dev/promote-full"
+ANNOTATION_ABORT = "coalmine.dev/abort"
+ANNOTATION_RETRY = "coalmine.dev/retry"
+
+ANNOTATIONS: dict[str, str] = {
+    "promote": ANNOTATION_PROMOTE,
+    "promote_full": ANNOTATION_PROMOTE_FULL,
+    "abort": ANNOTATION_ABORT,
+    "retry": ANNOTATION_RETRY,
+}
+"""``Controls`` field -> the annotation the operator reads it from (and removes once consumed).
+``paused`` has none: it is ``spec.paused``."""
 
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 
@@ -25,20 +41,11 @@ def _is_set(annotations: Mapping[str, str], key: str) -> bool:
 def parse_controls(annotations: Mapping[str, str] | None, paused: bool) -> Controls:
     """The controls in effect for one tick."""
     found = annotations or {}
-    flags = {field: _is_set(found, key) for field, key in CONTROL_ANNOTATIONS.items()}
+    flags = {field: _is_set(found, key) for field, key in ANNOTATIONS.items()}
     return Controls(paused=paused, **flags)
 
 
-def annotations_for(consumed: tuple[str, ...]) -> list[str]:
-    """Annotation keys to remove for the engine's consumed controls.
-
-    The engine may name a control by its field (``promote_full``) or by its key
-    (``coalmine.dev/promote-full``); both map to the key.
-    """
-    keys = set(CONTROL_ANNOTATIONS.values())
-    result = []
-    for name in consumed:
-        key = CONTROL_ANNOTATIONS.get(name, name)
-        if key in keys:
-            result.append(key)
-    return sorted(set(result))
+def annotations_for(consumed: Controls) -> list[str]:
+    """Annotation keys to remove for the controls the engine consumed (sorted, so the
+    patch is the same whatever order the flags are declared in)."""
+    return sorted(key for name, key in ANNOTATIONS.items() if getattr(consumed, name))

@@ -23,10 +23,12 @@ from coalmine.api import GROUP, PLURAL, VERSION
 from coalmine.k8s import ApiError
 from coalmine.manifests import LABEL_MD, MANAGED_BY
 from coalmine.reconcile import Deps, reconcile
-from coalmine.settings import FIELD_MANAGER, OperatorSettings
+from coalmine.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 OURS = dict(MANAGED_BY)
+_TIMER_ID = "register.<locals>.on_timer"
+_DELETE_ID = "register.<locals>.on_delete"
 
 
 class Ticker:
@@ -67,7 +69,14 @@ def register(settings: OperatorSettings, deps: Deps) -> kopf.OperatorRegistry:
     """A registry with the operator's handlers, ready for ``kopf.run(registry=...)``."""
     registry = kopf.OperatorRegistry()
     ticker = Ticker(deps)
-    resource = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
+    _register_operator(registry, ticker)
+    _register_reconcile(registry, ticker, settings)
+    _register_child_watches(registry, ticker)
+    return registry
+
+
+def _register_operator(registry: kopf.OperatorRegistry, ticker: Ticker) -> None:
+    """kopf's own settings, login and the liveness probe."""
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -88,20 +97,33 @@ def register(settings: OperatorSettings, deps: Deps) -> kopf.OperatorRegistry:
     def liveness(**_: Any) -> float:
         return round(time.monotonic() - ticker.last_success, 1)
 
+
+def _register_reconcile(
+    registry: kopf.OperatorRegistry, ticker: Ticker, settings: OperatorSettings
+) -> None:
+    """Create, update, resume and the timer all run the same reconcile."""
+    resource = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
+
     async def on_change(namespace: str, name: str, **_: Any) -> None:
         await ticker.tick(namespace, name, force=True)
 
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
         _apply(decorator, on_change, resource)
 
-    @kopf.timer(**resource, interval=settings.tick_seconds, idle=None)  # type: ignore[arg-type]
+    # Ids pinned to what kopf derived while these lived in ``register``: kopf keys a handler's
+    # progress (kept in annotations across restarts) by its id.
+    @kopf.timer(**resource, id=_TIMER_ID, interval=settings.tick_seconds, idle=None)  # type: ignore[arg-type]
     async def on_timer(namespace: str, name: str, **_: Any) -> None:
         await ticker.tick(namespace, name, force=False)
 
-    @kopf.on.delete(**resource, optional=True)  # type: ignore[arg-type]
+    @kopf.on.delete(**resource, id=_DELETE_ID, optional=True)  # type: ignore[arg-type]
     async def on_delete(namespace: str, name: str, **_: Any) -> None:
         # Nothing to clean up: ownerReferences let the garbage collector remove the children.
         ticker.forget(namespace, name)
+
+
+def _register_child_watches(registry: kopf.OperatorRegistry, ticker: Ticker) -> None:
+    """Our Deployments and Services changing wake their owner's next tick early."""
 
     async def on_child_event(**kwargs: Any) -> None:
         owner, namespace = kwargs["labels"].get(LABEL_MD), kwargs["namespace"]
@@ -114,11 +136,9 @@ def register(settings: OperatorSettings, deps: Deps) -> kopf.OperatorRegistry:
         )
         watch(on_child_event)
 
-    return registry
-
 
 def _apply(decorator: Callable[..., Any], fn: Callable[..., Any], resource: dict[str, Any]) -> None:
     decorator(**resource, id=f"reconcile-{decorator.__name__}")(fn)
 
 
-__all__ = ["FIELD_MANAGER", "Ticker", "register"]
+__all__ = ["Ticker", "register"]

@@ -1,9 +1,14 @@
-"""Observe: read the world for one tick (children, router, metrics, controls)."""
+"""Observe: read the world for one tick (children, router, metrics, controls).
+
+Everything the rest of the tick needs is read here, once: act only writes, from these
+observations and the decision.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -11,16 +16,15 @@ from coalmine import manifests
 from coalmine.analysis import MetricProvider, Scope, SideScope, measure_checks
 from coalmine.api import ModelDeployment, ModelDeploymentStatus
 from coalmine.controls import parse_controls
-from coalmine.k8s import KubeApi, ObjectRef
+from coalmine.k8s import KubeApi
 from coalmine.k8s.children import deployment_observation
 from coalmine.manifests import Variant
 from coalmine.rollout import analysis_window
+from coalmine.rollout.policy import measurement_due
 from coalmine.rollout.types import ChildObservation, Measurement, Observations
-from coalmine.routing import RouteTarget, TrafficRouter
+from coalmine.routing import TrafficRouter
 from coalmine.settings import OperatorSettings
-
-# A measurement taken slightly early still counts as "one interval later": timer ticks jitter.
-INTERVAL_SLACK = 0.9
+from coalmine.subject import Subject
 
 
 class ClosableProvider(MetricProvider, Protocol):
@@ -33,20 +37,19 @@ ProviderFactory = Callable[[str, timedelta], ClosableProvider]
 def observe(
     kube: KubeApi,
     router: TrafficRouter,
-    target: RouteTarget,
+    subject: Subject,
     md: ModelDeployment,
     providers: ProviderFactory,
     settings: OperatorSettings,
     now: datetime,
 ) -> Observations:
-    owner = target.owner
-    stable = _child(kube, owner, Variant.STABLE)
-    canary = _child(kube, owner, Variant.CANARY)
-    weight = router.observe(target, stable, canary)
+    stable = observe_child(kube, subject, Variant.STABLE)
+    canary = observe_child(kube, subject, Variant.CANARY)
+    weight = router.observe(subject.target, stable, canary)
     status = md.status or ModelDeploymentStatus()
     measurements = None
-    if measurement_due(status, weight, now, md.spec.canary.analysis.interval):
-        measurements = measure(md, status, providers, settings, now)
+    if wants_measurement(status, weight, now, md.spec.canary.analysis.interval):
+        measurements = measure(subject, md, status, providers, settings, now)
     return Observations(
         generation=md.metadata.generation or 0,
         stable=stable,
@@ -57,27 +60,29 @@ def observe(
     )
 
 
-def _child(
-    kube: KubeApi, owner: manifests.Owner, variant: manifests.Variant
-) -> ChildObservation | None:
-    ref = ObjectRef("Deployment", owner.namespace, manifests.child_name(owner, variant))
-    return deployment_observation(kube.get(ref))
+def observe_child(kube: KubeApi, subject: Subject, variant: Variant) -> ChildObservation | None:
+    """The Deployment as the engine sees it, plus the runtime record its pods were built from
+    (act rebuilds an older revision's pods from it, without reading the Deployment again)."""
+    body = kube.get(subject.child(variant))
+    found = deployment_observation(body)
+    if body is None or found is None:
+        return None
+    record = body.get("metadata", {}).get("annotations", {}).get(manifests.TEMPLATE_ANNOTATION)
+    return replace(found, template=record)
 
 
-def measurement_due(
+def wants_measurement(
     status: ModelDeploymentStatus, weight: int | None, now: datetime, interval: timedelta
 ) -> bool:
-    """Measure while a canary takes traffic, once per analysis interval (read from status,
-    so a restarted operator keeps the same cadence instead of measuring twice in a row)."""
+    """Measure while a canary takes traffic, whenever the engine will count a measurement
+    (``measurement_due``: the same rule the engine applies, so the two never disagree)."""
     if status.canary is None or not weight or status.current_step is None:
         return False
-    last = status.analysis
-    if last is None or last.step != status.current_step:
-        return True
-    return (now - last.measured_at) >= interval * INTERVAL_SLACK
+    return measurement_due(status.analysis, status.current_step, interval, now)
 
 
 def measure(
+    subject: Subject,
     md: ModelDeployment,
     status: ModelDeploymentStatus,
     providers: ProviderFactory,
@@ -86,26 +91,30 @@ def measure(
 ) -> tuple[Measurement, ...]:
     analysis = md.spec.canary.analysis
     address = analysis.prometheus.address or settings.default_prometheus_address
+    scope = scope_of(subject, md, status, settings, now)
     with closing(providers(address, analysis.prometheus.timeout)) as provider:
-        return measure_checks(provider, scope_of(md, status, settings, now), analysis.checks)
+        return measure_checks(provider, scope, analysis.checks)
 
 
 def scope_of(
-    md: ModelDeployment, status: ModelDeploymentStatus, settings: OperatorSettings, now: datetime
+    subject: Subject,
+    md: ModelDeployment,
+    status: ModelDeploymentStatus,
+    settings: OperatorSettings,
+    now: datetime,
 ) -> Scope:
     """Canary and stable series by their own version labels: no hand-written PromQL.
 
     The query range covers the whole current step (at least the analysis window), so
     evidence accumulates over a step; the engine's error rates are calibrated for that.
     """
-    namespace = md.metadata.namespace or ""
 
     def side(version: str, variant: str) -> SideScope:
         return SideScope(
             model=md.spec.model.name,
             version=version,
             variant=variant,
-            namespace=namespace,
+            namespace=subject.ref.namespace,
             namespace_label=settings.prometheus_namespace_label,
         )
 

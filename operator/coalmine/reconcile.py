@@ -15,21 +15,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from coalmine import rollout
 from coalmine.act import act
-from coalmine.api import API_VERSION, KIND, ModelDeployment, ModelDeploymentSpec
+from coalmine.api import API_VERSION, KIND, ModelDeployment
 from coalmine.api.status import Condition, ModelDeploymentStatus, Phase
 from coalmine.controls import annotations_for
 from coalmine.k8s import KubeApi, ObjectRef
-from coalmine.manifests import Owner
 from coalmine.observe import ProviderFactory, observe
-from coalmine.rollout.types import Decision, Observations
-from coalmine.routing import RouteTarget, make_router
+from coalmine.rollout import decide
+from coalmine.rollout.types import Decision
+from coalmine.routing import make_router
 from coalmine.settings import OperatorSettings
+from coalmine.subject import Subject
 
 log = logging.getLogger(__name__)
-
-DecideFn = Callable[[ModelDeploymentSpec, ModelDeploymentStatus, Observations, datetime], Decision]
 
 
 def utcnow() -> datetime:
@@ -44,10 +42,6 @@ class Deps:
     providers: ProviderFactory
     settings: OperatorSettings
     clock: Callable[[], datetime] = utcnow
-    decide: DecideFn | None = None
-
-    def decide_fn(self) -> DecideFn:
-        return self.decide or rollout.decide
 
 
 def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
@@ -62,58 +56,42 @@ def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
     except ValidationError as exc:
         _report_invalid(deps, ref, body, exc)
         return None
-    decision = run_tick(deps, md, body["metadata"]["uid"])
-    return decision.requeue_after
+    subject = Subject.build(ref, body["metadata"]["uid"], md.spec)
+    return run_tick(deps, subject, md).requeue_after
 
 
-def run_tick(deps: Deps, md: ModelDeployment, uid: str) -> Decision:
-    namespace = md.metadata.namespace or "default"
-    owner = Owner(name=md.metadata.name, namespace=namespace, uid=uid)
-    target = RouteTarget(owner=owner, spec=md.spec)
+def run_tick(deps: Deps, subject: Subject, md: ModelDeployment) -> Decision:
     router = make_router(md.spec.traffic.router, deps.kube)
     now = deps.clock()
-    observed = observe(deps.kube, router, target, md, deps.providers, deps.settings, now)
+    observed = observe(deps.kube, router, subject, md, deps.providers, deps.settings, now)
     status = md.status or ModelDeploymentStatus()
-    decision = deps.decide_fn()(md.spec, status, observed, now)
+    decision = decide(md.spec, status, observed, now)
     log.info(
         "%s/%s: %s %s weight %s->%s",
-        namespace, md.metadata.name, decision.action, decision.reason,
+        subject.ref.namespace, subject.ref.name, decision.action, decision.reason,
         observed.canary_weight, decision.canary_weight,
     )  # fmt: skip
-    act(deps.kube, router, target, observed, decision, deps.settings)
-    write(deps.kube, md, uid, status, decision)
+    act(deps.kube, router, subject, observed, decision, deps.settings)
+    write(deps.kube, subject, status, decision)
     return decision
 
 
-def write(
-    kube: KubeApi, md: ModelDeployment, uid: str, old: ModelDeploymentStatus, decision: Decision
-) -> None:
+def write(kube: KubeApi, subject: Subject, old: ModelDeploymentStatus, decision: Decision) -> None:
     """One status write (skipped when nothing changed), then the Events, then the consumed
     controls: if the operator dies before the status lands, the control is still there and
     the next tick decides again from the same facts."""
-    ref = ObjectRef(KIND, md.metadata.namespace or "default", md.metadata.name)
     if decision.status != old:
-        kube.apply_status(ref, API_VERSION, status_manifest(decision.status))
-    involved = involved_object(md, uid)
+        kube.apply_status(subject.ref, API_VERSION, status_manifest(decision.status))
+    involved = subject.involved_object()
     for event in decision.events:
         kube.post_event(involved, event.type, event.reason, event.message)
-    kube.remove_annotations(ref, annotations_for(decision.consumed_controls))
+    kube.remove_annotations(subject.ref, annotations_for(decision.consumed_controls))
 
 
 def status_manifest(status: ModelDeploymentStatus) -> dict[str, Any]:
     """Status as applied: fields left out are removed (server-side apply), so a cleared
     ``canary`` or ``rollback`` really disappears instead of lingering from a merge."""
     return status.to_manifest()
-
-
-def involved_object(md: ModelDeployment, uid: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": md.metadata.name,
-        "namespace": md.metadata.namespace or "default",
-        "uid": uid,
-    }
 
 
 def _report_invalid(deps: Deps, ref: ObjectRef, body: dict[str, Any], exc: ValidationError) -> None:

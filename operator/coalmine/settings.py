@@ -59,9 +59,12 @@ class OperatorSettings(BaseSettings):
     """Request body limit passed to every model server."""
 
     default_cpu_request: str = "100m"
+    """CPU request of model servers whose spec names no resources."""
     default_memory_request: str = "256Mi"
+    """Memory request of model servers whose spec names no resources."""
     default_memory_limit: str = "1Gi"
-    """Resources of model servers whose spec names none (a pod without limits can starve a node)."""
+    """Memory limit of model servers whose spec names no resources (a pod without limits can
+    starve a node)."""
 
     tick_seconds: float = Field(5.0, gt=0.0, le=300.0)
     """How often the timer wakes per ModelDeployment; the object's own requeue time (analysis

@@ -13,11 +13,12 @@ from enum import StrEnum
 from typing import Any
 
 from coalmine.api import ModelDeploymentStatus, Phase
-
-ANNOTATION_PROMOTE = "coalmine.dev/promote"
-ANNOTATION_PROMOTE_FULL = "coalmine.dev/promote-full"
-ANNOTATION_ABORT = "coalmine.dev/abort"
-ANNOTATION_RETRY = "coalmine.dev/retry"
+from coalmine.controls import (
+    ANNOTATION_ABORT,
+    ANNOTATION_PROMOTE,
+    ANNOTATION_PROMOTE_FULL,
+    ANNOTATION_RETRY,
+)
 
 # A canary can be promoted or aborted only while it is moving or held.
 _CANARY_RUNNING = frozenset({Phase.PROGRESSING, Phase.PAUSED})

@@ -7,9 +7,9 @@ Nothing here performs I/O or reads a clock; the operator observes, calls ``decid
 * ``decision = decide(spec, status, observations, now)``;
 * apply ``decision.stable`` / ``decision.canary`` (replicas already computed with
   ``plan_replicas``) and ``decision.canary_weight``: router first if the weight goes down,
-  Deployments first if it goes up; record ``decision.events``; remove
-  ``decision.consumed_controls``; patch ``decision.status`` once; requeue after
-  ``decision.requeue_after`` seconds.
+  Deployments first if it goes up; patch ``decision.status`` once; record
+  ``decision.events``; remove the annotations behind ``decision.consumed_controls``; requeue
+  after ``decision.requeue_after`` seconds.
 """
 
 from coalmine.rollout.decide import decide
@@ -17,7 +17,6 @@ from coalmine.rollout.pods import plan_replicas
 from coalmine.rollout.pods.replicas import observed_weight
 from coalmine.rollout.policy import analysis_window
 from coalmine.rollout.types import (
-    CONTROL_ANNOTATIONS,
     Action,
     ChildObservation,
     ChildPlan,
@@ -30,7 +29,6 @@ from coalmine.rollout.types import (
 )
 
 __all__ = [
-    "CONTROL_ANNOTATIONS",
     "Action",
     "ChildObservation",
     "ChildPlan",

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from coalmine.api.status import Phase
+from coalmine.rollout.plans import hold, stay
 from coalmine.rollout.pods import expected_weight
 from coalmine.rollout.promotion import promote
 from coalmine.rollout.rollback import start_rollback
-from coalmine.rollout.steps import analyse, hold, stay
+from coalmine.rollout.steps import analyse
 from coalmine.rollout.tick import (
     WAIT_FOR_OBSERVATION,
     Plan,
@@ -41,10 +42,10 @@ def start_canary(t: Tick) -> Plan:
     )
     event = normal("CanaryCreated", f"canary {target.version} ({target.revision}) started")
     return Plan(
-        Action.CREATE_CANARY,
-        status,
-        0,
-        target,
+        action=Action.CREATE_CANARY,
+        status=status,
+        weight=0,
+        canary=target,
         canary_sized_for=t.step_weight(0),
         reason="CanaryCreated",
         events=(event,),
@@ -78,17 +79,17 @@ def supersede(t: Tick) -> Plan:
             status, weight=0, message=f"new revision {t.target.version}: traffic to stable first"
         )
         return Plan(
-            Action.SET_WEIGHT,
-            draining,
-            0,
-            status.canary,
+            action=Action.SET_WEIGHT,
+            status=draining,
+            weight=0,
+            canary=status.canary,
             canary_sized_for=t.step_weight(status.current_step),
             reason="NewRevisionTrafficToStable",
             requeue_after=WAIT_FOR_OBSERVATION,
         )
     old = status.canary
     history = with_history(status, old, "Superseded", f"NewRevision {t.target.version}", t.now)
-    restarted = start_canary(Tick(t.spec, update(status, history=history), t.obs, t.now))
+    restarted = start_canary(t.with_status(update(status, history=history)))
     event = normal("Superseded", f"canary {old.version} superseded by {t.target.version}")
     return replace(restarted, events=(event, *restarted.events))
 
@@ -99,7 +100,7 @@ def promote_control(t: Tick) -> Plan | None:
         return None
     analysis = t.status.analysis
     if analysis is not None and analysis.verdict == "fail":
-        return None  # refused in _passing_or_hold / hold, with an Event
+        return None  # decide's _in_flight reports the refusal with a PromoteRefused Event
     return promote(t, "PromoteRequested")
 
 
@@ -108,7 +109,7 @@ def progressing(t: Tick) -> Plan:
     status = t.status
     assert status.canary is not None
     if t.paused:
-        return hold(t, "user", "PausedByUser", "paused by spec.paused")
+        return hold(t, by="user", reason="PausedByUser", message="paused by spec.paused")
     ready = t.canary_ready(status.canary.revision)
     if status.weight == 0 and not ready:
         return await_canary(t)
@@ -131,10 +132,10 @@ def await_canary(t: Tick) -> Plan:
         return start_rollback(t, "RolledBack", "ProgressDeadlineExceeded", why)
     waiting = update(status, message=f"waiting for canary {status.canary.version} pods")
     return Plan(
-        Action.WAIT,
-        waiting,
-        0,
-        status.canary,
+        action=Action.WAIT,
+        status=waiting,
+        weight=0,
+        canary=status.canary,
         canary_sized_for=t.step_weight(status.current_step),
         reason="WaitingForCanaryReady",
         requeue_after=WAIT_FOR_OBSERVATION,
@@ -151,8 +152,14 @@ def await_scale_up(t: Tick) -> Plan:
     if t.now >= deadline:
         why = f"canary not scaled up within {t.spec.canary.progress_deadline}"
         return start_rollback(t, "RolledBack", "ProgressDeadlineExceeded", why)
-    plan = stay(t, status, Action.WAIT, "ScalingCanary", WAIT_FOR_OBSERVATION)
-    return replace(plan, until=deadline)
+    return stay(
+        t,
+        status=status,
+        action=Action.WAIT,
+        reason="ScalingCanary",
+        requeue_after=WAIT_FOR_OBSERVATION,
+        until=deadline,
+    )
 
 
 def give_traffic(t: Tick) -> Plan:
@@ -161,10 +168,10 @@ def give_traffic(t: Tick) -> Plan:
     weight = t.step_weight(status.current_step)
     serving = update(status, weight=weight, step_started_at=None, message=f"weight {weight}%")
     return Plan(
-        Action.SET_WEIGHT,
-        serving,
-        weight,
-        status.canary,
+        action=Action.SET_WEIGHT,
+        status=serving,
+        weight=weight,
+        canary=status.canary,
         canary_sized_for=weight,
         reason="CanaryReady",
         requeue_after=WAIT_FOR_OBSERVATION,
@@ -177,8 +184,16 @@ def await_router(t: Tick) -> Plan:
     status = t.status
     if _router_moved(t, status.current_step or 0):
         started = update(status, step_started_at=t.now)
-        return stay(t, started, Action.WAIT, "StepStarted", t.interval)
-    return stay(t, status, Action.WAIT, "WaitingForRouter", WAIT_FOR_OBSERVATION)
+        return stay(
+            t, status=started, action=Action.WAIT, reason="StepStarted", requeue_after=t.interval
+        )
+    return stay(
+        t,
+        status=status,
+        action=Action.WAIT,
+        reason="WaitingForRouter",
+        requeue_after=WAIT_FOR_OBSERVATION,
+    )
 
 
 def _router_moved(t: Tick, step: int) -> bool:

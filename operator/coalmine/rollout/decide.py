@@ -3,7 +3,7 @@
 The status's phase picks a handler from ``PHASE_HANDLERS``; each handler returns a ``Plan``
 (what to run, at what weight, the new status), and ``finalize`` turns it into the
 ``Decision`` the operator applies: replica counts, Conditions, observedGeneration and the
-manual controls to remove. Nothing here reads a clock or talks to anything; timing comes
+manual controls consumed. Nothing here reads a clock or talks to anything; timing comes
 only from timestamps in status, so a restarted operator decides exactly as before.
 """
 
@@ -23,13 +23,7 @@ from coalmine.rollout.promotion import promoting
 from coalmine.rollout.rollback import rolling_back, start_rollback
 from coalmine.rollout.steady import first_deploy, steady
 from coalmine.rollout.tick import MESSAGE_LIMIT, Plan, Tick, update, warning
-from coalmine.rollout.types import (
-    CONTROL_ANNOTATIONS,
-    Action,
-    ChildPlan,
-    Decision,
-    Observations,
-)
+from coalmine.rollout.types import Action, ChildPlan, Decision, Observations
 
 Handler = Callable[[Tick], Plan]
 
@@ -95,6 +89,28 @@ def finalize(t: Tick, plan: Plan) -> Decision:
         message=plan.status.message[:MESSAGE_LIMIT],
     )
     status = update(status, conditions=derive_conditions(status, t.obs, plan.reason, t.now))
+    stable, canary = _child_plans(t, plan, status)
+    return Decision(
+        action=plan.action,
+        stable=stable,
+        canary=canary,
+        canary_weight=plan.weight,
+        status=status,
+        events=plan.events,
+        requeue_after=plan.requeue_after,
+        # Every control found set is settled by this tick (acted on, refused with an Event,
+        # or meaningless in this phase); ``paused`` is the spec's and stays.
+        consumed_controls=replace(t.obs.controls, paused=False),
+        reason=plan.reason,
+        until=plan.until,
+    )
+
+
+def _child_plans(
+    t: Tick, plan: Plan, status: ModelDeploymentStatus
+) -> tuple[ChildPlan | None, ChildPlan | None]:
+    """Both Deployments' revision and replicas: stable at what the weight leaves it (or full),
+    the canary sized for ``plan.canary_sized_for``."""
     total = t.spec.runtime.replicas
     traffic = t.spec.traffic
 
@@ -109,17 +125,4 @@ def finalize(t: Tick, plan: Plan) -> Decision:
     if plan.canary is not None:
         sized_for = plan.canary_sized_for or t.step_weight(0)
         canary = ChildPlan(plan.canary, replicas(sized_for)[1])
-    controls = t.obs.controls
-    consumed = tuple(ann for name, ann in CONTROL_ANNOTATIONS.items() if getattr(controls, name))
-    return Decision(
-        action=plan.action,
-        stable=stable,
-        canary=canary,
-        canary_weight=plan.weight,
-        status=status,
-        events=plan.events,
-        requeue_after=plan.requeue_after,
-        consumed_controls=consumed,
-        reason=plan.reason,
-        until=plan.until,
-    )
+    return stable, canary

@@ -11,7 +11,7 @@ weight before it advances, so time spent held never counts as evidence.
 from __future__ import annotations
 
 from coalmine.api.status import Phase
-from coalmine.rollout.steps import hold
+from coalmine.rollout.plans import hold, stay
 from coalmine.rollout.tick import WAIT_FOR_OBSERVATION, Plan, Tick, normal, update
 from coalmine.rollout.types import Action
 
@@ -21,9 +21,9 @@ def paused(t: Tick) -> Plan:
     if status.paused_by == "analysis":
         if t.controls.retry:
             return resume(t, "RetryRequested")
-        return hold(t, "analysis", "InconclusiveAnalysis", status.message)
+        return hold(t, by="analysis", reason="InconclusiveAnalysis", message=status.message)
     if t.paused:
-        return hold(t, "user", "PausedByUser", "paused by spec.paused")
+        return hold(t, by="user", reason="PausedByUser", message="paused by spec.paused")
     return resume(t, "Resumed")
 
 
@@ -40,13 +40,11 @@ def resume(t: Tick, reason: str) -> Plan:
         analysis=analysis,
         message=f"resumed at step {status.current_step}",
     )
-    return Plan(
-        Action.WAIT,
-        resumed,
-        resumed.weight,
-        resumed.canary,
-        canary_sized_for=max(resumed.weight, t.step_weight(resumed.current_step)),
+    return stay(
+        t,
+        status=resumed,
+        action=Action.WAIT,
         reason=reason,
-        events=(normal(reason, f"canary resumed at step {status.current_step}"),),
         requeue_after=WAIT_FOR_OBSERVATION,
+        events=(normal(reason, f"canary resumed at step {status.current_step}"),),
     )

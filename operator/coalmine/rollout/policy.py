@@ -67,6 +67,43 @@ def analysis_window(
     return max(least, now - step_started_at)
 
 
+MEASUREMENT_SLACK = 0.9
+"""Share of ``analysis.interval`` after which the next measurement is due.
+
+Ticks come about one interval apart (the engine requeues after it) but the timer and watch
+events jitter them, so a tick slightly early must still measure or the step loses a whole
+interval. 0.9 is what the operator has always used: observe's gate was the binding one
+(the engine only ever saw measurements observe fetched), so keeping it keeps the cadence.
+Both callers use this one rule, so observe fetches metrics exactly on the ticks at which
+the engine folds them.
+"""
+
+
+def measurement_due(
+    analysis: AnalysisStatus | None, step: int, interval: timedelta, now: datetime
+) -> bool:
+    """Whether a measurement at ``step`` counts now: the first at a step always does, then one
+    per analysis interval. Read from status, so a restarted operator keeps the cadence; and
+    the operator may reconcile more often (watch events), where every extra look would raise
+    the chance of a false failure and make "consecutive failures" mean "within seconds".
+
+    >>> from datetime import timedelta
+    >>> t0 = datetime(2026, 1, 1)
+    >>> measurement_due(None, 0, timedelta(seconds=30), t0)
+    True
+    >>> last = AnalysisStatus(measured_at=t0, step=0, weight=10, verdict="pass")
+    >>> measurement_due(last, 0, timedelta(seconds=30), t0 + timedelta(seconds=26))
+    False
+    >>> measurement_due(last, 0, timedelta(seconds=30), t0 + timedelta(seconds=27))  # 0.9 x 30
+    True
+    >>> measurement_due(last, 1, timedelta(seconds=30), t0)  # a new step measures at once
+    True
+    """
+    if analysis is None or analysis.step != step:
+        return True
+    return now - analysis.measured_at >= interval * MEASUREMENT_SLACK
+
+
 def judge_all(
     canary: CanaryStrategy, measurements: Sequence[Measurement]
 ) -> tuple[CheckVerdict, ...]:

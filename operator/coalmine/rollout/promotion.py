@@ -11,16 +11,9 @@ that is the whole state, so a restart at any point resumes it.
 
 from __future__ import annotations
 
-from coalmine.api.status import ModelDeploymentStatus, Phase
-from coalmine.rollout.tick import (
-    WAIT_FOR_OBSERVATION,
-    Plan,
-    Tick,
-    normal,
-    update,
-    warning,
-    with_history,
-)
+from coalmine.api.status import Phase
+from coalmine.rollout.plans import keep_serving, stable_only
+from coalmine.rollout.tick import Plan, Tick, normal, update, warning, with_history
 from coalmine.rollout.types import Action, Event
 
 
@@ -37,7 +30,7 @@ def promote(t: Tick, reason: str) -> Plan:
         message=f"promoting {canary.version}: stable rolls to it",
     )
     event = normal("Promoting", f"promoting {canary.version} ({reason})")
-    return _keep_serving(t, status, Action.PROMOTE, reason, (event,))
+    return keep_serving(t, status=status, action=Action.PROMOTE, reason=reason, events=(event,))
 
 
 def promoting(t: Tick) -> Plan:
@@ -53,9 +46,13 @@ def promoting(t: Tick) -> Plan:
         return _stable_rolling(t, events)
     if status.weight > 0:
         drained = update(status, weight=0, message="stable ready on the new revision: weight 0")
-        return _keep_serving(t, drained, Action.SET_WEIGHT, "StableUpdated", events)
+        return keep_serving(
+            t, status=drained, action=Action.SET_WEIGHT, reason="StableUpdated", events=events
+        )
     if t.obs.canary_weight != 0:
-        return _keep_serving(t, status, Action.WAIT, "WaitingForRouter", events)
+        return keep_serving(
+            t, status=status, action=Action.WAIT, reason="WaitingForRouter", events=events
+        )
     return _finish(t, events)
 
 
@@ -66,13 +63,17 @@ def _stable_rolling(t: Tick, events: tuple[Event, ...]) -> Plan:
     status = t.status
     started = status.step_started_at or t.now
     if t.now < started + t.spec.canary.progress_deadline:
-        return _keep_serving(t, status, Action.WAIT, "WaitingForStableRollout", events)
+        return keep_serving(
+            t, status=status, action=Action.WAIT, reason="WaitingForStableRollout", events=events
+        )
     why = f"stable not ready on {status.canary.version if status.canary else '?'} within"
     why += f" {t.spec.canary.progress_deadline}; the canary keeps serving"
     stalled = update(status, message=why)
     if "PromotionStalled" not in (c.reason for c in status.conditions):
         events = (*events, warning("PromotionStalled", why))
-    return _keep_serving(t, stalled, Action.WAIT, "PromotionStalled", events)
+    return keep_serving(
+        t, status=stalled, action=Action.WAIT, reason="PromotionStalled", events=events
+    )
 
 
 def _finish(t: Tick, events: tuple[Event, ...]) -> Plan:
@@ -90,33 +91,11 @@ def _finish(t: Tick, events: tuple[Event, ...]) -> Plan:
         history=with_history(status, status.canary, "Promoted", "PromotionComplete", t.now),
     )
     event = normal("Promoted", f"{status.canary.version} is stable and serves all traffic")
-    return Plan(
-        Action.FINISH_PROMOTION,
-        done,
-        0,
-        None,
-        stable_full=True,
+    return stable_only(
+        status=done,
+        action=Action.FINISH_PROMOTION,
         reason="Promoted",
         events=(*events, event),
-        requeue_after=t.interval,
-    )
-
-
-def _keep_serving(
-    t: Tick,
-    status: ModelDeploymentStatus,
-    action: Action,
-    reason: str,
-    events: tuple[Event, ...],
-) -> Plan:
-    return Plan(
-        action,
-        status,
-        status.weight,
-        status.canary,
-        canary_sized_for=max(status.weight, t.step_weight(status.current_step)),
         stable_full=True,
-        reason=reason,
-        events=events,
-        requeue_after=WAIT_FOR_OBSERVATION,
+        requeue_after=t.interval,
     )

@@ -12,13 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from coalmine.api.status import (
-    CheckStatus,
-    ModelDeploymentStatus,
-    Outcome,
-    Phase,
-    RollbackRecord,
-)
+from coalmine.api.status import CheckStatus, Outcome, Phase, RollbackRecord
+from coalmine.rollout.plans import holding_pods, stable_only
 from coalmine.rollout.tick import (
     MESSAGE_LIMIT,
     WAIT_FOR_OBSERVATION,
@@ -59,7 +54,7 @@ def start_rollback(
     )
     kind = normal if outcome == "Superseded" else warning
     event = kind("RollingBack", f"rolling back {canary.version}: {message}")
-    plan = rolling_back(Tick(t.spec, status, t.obs, t.now))
+    plan = rolling_back(t.with_status(status))
     action = Action.FAIL_DEADLINE if reason == "ProgressDeadlineExceeded" else Action.ROLL_BACK
     return replace(plan, action=action, events=(event, *plan.events))
 
@@ -78,42 +73,27 @@ def rolling_back(t: Tick) -> Plan:
 def _traffic_to_stable(t: Tick, record: RollbackRecord) -> Plan:
     status = t.status
     if t.obs.canary_weight != 0:  # None: router missing; the operator recreates it at 0
-        return _holding_pods(t, status, "WaitingForTrafficOnStable")
+        return holding_pods(t, status=status, reason="WaitingForTrafficOnStable")
     on_stable = record.traffic_on_stable_at or t.now
     record = record.model_copy(update={"traffic_on_stable_at": on_stable})
     scale_down_at = on_stable + t.spec.rollback.scale_down_delay
     if t.now < scale_down_at:
         waiting = update(status, rollback=record)
-        plan = _holding_pods(t, waiting, "ScaleDownDelay")
+        plan = holding_pods(t, status=waiting, reason="ScaleDownDelay")
         wait = min(t.interval, t.seconds_until(scale_down_at))
         return replace(plan, until=scale_down_at, requeue_after=wait)
     record = record.model_copy(update={"stage": "ScaleDownCanary"})
-    return _scale_down(Tick(t.spec, update(status, rollback=record), t.obs, t.now), record)
-
-
-def _holding_pods(t: Tick, status: ModelDeploymentStatus, reason: str) -> Plan:
-    return Plan(
-        Action.ROLL_BACK,
-        status,
-        0,
-        status.canary,
-        canary_sized_for=t.step_weight(status.current_step),
-        stable_full=True,
-        reason=reason,
-        requeue_after=WAIT_FOR_OBSERVATION,
-    )
+    return _scale_down(t.with_status(update(status, rollback=record)), record)
 
 
 def _scale_down(t: Tick, record: RollbackRecord) -> Plan:
     canary = t.obs.canary
     if canary is not None and canary.replicas > 0:
-        return Plan(
-            Action.ROLL_BACK,
-            t.status,
-            0,
-            None,
-            stable_full=True,
+        return stable_only(
+            status=t.status,
+            action=Action.ROLL_BACK,
             reason="ScalingDownCanary",
+            stable_full=True,
             requeue_after=WAIT_FOR_OBSERVATION,
         )
     return _done(t, record)
@@ -125,11 +105,7 @@ def _done(t: Tick, record: RollbackRecord) -> Plan:
     events: tuple[Event, ...] = ()
     if record.stage != "Done":
         record = record.model_copy(update={"stage": "Done", "completed_at": t.now})
-        numbers = ""
-        if record.check is not None:
-            numbers = f" (check {record.check}, value {record.value}, threshold {record.threshold})"
-        kind = normal if record.outcome == "Superseded" else warning
-        events = (kind("RolledBack", f"{record.version} rolled back: {record.reason}{numbers}"),)
+        events = (_rolled_back_event(record),)
     history = status.history
     if canary is not None:
         history = with_history(status, canary, record.outcome, record.reason, t.now)
@@ -146,13 +122,20 @@ def _done(t: Tick, record: RollbackRecord) -> Plan:
         history=history,
         message=f"{record.version} rolled back: {record.reason}"[:MESSAGE_LIMIT],
     )
-    return Plan(
-        Action.ROLL_BACK,
-        done,
-        0,
-        None,
-        stable_full=True,
+    return stable_only(
+        status=done,
+        action=Action.ROLL_BACK,
         reason="RolledBack",
         events=events,
+        stable_full=True,
         requeue_after=t.interval,
     )
+
+
+def _rolled_back_event(record: RollbackRecord) -> Event:
+    """The Event that closes a rollback, with the failing check's numbers when there was one."""
+    numbers = ""
+    if record.check is not None:
+        numbers = f" (check {record.check}, value {record.value}, threshold {record.threshold})"
+    kind = normal if record.outcome == "Superseded" else warning
+    return kind("RolledBack", f"{record.version} rolled back: {record.reason}{numbers}")

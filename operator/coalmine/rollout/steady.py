@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from coalmine.api.status import Phase
+from coalmine.api.status import ModelDeploymentStatus, Phase
 from coalmine.rollout.canary import start_canary
+from coalmine.rollout.plans import stable_only
 from coalmine.rollout.tick import (
     STEADY_REQUEUE,
     WAIT_FOR_OBSERVATION,
@@ -25,49 +26,59 @@ def first_deploy(t: Tick) -> Plan:
     status, target = t.status, t.target
     events: tuple[Event, ...] = ()
     if status.stable is None or status.stable.revision != target.revision:
-        history = status.history
-        if status.stable is not None and status.phase == Phase.PENDING:
-            history = with_history(status, status.stable, "Superseded", "SpecChanged", t.now)
-        status = update(
-            status, stable=target, phase=Phase.PENDING, step_started_at=t.now, history=history
-        )
+        status = _deploying(t)
         events = (normal("Deploying", f"deploying first revision {target.version}"),)
     if t.obs.stable is not None and t.obs.stable.ready_on(target.revision):
         healthy = update(status, phase=Phase.HEALTHY, step_started_at=None, message="")
         ready = normal("Ready", f"revision {target.version} serves")
-        return Plan(Action.NOTHING_TO_DO, healthy, 0, None, reason="Ready", events=(ready,))
+        return stable_only(
+            status=healthy, action=Action.NOTHING_TO_DO, reason="Ready", events=(ready,)
+        )
     started = status.step_started_at or t.now
     deadline = started + t.spec.canary.progress_deadline
     if status.phase == Phase.PENDING and t.now >= deadline:
-        why = f"revision {target.version} not ready within {t.spec.canary.progress_deadline}"
-        failed = update(
-            status,
-            phase=Phase.FAILED,
-            message=why,
-            history=with_history(status, target, "Failed", "ProgressDeadlineExceeded", t.now),
-        )
-        event = warning("ProgressDeadlineExceeded", why)
-        return Plan(
-            Action.FAIL_DEADLINE,
-            failed,
-            0,
-            None,
-            reason="ProgressDeadlineExceeded",
-            events=(*events, event),
-            requeue_after=STEADY_REQUEUE,
-        )
+        return _first_failed(t, status, events)
     if status.phase == Phase.FAILED:
-        return Plan(Action.WAIT, status, 0, None, reason="ProgressDeadlineExceeded")
+        return stable_only(status=status, action=Action.WAIT, reason="ProgressDeadlineExceeded")
     waiting = update(status, message=f"waiting for revision {target.version} to become ready")
-    return Plan(
-        Action.DEPLOY_STABLE,
-        waiting,
-        0,
-        None,
+    return stable_only(
+        status=waiting,
+        action=Action.DEPLOY_STABLE,
         reason="WaitingForStableReady",
         events=events,
         requeue_after=WAIT_FOR_OBSERVATION,
         until=deadline,
+    )
+
+
+def _deploying(t: Tick) -> ModelDeploymentStatus:
+    """Status once the spec's revision replaces the first one (which is superseded if it was
+    still pending) and its progress deadline starts counting."""
+    status, target = t.status, t.target
+    history = status.history
+    if status.stable is not None and status.phase == Phase.PENDING:
+        history = with_history(status, status.stable, "Superseded", "SpecChanged", t.now)
+    return update(
+        status, stable=target, phase=Phase.PENDING, step_started_at=t.now, history=history
+    )
+
+
+def _first_failed(t: Tick, status: ModelDeploymentStatus, events: tuple[Event, ...]) -> Plan:
+    """The first revision did not become ready within ``progressDeadline``: Failed, once."""
+    target = t.target
+    why = f"revision {target.version} not ready within {t.spec.canary.progress_deadline}"
+    failed = update(
+        status,
+        phase=Phase.FAILED,
+        message=why,
+        history=with_history(status, target, "Failed", "ProgressDeadlineExceeded", t.now),
+    )
+    return stable_only(
+        status=failed,
+        action=Action.FAIL_DEADLINE,
+        reason="ProgressDeadlineExceeded",
+        events=(*events, warning("ProgressDeadlineExceeded", why)),
+        requeue_after=STEADY_REQUEUE,
     )
 
 
@@ -81,12 +92,12 @@ def steady(t: Tick) -> Plan:
         # canary lands here too and makes the rollout Healthy again.
         healthy = update(status, phase=Phase.HEALTHY, stable=target, message="")
         reason = "StableServing" if status.phase == Phase.HEALTHY else "Reverted"
-        return Plan(Action.NOTHING_TO_DO, healthy, 0, None, reason=reason)
+        return stable_only(status=healthy, action=Action.NOTHING_TO_DO, reason=reason)
     if failed_before(status, target.revision) and not t.controls.retry:
         why = (
             f"revision {target.version} was rolled back; set the coalmine.dev/retry annotation"
             " to try it again, or change the spec"
         )
         held = update(status, phase=Phase.DEGRADED, message=why)
-        return Plan(Action.NOTHING_TO_DO, held, 0, None, reason="RevisionFailedBefore")
+        return stable_only(status=held, action=Action.NOTHING_TO_DO, reason="RevisionFailedBefore")
     return start_canary(t)

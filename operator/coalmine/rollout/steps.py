@@ -8,32 +8,32 @@ budget pauses or rolls back per policy.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
-from coalmine.api.status import CheckStatus, ModelDeploymentStatus, Phase
-from coalmine.rollout.policy import Assessment, assess, fold_analysis, judge_all
+from coalmine.api.status import CheckStatus
+from coalmine.rollout.plans import hold, stay
+from coalmine.rollout.policy import (
+    Assessment,
+    assess,
+    fold_analysis,
+    judge_all,
+    measurement_due,
+)
 from coalmine.rollout.promotion import promote
 from coalmine.rollout.rollback import start_rollback
-from coalmine.rollout.tick import (
-    WAIT_FOR_OBSERVATION,
-    Plan,
-    Tick,
-    normal,
-    update,
-    warning,
-)
-from coalmine.rollout.types import Action, Event
+from coalmine.rollout.tick import WAIT_FOR_OBSERVATION, Plan, Tick, normal, update
+from coalmine.rollout.types import Action
 
 
 def analyse(t: Tick) -> Plan:
     """Fold this tick's measurements, then act on what the analysis asks."""
     status, canary = t.status, t.spec.canary
     step = status.current_step or 0
-    if t.obs.measurements is not None and _due(t, step):
+    due = measurement_due(status.analysis, step, canary.analysis.interval, t.now)
+    if t.obs.measurements is not None and due:
         verdicts = judge_all(canary, t.obs.measurements)
         record = fold_analysis(status.analysis, verdicts, step, status.weight, t.now)
         status = update(status, analysis=record)
-        t = Tick(t.spec, status, t.obs, t.now)
+        t = t.with_status(status)
     judgement = assess(status.analysis, canary.policy, t.now)
     act = _ON_ASSESSMENT.get(judgement.assessment)
     if judgement.assessment == Assessment.ROLL_BACK:
@@ -41,16 +41,6 @@ def analyse(t: Tick) -> Plan:
     if act is not None:
         return act(t)
     return _passing_or_hold(t, judgement.assessment == Assessment.PASSING)
-
-
-def _due(t: Tick, step: int) -> bool:
-    """A measurement counts once per analysis interval (a fifth of slack for timer jitter):
-    the operator may reconcile more often (watch events), and every extra look would raise
-    the chance of a false failure and make "consecutive failures" mean "within seconds"."""
-    last = t.status.analysis
-    if last is None or last.step != step:
-        return True
-    return (t.now - last.measured_at).total_seconds() >= 0.8 * t.interval
 
 
 def _failed(t: Tick, culprit: CheckStatus | None) -> Plan:
@@ -67,7 +57,8 @@ def _inconclusive_limit(t: Tick) -> Plan:
     why = f"analysis inconclusive for {policy.inconclusive_limit}"
     if policy.on_inconclusive == "rollback":
         return start_rollback(t, "RolledBack", "InconclusiveLimit", why)
-    return hold(t, "analysis", "InconclusiveAnalysis", f"{why}; set coalmine.dev/retry to resume")
+    message = f"{why}; set coalmine.dev/retry to resume"
+    return hold(t, by="analysis", reason="InconclusiveAnalysis", message=message)
 
 
 _ON_ASSESSMENT: dict[Assessment, Callable[[Tick], Plan]] = {
@@ -85,8 +76,10 @@ def _passing_or_hold(t: Tick, passing: bool) -> Plan:
     if passing and measured_now and t.now >= pause_over and ready:
         return advance(t)
     wait = min(t.interval, t.seconds_until(pause_over)) if t.now < pause_over else t.interval
-    plan = stay(t, status, Action.WAIT, "StepPause" if passing else "Analysing", wait)
-    return replace(plan, until=pause_over)
+    reason = "StepPause" if passing else "Analysing"
+    return stay(
+        t, status=status, action=Action.WAIT, reason=reason, requeue_after=wait, until=pause_over
+    )
 
 
 def advance(t: Tick) -> Plan:
@@ -100,36 +93,12 @@ def advance(t: Tick) -> Plan:
     moved = update(status, current_step=step, step_started_at=None, message=f"step {step}")
     event = normal("StepAdvanced", f"step {step}: weight {weight}%")
     return Plan(
-        Action.ADVANCE_STEP,
-        moved,
-        status.weight,
-        status.canary,
+        action=Action.ADVANCE_STEP,
+        status=moved,
+        weight=status.weight,
+        canary=status.canary,
         canary_sized_for=weight,
         reason="StepAdvanced",
         events=(event,),
         requeue_after=WAIT_FOR_OBSERVATION,
-    )
-
-
-def hold(t: Tick, by: str, reason: str, message: str) -> Plan:
-    """Keep the canary at its weight, advancing nothing."""
-    status = t.status
-    events: tuple[Event, ...] = ()
-    if status.phase != Phase.PAUSED or status.paused_by != by:
-        events = (normal("Paused", message) if by == "user" else warning(reason, message),)
-    held = update(status, phase=Phase.PAUSED, paused_by=by, message=message)
-    return replace(stay(t, held, Action.PAUSE, reason, t.interval), events=events)
-
-
-def stay(
-    t: Tick, status: ModelDeploymentStatus, action: Action, reason: str, requeue: float
-) -> Plan:
-    return Plan(
-        action,
-        status,
-        status.weight,
-        status.canary,
-        canary_sized_for=max(status.weight, t.step_weight(status.current_step)),
-        reason=reason,
-        requeue_after=requeue,
     )

@@ -70,10 +70,16 @@ class Tick:
     def seconds_until(self, moment: datetime) -> float:
         return max(0.0, (moment - self.now).total_seconds())
 
+    def with_status(self, status: ModelDeploymentStatus) -> Tick:
+        """The same tick after a handler folded ``status`` (to hand on to the next handler)."""
+        return Tick(self.spec, status, self.obs, self.now)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class Plan:
-    """A handler's answer; ``finalize`` turns it into the ``Decision``."""
+    """A handler's answer; ``finalize`` turns it into the ``Decision``. Keyword-only: the
+    builders in ``plans`` cover the shapes handlers share, and a bare ``0, None`` hides
+    whether it is a weight or a revision."""
 
     action: Action
     status: ModelDeploymentStatus

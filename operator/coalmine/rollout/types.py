@@ -28,6 +28,10 @@ class ChildObservation:
     updated: bool
     """``status.observedGeneration >= metadata.generation`` and ``updatedReplicas == replicas``:
     the Deployment's rollout to its current template has finished."""
+    template: str | None = None
+    """The runtime record its pods were built from (an opaque string the engine never reads):
+    carried so the operator can rebuild this revision's pods without reading the Deployment
+    again."""
 
     def ready_on(self, revision: str) -> bool:
         """Runs ``revision``, fully rolled out and every desired pod ready."""
@@ -69,8 +73,8 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Controls:
-    """Manual controls, parsed by the operator from the annotations
-    ``coalmine.dev/{promote,promote-full,abort,retry}`` and from ``spec.paused``."""
+    """Manual controls, as flags: the operator parses them from its annotations and
+    ``spec.paused`` (``coalmine.controls`` owns the annotation keys; the engine knows none)."""
 
     paused: bool = False
     promote: bool = False
@@ -147,18 +151,10 @@ class Decision:
     events: tuple[Event, ...]
     requeue_after: float
     """Seconds until the next tick is needed."""
-    consumed_controls: tuple[str, ...] = ()
-    """Annotations the operator must remove after acting (``coalmine.dev/abort``...)."""
+    consumed_controls: Controls = Controls()
+    """The controls this tick acted on (or found set, and settled): the operator removes what
+    requested them, so a control fires once. ``paused`` is never consumed: it is the spec's."""
     reason: str = ""
     """Why this action (CamelCase), e.g. ``WaitingForCanaryReady`` or ``StepPause``."""
     until: datetime | None = None
     """For waits with a known end (a step's pause, the scale-down delay): when it is over."""
-
-
-CONTROL_ANNOTATIONS = {
-    "promote": "coalmine.dev/promote",
-    "promote_full": "coalmine.dev/promote-full",
-    "abort": "coalmine.dev/abort",
-    "retry": "coalmine.dev/retry",
-}
-"""Control name -> the annotation the operator reads it from (and removes once consumed)."""

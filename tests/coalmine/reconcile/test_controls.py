@@ -1,4 +1,7 @@
-from coalmine.controls import annotations_for, parse_controls
+from dataclasses import fields
+
+from coalmine.cli import controls as cli_controls
+from coalmine.controls import ANNOTATIONS, annotations_for, parse_controls
 from coalmine.rollout.types import Controls
 
 
@@ -22,10 +25,17 @@ def test_every_control_has_an_annotation():
     ]
     found = parse_controls(dict.fromkeys(keys, "true"), paused=False)
     assert found == Controls(promote=True, promote_full=True, abort=True, retry=True)
+    # Every flag but the spec's own ``paused`` is requested by exactly one annotation.
+    assert set(ANNOTATIONS) == {f.name for f in fields(Controls)} - {"paused"}
 
 
-def test_consumed_controls_map_to_annotation_keys_by_field_or_key():
-    assert annotations_for(("promote_full", "coalmine.dev/abort", "bogus")) == [
+def test_consumed_controls_map_to_annotation_keys():
+    assert annotations_for(Controls(promote_full=True, abort=True)) == [
         "coalmine.dev/abort",
         "coalmine.dev/promote-full",
     ]
+    assert annotations_for(Controls(paused=True)) == []  # spec.paused is not an annotation
+
+
+def test_the_kubectl_plugin_writes_the_keys_the_operator_reads():
+    assert set(cli_controls.ANNOTATIONS.values()) == set(ANNOTATIONS.values())

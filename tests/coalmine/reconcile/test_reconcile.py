@@ -1,68 +1,81 @@
-"""reconcile() with fakes of our own interfaces: the order of writes, one status write per
-tick, Events and consumed controls. The engine is replaced by a scripted decide function."""
+"""reconcile() with fakes of our own interfaces and the real engine: the order of writes, one
+status write per tick, Events and consumed controls. A spy around ``decide`` records what the
+engine was shown, and passes the real decision on."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from coalmine import reconcile as reconcile_module
 from coalmine.api import ModelDeploymentSpec, RevisionRef
 from coalmine.api.status import ModelDeploymentStatus, Phase
 from coalmine.k8s import ObjectRef
 from coalmine.reconcile import Deps, reconcile
-from coalmine.rollout.types import Action, ChildPlan, Decision, Event, Observations
+from coalmine.rollout import decide
+from coalmine.rollout.tick import WAIT_FOR_OBSERVATION
+from coalmine.rollout.types import Observations
 from coalmine.settings import OperatorSettings
 from tests.coalmine.fakes import FakeKube, FakeProvider
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 MODEL = {"name": "iris", "version": "v2", "uri": "file:///m.onnx", "format": "onnx"}
+SPEC = {"model": MODEL, "runtime": {"replicas": 2}, "canary": {"steps": [{"weight": 50}]}}
 V1 = RevisionRef(revision="r1", version="v1", uri="file:///m1.onnx", format="onnx")
-V2 = RevisionRef(revision="r2", version="v2", uri="file:///m.onnx", format="onnx")
+R2 = ModelDeploymentSpec.model_validate(SPEC).revision()
+V2 = RevisionRef(revision=R2, version="v2", uri="file:///m.onnx", format="onnx")
 
 
-def _md(annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Observations]]:
+    """The observations each tick handed to the (real) engine."""
+    shown: list[Observations] = []
+
+    def spy(spec: Any, status: Any, obs: Observations, now: datetime) -> Any:
+        shown.append(obs)
+        return decide(spec, status, obs, now)
+
+    monkeypatch.setattr(reconcile_module, "decide", spy)
+    yield shown
+
+
+def _md(status: ModelDeploymentStatus | None, annotations: dict[str, str] | None = None) -> Any:
+    body: dict[str, Any] = {
         "apiVersion": "coalmine.dev/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": "iris", "namespace": "ml", "uid": "u1", "generation": 2,
                      "annotations": annotations or {}},
-        "spec": {"model": MODEL},
+        "spec": SPEC,
     }  # fmt: skip
+    if status is not None:
+        body["status"] = status.to_manifest()
+    return body
 
 
-def _deps(kube: FakeKube, decision: Decision, seen: list[Observations]) -> Deps:
-    def decide(
-        spec: ModelDeploymentSpec, status: ModelDeploymentStatus, obs: Observations, now: datetime
-    ) -> Decision:
-        seen.append(obs)
-        return decision
-
+def _deps(kube: FakeKube, clock: list[datetime] | None = None) -> Deps:
+    moments = clock or [NOW]
     return Deps(
         kube=kube,
         providers=lambda address, timeout: FakeProvider(),
         settings=OperatorSettings(),
-        clock=lambda: NOW,
-        decide=decide,
+        clock=lambda: moments[0],
     )
 
 
-def _decision(weight: int, canary: ChildPlan | None, **extra: Any) -> Decision:
-    status = ModelDeploymentStatus(phase=Phase.ROLLING_BACK, stable=V1, canary=V2, weight=weight)
-    return Decision(
-        action=Action.ROLL_BACK,
-        stable=ChildPlan(V1, 2),
-        canary=canary,
-        canary_weight=weight,
-        status=status,
-        events=(Event("Warning", "RollingBack", "error-rate 0.2 > 0.05"),),
-        requeue_after=3.0,
-        **extra,
-    )
+def _in_flight(weight: int) -> ModelDeploymentStatus:
+    """A canary at step 0, its pause started 10 s ago."""
+    return ModelDeploymentStatus(
+        phase=Phase.PROGRESSING, stable=V1, canary=V2, current_step=0, weight=weight,
+        step_started_at=NOW - timedelta(seconds=10), canary_started_at=NOW - timedelta(minutes=1),
+    )  # fmt: skip
 
 
 def _serving_canary(kube: FakeKube) -> None:
     """Canary at 1 ready pod behind a Service spanning both variants."""
-    for variant, replicas, revision in (("stable", 2, "r1"), ("canary", 1, "r2")):
+    for variant, replicas, revision in (("stable", 2, "r1"), ("canary", 1, R2)):
         kube.put({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": f"iris-{variant}", "namespace": "ml", "generation": 1,
@@ -78,29 +91,41 @@ def _serving_canary(kube: FakeKube) -> None:
     })  # fmt: skip
 
 
-def test_lowering_the_weight_moves_traffic_before_touching_deployments():
+def test_lowering_the_weight_moves_traffic_before_touching_deployments(seen):
     kube = FakeKube()
-    kube.put(_md({"coalmine.dev/abort": ""}))
+    kube.put(_md(_in_flight(weight=33), {"coalmine.dev/abort": ""}))
     _serving_canary(kube)
-    seen: list[Observations] = []
-    decision = _decision(0, None, consumed_controls=("abort",))
-    assert reconcile(_deps(kube, decision, seen), "ml", "iris") == 3.0
+    clock = [NOW]
+    assert reconcile(_deps(kube, clock), "ml", "iris") == WAIT_FOR_OBSERVATION
     assert seen[0].canary_weight == 33  # 1 of 3 ready pods
     assert seen[0].controls.abort
     assert kube.calls == [
         ("apply", "Service", "iris"),  # traffic to stable first
         ("apply", "Deployment", "iris-stable"),
-        ("scale", "Deployment", "iris-canary"),  # then the canary goes to zero
+        ("apply", "Deployment", "iris-canary"),  # its pods stay until the router is seen at 0
         ("status", "ModelDeployment", "iris"),
         ("unannotate", "ModelDeployment", "coalmine.dev/abort"),
     ]
-    assert kube.events == [("Warning", "RollingBack", "error-rate 0.2 > 0.05")]
+    assert kube.events == [
+        ("Warning", "RollingBack", "rolling back v2: aborted by the abort annotation")
+    ]
+    # Traffic is seen on stable; after the scale-down delay the canary goes to zero.
+    kube.calls.clear()
+    reconcile(_deps(kube, clock), "ml", "iris")
+    assert seen[1].canary_weight == 0
+    clock[0] = NOW + timedelta(seconds=10)
+    kube.calls.clear()
+    reconcile(_deps(kube, clock), "ml", "iris")
+    assert kube.calls[:3] == [
+        ("apply", "Deployment", "iris-stable"),
+        ("scale", "Deployment", "iris-canary"),  # then the canary goes to zero
+        ("apply", "Service", "iris"),  # (already at 0: re-applied, unchanged)
+    ]
 
 
-def test_raising_the_weight_starts_pods_before_routing_to_them():
+def test_raising_the_weight_starts_pods_before_routing_to_them(seen):
     kube = FakeKube()
-    kube.put(_md())
-    seen: list[Observations] = []
+    kube.put(_md(_in_flight(weight=0)))
     _serving_canary(kube)
     kube.apply({
         "apiVersion": "v1", "kind": "Service",
@@ -109,7 +134,7 @@ def test_raising_the_weight_starts_pods_before_routing_to_them():
                               "coalmine.dev/variant": "stable"}},
     })  # fmt: skip
     kube.calls.clear()
-    reconcile(_deps(kube, _decision(50, ChildPlan(V2, 2)), seen), "ml", "iris")
+    reconcile(_deps(kube), "ml", "iris")
     assert seen[0].canary_weight == 0
     assert [c[:3] for c in kube.calls[:3]] == [
         ("apply", "Deployment", "iris-stable"),
@@ -118,32 +143,36 @@ def test_raising_the_weight_starts_pods_before_routing_to_them():
     ]
 
 
-def test_unchanged_status_is_not_written_again():
+def test_unchanged_status_is_not_written_again(seen):
     kube = FakeKube()
-    decision = _decision(0, None)
-    body = _md()
-    body["status"] = decision.status.to_manifest()
-    kube.put(body)
-    reconcile(_deps(kube, decision, []), "ml", "iris")
+    kube.put(_md(ModelDeploymentStatus(phase=Phase.HEALTHY, stable=V2)))
+    _serving_canary(kube)
+    stable = kube.objects[ObjectRef("Deployment", "ml", "iris-stable")]
+    stable["metadata"]["labels"]["coalmine.dev/revision"] = R2
+    reconcile(_deps(kube), "ml", "iris")
+    assert ("status", "ModelDeployment", "iris") in kube.calls  # conditions, generation
+    kube.calls.clear()
+    reconcile(_deps(kube), "ml", "iris")
     assert ("status", "ModelDeployment", "iris") not in kube.calls
 
 
-def test_a_deleted_object_is_left_to_the_garbage_collector():
+def test_a_deleted_object_is_left_to_the_garbage_collector(seen):
     kube = FakeKube()
-    assert reconcile(_deps(kube, _decision(0, None), []), "ml", "iris") is None
-    body = _md()
+    assert reconcile(_deps(kube), "ml", "iris") is None
+    body = _md(None)
     body["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     kube.put(body)
-    assert reconcile(_deps(kube, _decision(0, None), []), "ml", "iris") is None
+    assert reconcile(_deps(kube), "ml", "iris") is None
     assert kube.calls == []
+    assert seen == []
 
 
-def test_an_invalid_spec_is_reported_in_status():
+def test_an_invalid_spec_is_reported_in_status(seen):
     kube = FakeKube()
-    body = _md()
-    body["spec"]["model"]["format"] = "pickle"
+    body = _md(None)
+    body["spec"] = {**SPEC, "model": {**MODEL, "format": "pickle"}}
     kube.put(body)
-    assert reconcile(_deps(kube, _decision(0, None), []), "ml", "iris") is None
+    assert reconcile(_deps(kube), "ml", "iris") is None
     written = kube.get(ObjectRef("ModelDeployment", "ml", "iris"))
     assert written is not None
     (ready,) = written["status"]["conditions"]

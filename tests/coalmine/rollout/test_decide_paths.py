@@ -238,7 +238,7 @@ def test_a_rolled_back_revision_is_not_retried_until_asked() -> None:
     assert sim.status.phase == "Degraded" and sim.status.canary is None
     sim.controls = replace(sim.controls, retry=True)
     retry = sim.tick()
-    assert retry.action == Action.CREATE_CANARY and "coalmine.dev/retry" in retry.consumed_controls
+    assert retry.action == Action.CREATE_CANARY and retry.consumed_controls.retry
     sim.run_until(finished)
     assert sim.status.history[-1].outcome == "Promoted"
 
