@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from coalmine.devcluster.process import ManagedProcess, free_port, wait_until
+from e2e.devcluster.process import ManagedProcess, free_port, wait_until
 
 
 class ArtifactServer:

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from coalmine.devcluster.oci import write_image_archive
+from e2e.devcluster.oci import write_image_archive
 
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates")

@@ -6,9 +6,10 @@ import os
 import subprocess
 from pathlib import Path
 
+from e2e.devcluster import REPO_ROOT
+
 REQUIRED = ("etcd", "kube-apiserver", "kube-controller-manager")
-# operator/coalmine/devcluster/binaries.py -> repository root
-_BUILD_SCRIPT = Path(__file__).resolve().parents[3] / "e2e" / "cluster" / "build.sh"
+_BUILD_SCRIPT = REPO_ROOT / "e2e" / "cluster" / "build.sh"
 
 
 def kube_bin_dir() -> Path:
@@ -21,10 +22,6 @@ def kube_bin_dir() -> Path:
     if override:
         bin_dir = Path(override)
     else:
-        if not _BUILD_SCRIPT.is_file():
-            raise FileNotFoundError(
-                f"{_BUILD_SCRIPT} not found (not a source checkout?): set COALMINE_KUBE_BIN"
-            )
         result = subprocess.run([str(_BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
         bin_dir = Path(result.stdout.strip().splitlines()[-1])
     missing = [name for name in REQUIRED if not (bin_dir / name).is_file()]

@@ -15,14 +15,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from coalmine.devcluster import hostnet
-from coalmine.devcluster.binaries import kube_bin_dir
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.images import ImageBuilder, ImageSpec
-from coalmine.devcluster.node import Node
-from coalmine.devcluster.nodeconfig import BRIDGE_IP
-from coalmine.devcluster.process import ManagedProcess
-from coalmine.devcluster.runtime import cache_root
+from e2e.devcluster import hostnet
+from e2e.devcluster.binaries import kube_bin_dir
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.images import ImageBuilder, ImageSpec
+from e2e.devcluster.node import Node
+from e2e.devcluster.nodeconfig import BRIDGE_IP
+from e2e.devcluster.process import ManagedProcess
+from e2e.devcluster.runtime import cache_root
 
 
 class LocalCluster:

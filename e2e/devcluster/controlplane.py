@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from coalmine.devcluster import components
-from coalmine.devcluster.kubeconfig import write_kubeconfig
-from coalmine.devcluster.pki import ControlPlanePki, create_pki
-from coalmine.devcluster.process import ManagedProcess, free_port, wait_until
+from e2e.devcluster import components
+from e2e.devcluster.kubeconfig import write_kubeconfig
+from e2e.devcluster.pki import ControlPlanePki, create_pki
+from e2e.devcluster.process import ManagedProcess, free_port, wait_until
 
 TOKEN_LIFETIME_SECONDS = 24 * 3600
 
@@ -58,7 +58,7 @@ class ControlPlane:
 
     @property
     def pki(self) -> ControlPlanePki:
-        """The CA and keys, e.g. for a node (coalmine.devcluster.node) to join the cluster."""
+        """The CA and keys, e.g. for a node (e2e.devcluster.node) to join the cluster."""
         if self._pki is None:
             raise RuntimeError("the control plane has not been started")
         return self._pki

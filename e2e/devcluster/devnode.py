@@ -1,6 +1,6 @@
-"""`coalmine dev up --node`: the detached dev cluster plus a node that runs real pods.
+"""`dev up --node` (e2e.devcluster.cli): the detached dev cluster plus a node that runs pods.
 
-Same state dir and state.json as `devstate` (so `coalmine dev env` works unchanged); what the
+Same state dir and state.json as `devstate` (so `dev env` works unchanged); what the
 node's teardown needs beyond stopping processes (its paths) goes into `node.json` beside it.
 """
 
@@ -12,13 +12,13 @@ import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
-from coalmine.devcluster import devstate, nodeconfig
-from coalmine.devcluster.cluster import LocalCluster
-from coalmine.devcluster.devstate import DevState
-from coalmine.devcluster.node import teardown_host
-from coalmine.devcluster.nodeconfig import NodePaths
-from coalmine.devcluster.prometheus import PrometheusServer
-from coalmine.devcluster.runtime import ContainerRuntime
+from e2e.devcluster import devstate, nodeconfig
+from e2e.devcluster.cluster import LocalCluster
+from e2e.devcluster.devstate import DevState
+from e2e.devcluster.node import teardown_host
+from e2e.devcluster.nodeconfig import NodePaths
+from e2e.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.runtime import ContainerRuntime
 
 
 def up(state_dir: Path) -> DevState:

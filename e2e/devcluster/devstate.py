@@ -1,7 +1,7 @@
 """A developer's long-running dev cluster: start it detached, find it again, stop it.
 
-`coalmine dev up` starts the components and exits; their pids and the kubeconfig path go into
-`<state dir>/state.json`, which `coalmine dev env` and `coalmine dev down` read back.
+`python -m e2e.devcluster dev up` starts the components and exits; their pids and the
+kubeconfig path go into `<state dir>/state.json`, which `dev env` and `dev down` read back.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from coalmine.devcluster.binaries import kube_bin_dir
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.binaries import kube_bin_dir
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.prometheus import PrometheusServer
 
 DEFAULT_STATE_DIR = Path(os.environ.get("COALMINE_CACHE", Path.home() / ".cache/coalmine")) / "dev"
 

@@ -13,11 +13,10 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
-CHART = ROOT / "charts" / "coalmine"
+from e2e.devcluster import REPO_ROOT
 
-
-INSTALL_SCRIPT = ROOT / "charts" / "install-helm.sh"
+CHART = REPO_ROOT / "charts" / "coalmine"
+INSTALL_SCRIPT = REPO_ROOT / "charts" / "install-helm.sh"
 
 
 def helm_binary() -> str:

@@ -12,7 +12,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from coalmine.devcluster.nodeconfig import BRIDGE, BRIDGE_IP, POD_CIDR
+from e2e.devcluster.nodeconfig import BRIDGE, BRIDGE_IP, POD_CIDR
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Forwarding between pods and the host; bridged traffic must traverse iptables, or a pod's
@@ -46,16 +46,6 @@ def create_bridge() -> None:
 def delete_bridge() -> None:
     if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
         _run("ip", "link", "delete", BRIDGE)
-
-
-def remove_netns_mounts(netns_dir: Path) -> None:
-    """Unmount and remove the pod network namespaces containerd left under our state dir."""
-    if not netns_dir.is_dir():
-        return
-    for entry in netns_dir.iterdir():
-        _run("umount", str(entry), check=False)
-        with contextlib.suppress(OSError):
-            entry.unlink()
 
 
 def remove_iptables_chains() -> None:

@@ -22,10 +22,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from coalmine.devcluster.baseimage import build_base_archive
-from coalmine.devcluster.runtime import ContainerRuntime
+from e2e.devcluster import REPO_ROOT
+from e2e.devcluster.baseimage import build_base_archive
+from e2e.devcluster.runtime import ContainerRuntime
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 HOST_PIP_CONF = Path("/etc/pip.conf")
 # `bud --layers` prints each step's image: "--> Using cache <64 hex>" when reused, then
 # "--> <11 hex>" (both forms for a reused step, the short one alone for a new one).
@@ -193,11 +193,11 @@ class ImageBuilder:
 
 
 def main() -> None:
-    """`python -m coalmine.devcluster.images`: build (or reuse) every image; print the names.
+    """`python -m e2e.devcluster.images`: build (or reuse) every image; print the names.
 
     Run before pytest: a cold build takes minutes, more than a test's timeout should cover.
     """
-    from coalmine.devcluster.runtime import cache_root
+    from e2e.devcluster.runtime import cache_root
 
     builder = ImageBuilder(cache_root() / "images")
     for spec in (SERVING, OPERATOR):

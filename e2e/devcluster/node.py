@@ -20,19 +20,19 @@ from typing import Any
 import httpx
 import yaml
 
-from coalmine.devcluster import hostnet, nodeconfig
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.kubeconfig import write_kubeconfig
-from coalmine.devcluster.nodeconfig import NODE_NAME, PAUSE_IMAGE, NodePaths
-from coalmine.devcluster.pause import build_pause_archive
-from coalmine.devcluster.pki import issue_client_cert
-from coalmine.devcluster.process import (
+from e2e.devcluster import hostnet, nodeconfig
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.kubeconfig import write_kubeconfig
+from e2e.devcluster.nodeconfig import NODE_NAME, PAUSE_IMAGE, NodePaths
+from e2e.devcluster.pause import build_pause_archive
+from e2e.devcluster.pki import issue_client_cert
+from e2e.devcluster.process import (
     ManagedProcess,
     free_port,
     processes_mentioning,
     wait_until,
 )
-from coalmine.devcluster.runtime import ContainerRuntime
+from e2e.devcluster.runtime import ContainerRuntime
 
 NODE_ROLE_BINDING = {
     # The Node authorizer is not enabled; RBAC's system:node role gives kubelets what they need.

@@ -67,7 +67,7 @@ def write_image_archive(
             "rootfs": {"type": "layers", "diff_ids": [_digest(layer) for layer in layers]},
             # containers/image (buildah, podman) insists on one history entry per layer.
             "history": [
-                {"created_by": f"coalmine.devcluster.oci layer {i}"} for i in range(len(layers))
+                {"created_by": f"e2e.devcluster.oci layer {i}"} for i in range(len(layers))
             ],
         },
         sort_keys=True,

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from coalmine.devcluster.oci import LayerFile, layer_from_files, write_image_archive
+from e2e.devcluster.oci import LayerFile, layer_from_files, write_image_archive
 
 PAUSE_C = r"""
 #include <signal.h>

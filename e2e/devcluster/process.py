@@ -131,7 +131,7 @@ class ManagedProcess:
         _LIVE.pop(popen.pid, None)
 
     def detach(self) -> int:
-        """Let the process outlive this Python process (`coalmine dev up`); returns its pid.
+        """Let the process outlive this Python process (`dev up`); returns its pid.
 
         It leaves the registry, so neither the atexit hook nor failure reports touch it again.
         """

@@ -17,11 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from coalmine.devcluster.artifacts import ArtifactServer
-from coalmine.devcluster.helm import HelmRelease, operator_values
-from coalmine.devcluster.nodeconfig import BRIDGE_IP
-from coalmine.devcluster.sdprometheus import KubernetesSdPrometheus
-from coalmine.devcluster.tinymodels import Artifact, ModelArtifacts, make_models
+from e2e.devcluster.artifacts import ArtifactServer
+from e2e.devcluster.helm import HelmRelease, operator_values
+from e2e.devcluster.nodeconfig import BRIDGE_IP
+from e2e.devcluster.sdprometheus import KubernetesSdPrometheus
+from e2e.devcluster.tinymodels import Artifact, ModelArtifacts, make_models
 
 MD_LABEL = "coalmine.dev/model-deployment"  # on every pod the operator makes: what to scrape
 OPERATOR_NAMESPACE = "coalmine-system"

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
-from coalmine.devcluster.process import ManagedProcess, free_port, wait_until
+from e2e.devcluster.process import ManagedProcess, free_port, wait_until
 
 SCRAPE_INTERVAL = "1s"
 

@@ -1,6 +1,6 @@
 """Pytest fixtures for real components: `prometheus` and `control_plane`.
 
-Registered by tests/conftest.py (`pytest_plugins = ["coalmine.devcluster.pytest_plugin"]`).
+Registered by tests/conftest.py (`pytest_plugins = ["e2e.devcluster.pytest_plugin"]`).
 When a test fails, the tail of every running component's log is attached to its report.
 """
 
@@ -10,10 +10,10 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from coalmine.devcluster.binaries import kube_bin_dir
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.process import live_processes
-from coalmine.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.binaries import kube_bin_dir
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.process import live_processes
+from e2e.devcluster.prometheus import PrometheusServer
 
 LOG_TAIL_BYTES = 6_000
 

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from coalmine.devcluster.process import wait_until
+from e2e.devcluster.process import wait_until
 
 CRI_NAMESPACE = "k8s.io"  # the containerd namespace the CRI plugin (hence the kubelet) uses
 CRICTL_VERSION = "v1.34.0"

@@ -18,15 +18,15 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.process import ManagedProcess, free_port
-from coalmine.devcluster.prometheus import PrometheusServer
-from coalmine.devcluster.standin import KubeletStandIn
-from coalmine.devcluster.traffic import Recorder, TrafficGenerator
+from e2e.devcluster import PRODUCT_PYTHONPATH, REPO_ROOT
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.process import ManagedProcess, free_port
+from e2e.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.standin import KubeletStandIn
+from e2e.devcluster.traffic import Recorder, TrafficGenerator
 
-ROOT = Path(__file__).resolve().parents[3]
-RULES = ROOT / "charts" / "coalmine" / "files" / "operator-rules.yaml"
-CRD = ROOT / "crds" / "modeldeployment.yaml"
+RULES = REPO_ROOT / "charts" / "coalmine" / "files" / "operator-rules.yaml"
+CRD = REPO_ROOT / "crds" / "modeldeployment.yaml"
 OPERATOR_ROLE = "coalmine-operator-it"
 MD_PATH = "/apis/coalmine.dev/v1alpha1/namespaces/{ns}/modeldeployments"
 _subnets = itertools.count(1)
@@ -184,7 +184,7 @@ class Sandbox:
             "COALMINE_TICK_SECONDS": "0.5",
             "COALMINE_LIVENESS_PORT": str(self.liveness_port),
             "COALMINE_DEFAULT_SERVING_IMAGE": "coalmine/serving:it",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": PRODUCT_PYTHONPATH,
         }
         argv = ["/usr/bin/env", *(f"{k}={v}" for k, v in env.items()), sys.executable]
         argv += ["-m", "coalmine.cli.operator", "--namespace", self.ns]
@@ -221,13 +221,6 @@ class Sandbox:
 
     def apply(self, spec: dict[str, Any], annotations: dict[str, str] | None = None) -> None:
         apply_model_deployment(self.api, self.ns, self.name, spec, annotations)
-
-    def annotate(self, key: str, value: str = "true") -> None:
-        self.api.patch(
-            f"{MD_PATH.format(ns=self.ns)}/{self.name}",
-            json={"metadata": {"annotations": {key: value}}},
-            headers={"Content-Type": "application/merge-patch+json"},
-        ).raise_for_status()
 
     def md(self) -> dict[str, Any]:
         return read_model_deployment(self.api, self.ns, self.name)

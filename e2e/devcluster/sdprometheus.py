@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from coalmine.devcluster.prometheus import PrometheusServer
-from coalmine.devcluster.runtime import cache_root
+from e2e.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.runtime import cache_root
 
 PROMETHEUS_VERSION = "v0.316.0"
 # node-deps.sh builds it with Kubernetes discovery only (`-tags remove_all_sd,enable_kubernetes_sd`)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from coalmine.devcluster.tinymodels import N_FEATURES
-from coalmine.devcluster.traffic import truth_of
+from e2e.devcluster.tinymodels import N_FEATURES
+from e2e.devcluster.traffic import truth_of
 
 NO_REPLY = 0  # the status recorded when the connection was refused, reset or timed out
 

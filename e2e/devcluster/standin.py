@@ -1,4 +1,4 @@
-"""KUBELET STAND-IN, for the integration tier and `coalmine demo`: there is no kubelet (and no
+"""KUBELET STAND-IN, for the integration tier and the demo: there is no kubelet (and no
 scheduler) on the bare control plane, so this plays the node's part for the pods of one namespace.
 
 What is real: the API server admits the pods (Pod Security "restricted" included), the real
@@ -26,7 +26,8 @@ from typing import Any
 
 import httpx
 
-from coalmine.devcluster.prometheus import PrometheusServer
+from e2e.devcluster import PRODUCT_PYTHONPATH
+from e2e.devcluster.prometheus import PrometheusServer
 
 SERVE_COMMANDS = {"coalmine-serve": [sys.executable, "-m", "coalmine_serving.cli"]}
 POLL_SECONDS = 0.25
@@ -179,7 +180,11 @@ class KubeletStandIn:
         command = list(container.get("command", []))
         argv = [*SERVE_COMMANDS.get(command[0], command[:1]), *command[1:]]
         argv += [_rewrite(arg, mounts) for arg in container.get("args", [])]
-        env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(mounts.get("/tmp", pod.workdir))}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "TMPDIR": str(mounts.get("/tmp", pod.workdir)),
+            "PYTHONPATH": PRODUCT_PYTHONPATH,
+        }
         env.update({e["name"]: e.get("value", "") for e in container.get("env", [])})
         # The pod's own address; the server's default 0.0.0.0 would collide across pods.
         env["COALMINE_SERVING_HOST"] = pod.ip

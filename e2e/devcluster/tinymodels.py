@@ -2,7 +2,7 @@
 by sha256: a good classifier and one whose predictions are wrong (the quality scenario).
 
 They fit in milliseconds on synthetic data whose ground truth is ``x0 > 0.5``, the rule the
-traffic generator's feedback uses (``coalmine.devcluster.traffic.truth_of``).
+traffic generator's feedback uses (``e2e.devcluster.traffic.truth_of``).
 """
 
 from __future__ import annotations

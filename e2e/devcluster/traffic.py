@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 
-from coalmine.devcluster.standin import KubeletStandIn, StandInPod
+from e2e.devcluster.standin import KubeletStandIn, StandInPod
 
 
 def truth_of(row: list[float]) -> int:
-    """The tiny models' ground truth (see coalmine.devcluster.tinymodels)."""
+    """The tiny models' ground truth (see e2e.devcluster.tinymodels)."""
     return int(row[0] > 0.5)
 
 

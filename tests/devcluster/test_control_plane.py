@@ -11,8 +11,8 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.process import wait_until
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.process import wait_until
 
 pytestmark = pytest.mark.integration
 

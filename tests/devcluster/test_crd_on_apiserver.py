@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.process import wait_until
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.process import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""`coalmine dev up/env/down` leaves a usable cluster behind, then no process at all."""
+"""`python -m e2e.devcluster dev up/env/down`: a usable cluster behind, then no process at all."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from coalmine.cli.dev import dev
-from coalmine.devcluster import devstate
+from e2e.devcluster import devstate
+from e2e.devcluster.cli import dev
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Reading which step images a `buildah bud --layers` run made or reused (the cache to keep)."""
 
-from coalmine.devcluster.images import step_images
+from e2e.devcluster.images import step_images
 
 # Trimmed from a real run of buildah 1.28: step 2 and 5 reused, steps 3 and 6 new, then the
 # final stage's commit.

@@ -6,8 +6,8 @@ import json
 import tomllib
 from pathlib import Path
 
-from coalmine.devcluster import nodeconfig
-from coalmine.devcluster.nodeconfig import NodePaths
+from e2e.devcluster import nodeconfig
+from e2e.devcluster.nodeconfig import NodePaths
 
 PATHS = NodePaths(Path("/run/node"), Path("/cache/containerd-root"))
 CRI = "io.containerd.grpc.v1.cri"

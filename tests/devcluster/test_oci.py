@@ -9,7 +9,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from coalmine.devcluster.oci import LayerFile, layer_from_files, write_image_archive
+from e2e.devcluster.oci import LayerFile, layer_from_files, write_image_archive
 
 
 def _blobs(archive: Path) -> dict[str, bytes]:

@@ -9,8 +9,8 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from coalmine.devcluster.kubeconfig import write_kubeconfig
-from coalmine.devcluster.pki import create_pki
+from e2e.devcluster.kubeconfig import write_kubeconfig
+from e2e.devcluster.pki import create_pki
 
 
 def _load(path: Path) -> x509.Certificate:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import uuid
 
-from coalmine.devcluster.process import processes_mentioning
+from e2e.devcluster.process import processes_mentioning
 
 
 def test_a_running_process_is_found_by_a_word_of_its_command_line_and_gone_once_it_ended() -> None:

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from coalmine.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.integration
 

@@ -1,8 +1,9 @@
-"""`coalmine demo`: v1 serving, a good v2 that promotes, a bad v3 that rolls back by itself.
+"""`python -m e2e.devcluster demo`: v1 serving, a good v2 that promotes, a bad v3 that rolls
+back by itself.
 
 Runs on real pods (a single-node cluster built on this machine, the operator installed by
 helm) when this machine can, else on the integration tier's kubelet stand-in; it says which,
-and why, at the start (coalmine.demo_worlds). Watches the ModelDeployment like
+and why, at the start (e2e.devcluster.demo.worlds). Watches the ModelDeployment like
 `kubectl get -w`, prints a summary, and stops every process it started, on success, error and
 Ctrl-C alike.
 """
@@ -19,9 +20,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from coalmine.demo_view import Stage, progress_key, progress_line, summary
-from coalmine.demo_worlds import StandInWorld, World, choose
-from coalmine.devcluster.specs import spec
+from e2e.devcluster.demo.view import Stage, progress_key, progress_line, summary
+from e2e.devcluster.demo.worlds import StandInWorld, World, choose
+from e2e.devcluster.specs import spec
 
 STEPS = [{"weight": 20, "pause": "4s"}, {"weight": 50, "pause": "4s"}]
 FAULTS = {"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"}  # v3 answers 20% of requests with a 500

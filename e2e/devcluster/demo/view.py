@@ -1,7 +1,7 @@
-"""What `coalmine demo` prints: pure functions from status dicts and counters to text lines.
+"""What the demo prints: pure functions from status dicts and counters to text lines.
 
-Kept apart from the orchestration in demo.py so the wording can be unit tested without a
-cluster, and so demo.py stays a short story.
+Kept apart from the orchestration in story.py so the wording can be unit tested without a
+cluster, and so story.py stays a short story.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ REAL:  etcd, kube-apiserver and kube-controller-manager (built from source), Pro
        (scraping real /metrics), `coalmine-serve` model servers on real loopback sockets,
        and the coalmine operator as its own process under its own ServiceAccount and RBAC.
 STAND-IN: there is NO kubelet and NO node in this mode. A kubelet stand-in (the same one the
-       integration tests use, coalmine.devcluster.standin) runs each pod's containers as
+       integration tests use, e2e.devcluster.standin) runs each pod's containers as
        local processes on 127.77.x.y and marks the pod Ready; a client generator splits
        requests across ready pods the way kube-proxy would.
 """

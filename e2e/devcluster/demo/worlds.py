@@ -1,4 +1,4 @@
-"""The two clusters `coalmine demo` can tell its story on, behind one small interface.
+"""The two clusters the demo can tell its story on, behind one small interface.
 
 ``NodeWorld``     real pods: a single-node cluster built on this machine (kubelet, containerd,
                   kube-proxy, CNI bridge), the operator installed by `helm install` from the
@@ -21,12 +21,25 @@ from typing import Any, Protocol
 
 import httpx
 
-from coalmine.demo_view import WHAT_IS_REAL_NODE, WHAT_IS_REAL_STANDIN, ClientCounts
-from coalmine.devcluster.sandbox import (
+from e2e.devcluster.binaries import kube_bin_dir
+from e2e.devcluster.cluster import LocalCluster
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.demo.view import WHAT_IS_REAL_NODE, WHAT_IS_REAL_STANDIN, ClientCounts
+from e2e.devcluster.images import OPERATOR, SERVING
+from e2e.devcluster.nodeconfig import CNI_BIN_DIR
+from e2e.devcluster.process import wait_until
+from e2e.devcluster.product import OPERATOR_NAMESPACE, InstalledProduct
+from e2e.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.sandbox import (
+    Sandbox,
     apply_model_deployment,
+    install_cluster_objects,
     model_deployment_events,
     read_model_deployment,
 )
+from e2e.devcluster.sdprometheus import find_sd_prometheus
+from e2e.devcluster.servicetraffic import NO_REPLY, SteadyTraffic
+from e2e.devcluster.tinymodels import make_models
 
 NAMESPACE = "coalmine-demo"
 NAME = "iris"
@@ -52,9 +65,6 @@ class World(Protocol):
 
 def node_problems() -> list[str]:
     """Why this machine cannot run the real-node cluster now (empty: it can)."""
-    from coalmine.devcluster.nodeconfig import CNI_BIN_DIR
-    from coalmine.devcluster.sdprometheus import find_sd_prometheus
-
     problems = []
     if os.geteuid() != 0:
         problems.append("not root (the node needs a bridge, iptables rules and cgroups)")
@@ -87,8 +97,6 @@ class StandInWorld:
     stage_timeout = 150.0
 
     def __init__(self, root: Path) -> None:
-        from coalmine.devcluster.tinymodels import make_models
-
         self.root = root
         self.models = make_models(root / "models")
         self.plane: Any = None
@@ -96,11 +104,6 @@ class StandInWorld:
         self.sandbox: Any = None
 
     def start(self, say: Say) -> None:
-        from coalmine.devcluster.binaries import kube_bin_dir
-        from coalmine.devcluster.controlplane import ControlPlane
-        from coalmine.devcluster.prometheus import PrometheusServer
-        from coalmine.devcluster.sandbox import Sandbox, install_cluster_objects
-
         say("starting etcd, kube-apiserver, kube-controller-manager and Prometheus ...")
         self.plane = ControlPlane(self.root / "control-plane", kube_bin_dir())
         self.plane.start()
@@ -162,10 +165,6 @@ class NodeWorld:
         self.traffic: Any = None
 
     def start(self, say: Say) -> None:
-        from coalmine.devcluster.cluster import LocalCluster
-        from coalmine.devcluster.images import OPERATOR, SERVING
-        from coalmine.devcluster.product import InstalledProduct
-
         say("starting a single-node cluster: etcd, kube-apiserver, kube-controller-manager,")
         say("kube-scheduler, containerd, kubelet and kube-proxy ...")
         self.cluster = LocalCluster(self.root / "cluster")
@@ -215,8 +214,6 @@ class NodeWorld:
 
     def operator_failure(self) -> str | None:
         """The kubelet restarts a crashed operator; a crash loop is what ends the story."""
-        from coalmine.devcluster.product import OPERATOR_NAMESPACE
-
         pods = self._api().get(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/pods").json()["items"]
         for pod in pods:
             for container in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -226,9 +223,6 @@ class NodeWorld:
         return None
 
     def start_traffic(self) -> None:
-        from coalmine.devcluster.process import wait_until
-        from coalmine.devcluster.servicetraffic import SteadyTraffic
-
         spec = self._api().get(f"/api/v1/namespaces/{NAMESPACE}/services/{NAME}").json()["spec"]
         url = f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}"
         # kube-proxy programs the ClusterIP a moment after the pods turn Ready; wait for that
@@ -240,7 +234,6 @@ class NodeWorld:
     def client_counts(self) -> ClientCounts:
         if self.traffic is None:
             return ClientCounts()
-        from coalmine.devcluster.servicetraffic import NO_REPLY
 
         route = "Service"
         return ClientCounts(

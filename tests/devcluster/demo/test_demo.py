@@ -1,7 +1,8 @@
 """`make demo` end to end: the story must happen, or this fails (so the demo cannot rot).
 
-Runs `coalmine demo` as a subprocess exactly as the Makefile does; it starts its own control
-plane, Prometheus, operator and kubelet stand-in, and must stop them all.
+Runs `python -m e2e.devcluster demo` from the repository root exactly as the Makefile does;
+it starts its own control plane, Prometheus, operator and kubelet stand-in, and must stop them
+all.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ from pathlib import Path
 
 import pytest
 
+from e2e.devcluster import REPO_ROOT
+
 pytestmark = pytest.mark.integration
 
 
 def test_demo_promotes_v2_then_rolls_back_v3(tmp_path: Path) -> None:
-    coalmine = str(Path(sys.executable).parent / "coalmine")
     result = subprocess.run(
-        [coalmine, "demo", "--cluster", "standin", "--workdir", str(tmp_path)],
+        [sys.executable, "-m", "e2e.devcluster", "demo", "--cluster", "standin",
+         "--workdir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
-    )
+        cwd=REPO_ROOT,
+    )  # fmt: skip
     out = result.stdout
     assert result.returncode == 0, out[-6000:] + result.stderr[-3000:]
     assert "NO kubelet" in out  # says plainly what is a stand-in

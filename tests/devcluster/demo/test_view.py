@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from coalmine.demo_view import ClientCounts, Stage, progress_key, progress_line, summary
+from e2e.devcluster.demo.view import ClientCounts, Stage, progress_key, progress_line, summary
 
 CANARY = {
     "phase": "Progressing",
