@@ -21,7 +21,7 @@ from e2e.devcluster.process import wait_until
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "modeldeployment.yaml"
 # ModelDeployment examples only: examples/ also holds cluster-scoped objects (the user
 # ClusterRole) that other tests on this shared control plane create for themselves.
