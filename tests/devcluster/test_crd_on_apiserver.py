@@ -31,6 +31,11 @@ EXAMPLES = sorted(
 INVALID = sorted((ROOT / "tests" / "coalmine" / "api" / "invalid").glob("*.yaml"))
 
 
+def test_the_cases_below_are_found() -> None:
+    # An empty glob would quietly parametrize nothing (as when this file moved a level up).
+    assert EXAMPLES and INVALID, f"nothing found under {ROOT}"
+
+
 class Kubectl:
     def __init__(self, control_plane: ControlPlane, cache_dir: Path):
         self.binary = str(control_plane.bin_dir / "kubectl")
