@@ -21,7 +21,7 @@ test: deps lint
 # On real pods (a single-node cluster built here) when run as root; otherwise on the kubelet
 # stand-in of the integration tier. The demo says which, and why, before it starts.
 demo: deps node-deps  ## A real canary rollout and an automatic rollback, live.
-	$(BIN)/coalmine demo
+	$(BIN)/python -m e2e.devcluster demo
 
 # The node's parts: containerd, runc, buildah, CNI plugins, crictl and a Prometheus with
 # Kubernetes discovery. Only root can run a node, so only root installs them.

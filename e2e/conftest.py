@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from coalmine.devcluster.images import SERVING
+from e2e.devcluster.images import SERVING
 
 # Attach the tail of every component's log to a failing test's report.
-from coalmine.devcluster.pytest_plugin import pytest_runtest_makereport  # noqa: F401
+from e2e.devcluster.pytest_plugin import pytest_runtest_makereport  # noqa: F401
 from e2e.support.clusters import ClusterUnderTest, external_kubeconfig, start_cluster
 from e2e.support.kube import Kube
 from e2e.support.traffic import Traffic

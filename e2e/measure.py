@@ -22,11 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from coalmine.devcluster.baseimage import build_base_archive
-from coalmine.devcluster.binaries import kube_bin_dir
-from coalmine.devcluster.cluster import LocalCluster
-from coalmine.devcluster.images import SERVING, ImageBuilder
-from coalmine.devcluster.runtime import cache_root, find_crictl
+from e2e.devcluster.baseimage import build_base_archive
+from e2e.devcluster.binaries import kube_bin_dir
+from e2e.devcluster.cluster import LocalCluster
+from e2e.devcluster.images import SERVING, ImageBuilder
+from e2e.devcluster.runtime import cache_root, find_crictl
 from e2e.support.kube import Kube
 from e2e.support.steps import given_a_serving_deployment, then_its_pods_become_ready_with_pod_ips
 from e2e.support.workloads import tiny_classifier

@@ -13,17 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from coalmine.devcluster.nodeconfig import BRIDGE
+from e2e.devcluster import REPO_ROOT
+from e2e.devcluster.nodeconfig import BRIDGE
 
 pytestmark = pytest.mark.e2e
 
 
 def test_the_demo_promotes_v2_then_rolls_back_v3_on_real_pods(own_node_workdir: Path) -> None:
     assert os.geteuid() == 0, "the node cluster needs root (e2e/run.sh says so too)"
-    coalmine = Path(sys.executable).parent / "coalmine"
+    demo = [sys.executable, "-m", "e2e.devcluster", "demo", "--cluster", "node"]
     result = subprocess.run(
-        [str(coalmine), "demo", "--cluster", "node", "--workdir", str(own_node_workdir)],
-        capture_output=True, text=True, timeout=1500,
+        [*demo, "--workdir", str(own_node_workdir)],
+        capture_output=True, text=True, timeout=1500, cwd=REPO_ROOT,
     )  # fmt: skip
     out = result.stdout
     assert result.returncode == 0, out[-8000:] + result.stderr[-3000:]

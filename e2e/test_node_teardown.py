@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from coalmine.devcluster.cluster import LocalCluster
-from coalmine.devcluster.nodeconfig import BRIDGE, PAUSE_IMAGE
-from coalmine.devcluster.process import processes_mentioning
+from e2e.devcluster.cluster import LocalCluster
+from e2e.devcluster.nodeconfig import BRIDGE, PAUSE_IMAGE
+from e2e.devcluster.process import processes_mentioning
 from e2e.support.kube import Kube, eventually
 
 pytestmark = pytest.mark.e2e

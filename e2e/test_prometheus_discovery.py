@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from coalmine.devcluster.sdprometheus import KubernetesSdPrometheus
+from e2e.devcluster.sdprometheus import KubernetesSdPrometheus
 from e2e.support.clusters import ClusterUnderTest
 from e2e.support.kube import Kube
 from e2e.support.steps import (

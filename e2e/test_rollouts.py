@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from coalmine.devcluster.images import OPERATOR, SERVING
-from coalmine.devcluster.product import OPERATOR_NAMESPACE, InstalledProduct
-from coalmine.devcluster.servicetraffic import SteadyTraffic
+from e2e.devcluster.images import OPERATOR, SERVING
+from e2e.devcluster.product import OPERATOR_NAMESPACE, InstalledProduct
+from e2e.devcluster.servicetraffic import SteadyTraffic
 from e2e.support.clusters import ClusterUnderTest
 from e2e.support.kube import Kube, eventually
 from e2e.support.rollout import kubectl_coalmine, model_deployment, wait_status

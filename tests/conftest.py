@@ -1,3 +1,3 @@
 """Shared pytest setup: the real-component fixtures (`prometheus`, `control_plane`)."""
 
-pytest_plugins = ["coalmine.devcluster.pytest_plugin"]
+pytest_plugins = ["e2e.devcluster.pytest_plugin"]

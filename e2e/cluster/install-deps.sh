@@ -3,7 +3,7 @@
 # Quiet and instant when everything is already there; `apt-get update` only when needed.
 set -euo pipefail
 
-wanted=(prometheus)  # the Prometheus fixture (coalmine.devcluster.prometheus)
+wanted=(prometheus)  # the Prometheus fixture (e2e.devcluster.prometheus)
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -19,9 +19,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coalmine.devcluster.cluster import LocalCluster
-from coalmine.devcluster.images import OPERATOR, SERVING, ImageSpec
-from coalmine.devcluster.nodeconfig import BRIDGE_IP
+from e2e.devcluster.cluster import LocalCluster
+from e2e.devcluster.images import OPERATOR, SERVING, ImageSpec
+from e2e.devcluster.nodeconfig import BRIDGE_IP
 
 
 @dataclass

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coalmine.devcluster.binaries import kube_bin_dir
-from coalmine.devcluster.specs import DEFAULT_CHECKS as CHECKS
+from e2e.devcluster.binaries import kube_bin_dir
+from e2e.devcluster.specs import DEFAULT_CHECKS as CHECKS
 from e2e.support.kube import Kube, eventually
 
 GROUP_VERSION = "coalmine.dev/v1alpha1"

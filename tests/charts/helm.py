@@ -1,4 +1,4 @@
-"""A real helm binary for the chart tests (coalmine.devcluster.helm: charts/install-helm.sh,
+"""A real helm binary for the chart tests (e2e.devcluster.helm: charts/install-helm.sh,
 cached, offline after the first run), and a helper that renders the chart to objects."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from coalmine.devcluster.helm import CHART, helm_binary
+from e2e.devcluster.helm import CHART, helm_binary
 
 
 def install_helm() -> Path:

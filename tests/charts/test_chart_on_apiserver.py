@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.process import wait_until
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.process import wait_until
 from tests.charts.helm import CHART, Helm
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def release(helm: Helm, control_plane: ControlPlane) -> Iterator[tuple[str, str]
     labels = [f"{k}={v}" for k, v in RESTRICTED.items()]
     assert kubectl(control_plane, "create", "namespace", ns).returncode == 0
     assert kubectl(control_plane, "label", "namespace", ns, *labels).returncode == 0
-    # The CRD is tested on the server by tests/coalmine/devcluster/test_crd_on_apiserver.py;
+    # The CRD is tested on the server by tests/devcluster/test_crd_on_apiserver.py;
     # leaving it out keeps this test about the operator's own objects.
     done = helm.run(
         "install", name, str(CHART), "-n", ns, "--skip-crds", "--wait=false",

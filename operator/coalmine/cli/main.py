@@ -1,4 +1,4 @@
-"""The ``coalmine`` command: CRD generation, offline validation, the operator, dev tooling."""
+"""The ``coalmine`` command: CRD generation, offline validation and the operator."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from pathlib import Path
 import click
 
 from coalmine import __version__
-from coalmine.cli.demo import demo
-from coalmine.cli.dev import dev
 from coalmine.cli.operator import operator
 
 
@@ -68,8 +66,6 @@ def validate(files: tuple[str, ...]) -> None:
     click.echo(f"{checked} ModelDeployment manifest(s) valid")
 
 
-cli.add_command(demo)
-cli.add_command(dev)
 cli.add_command(operator)
 
 

@@ -22,8 +22,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from coalmine.cli.kubectl import cli
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.process import wait_until
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.process import wait_until
 from tests.coalmine.cli.samples import progressing
 
 pytestmark = pytest.mark.integration

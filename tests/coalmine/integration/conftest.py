@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from coalmine.devcluster.controlplane import ControlPlane
-from coalmine.devcluster.prometheus import PrometheusServer
-from coalmine.devcluster.sandbox import Sandbox, install_cluster_objects, install_crds
-from coalmine.devcluster.tinymodels import ModelArtifacts, make_models
+from e2e.devcluster.controlplane import ControlPlane
+from e2e.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.sandbox import Sandbox, install_cluster_objects, install_crds
+from e2e.devcluster.tinymodels import ModelArtifacts, make_models
 from tests.coalmine.integration.gateway_crds import gateway_api_crds
 
 

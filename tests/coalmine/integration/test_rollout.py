@@ -1,6 +1,6 @@
 """The operator on a real API server, with real Prometheus and real model servers.
 
-The kubelet is a stand-in (see coalmine.devcluster.standin); everything else is the real thing.
+The kubelet is a stand-in (see e2e.devcluster.standin); everything else is the real thing.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import time
 import httpx
 import pytest
 
-from coalmine.devcluster.sandbox import Sandbox, wait_for
-from coalmine.devcluster.specs import spec
-from coalmine.devcluster.tinymodels import ModelArtifacts
+from e2e.devcluster.sandbox import Sandbox, wait_for
+from e2e.devcluster.specs import spec
+from e2e.devcluster.tinymodels import ModelArtifacts
 
 pytestmark = pytest.mark.integration
 

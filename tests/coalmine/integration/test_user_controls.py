@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coalmine.devcluster.sandbox import ROOT, Sandbox
-from coalmine.devcluster.specs import spec
-from coalmine.devcluster.tinymodels import ModelArtifacts
+from e2e.devcluster import REPO_ROOT
+from e2e.devcluster.sandbox import Sandbox
+from e2e.devcluster.specs import spec
+from e2e.devcluster.tinymodels import ModelArtifacts
 
 pytestmark = pytest.mark.integration
 
-USER_ROLE = ROOT / "examples" / "rbac-user.yaml"
+USER_ROLE = REPO_ROOT / "examples" / "rbac-user.yaml"
 SLOW_STEPS = [{"weight": 20, "pause": "10m"}, {"weight": 50, "pause": "10m"}]
 
 
@@ -41,7 +42,7 @@ def _kubectl_coalmine(h: Sandbox, kubeconfig: Path, *args: str) -> str:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "kubectl-coalmine"), *args, "iris",
          "-n", h.ns, "--kubeconfig", str(kubeconfig)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
     )  # fmt: skip
     assert result.returncode == 0, f"kubectl coalmine {args}: {result.stdout}{result.stderr}"
     return result.stdout

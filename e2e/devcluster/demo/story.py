@@ -1,0 +1,183 @@
+"""`python -m e2e.devcluster demo`: v1 serving, a good v2 that promotes, a bad v3 that rolls
+back by itself.
+
+Runs on real pods (a single-node cluster built on this machine, the operator installed by
+helm) when this machine can, else on the integration tier's kubelet stand-in; it says which,
+and why, at the start (e2e.devcluster.demo.worlds). Watches the ModelDeployment like
+`kubectl get -w`, prints a summary, and stops every process it started, on success, error and
+Ctrl-C alike.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from e2e.devcluster.demo.view import Stage, progress_key, progress_line, summary
+from e2e.devcluster.demo.worlds import StandInWorld, World, choose
+from e2e.devcluster.specs import spec
+
+STEPS = [{"weight": 20, "pause": "4s"}, {"weight": 50, "pause": "4s"}]
+FAULTS = {"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"}  # v3 answers 20% of requests with a 500
+
+
+class StoryError(Exception):
+    """The rollout did not do what the story says (the demo exits non-zero)."""
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def run(workdir: Path | None = None, cluster: str = "auto") -> int:
+    """The whole demo; returns the process exit code. ``cluster``: auto, node or standin."""
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C does
+    root = workdir or Path(tempfile.mkdtemp(prefix="coalmine-demo-"))
+    started = time.monotonic()
+    world: World | None = None
+    code = 1
+    try:
+        world = _start(choose(cluster, root, say), fallback=cluster == "auto", root=root)
+        say(f"ready in {time.monotonic() - started:.1f}s\n")
+        _story(world)
+        code = 0
+    except StoryError as failure:
+        say(f"\nDEMO FAILED: {failure}")
+    except KeyboardInterrupt:
+        say("\ninterrupted")
+        code = 130
+    finally:
+        if code == 1 and world is not None:
+            say(f"\n{world.diagnostics()}")
+        if world is not None:
+            say("\nstopping everything the demo started ...")
+            world.stop()
+        _clean(root, keep=code == 1 and workdir is None)  # a failure's logs are worth a look
+    say(f"total {time.monotonic() - started:.1f}s")
+    return code
+
+
+def _start(world: World, *, fallback: bool, root: Path) -> World:
+    """Start `world`; when the real node was only preferred (auto), a node that will not come
+    up falls back to the stand-in, saying so loudly, rather than ending the demo."""
+    say(world.intro)
+    try:
+        world.start(say)
+        return world
+    except Exception as exc:
+        world.stop()
+        if not fallback or isinstance(world, StandInWorld):
+            raise StoryError(f"could not start the cluster: {type(exc).__name__}: {exc}") from exc
+        say(f"\nTHE REAL-NODE CLUSTER DID NOT START: {type(exc).__name__}: {exc}")
+        say("falling back to the kubelet stand-in.\n")
+        return _start(StandInWorld(root / "standin"), fallback=False, root=root)
+
+
+def _story(world: World) -> None:
+    url = world.prometheus_for_operator()
+    stages = [Stage("v1: first rollout"), Stage("v2: good canary"), Stage("v3: 20% errors")]
+
+    say("== v1: first version ==")
+    world.apply(spec(world.model("v1"), steps=STEPS, prometheus=url))
+    _watch(world, stages[0], lambda s: _healthy_on(s, "v1"))
+    stages[0].outcome = "Healthy, stable v1"
+    world.start_traffic()
+    say("client traffic started (up to 25 requests/s, each prediction then its true label)\n")
+
+    say("== v2: a good new version, under traffic ==")
+    world.apply(spec(world.model("v2"), steps=STEPS, prometheus=url))
+    _watch(world, stages[1], lambda s: _healthy_on(s, "v2"))
+    stages[1].outcome = "promoted, stable v2"
+
+    say("\n== v3: a bad version (the server fails 20% of requests) ==")
+    world.apply(spec(world.model("v3"), steps=STEPS, env=FAULTS, prometheus=url))
+    last = _watch(world, stages[2], _rolled_back)
+    stages[2].outcome = "rolled back automatically, stable v2"
+    if (last.get("stable") or {}).get("version") != "v2":
+        raise StoryError(f"after the rollback stable is not v2: {last.get('stable')}")
+    record = (_status(world).get("analysis") or {}).get("checks") or stages[2].checks
+    say(summary(stages, record, last.get("rollback") or {}))
+    say("\nRESULT: v2 promoted, then v3 rolled back automatically, as expected.")
+
+
+def _status(world: World) -> dict[str, Any]:
+    return dict(world.md().get("status") or {})
+
+
+def _healthy_on(status: dict[str, Any], version: str) -> bool:
+    stable = (status.get("stable") or {}).get("version")
+    if status.get("phase") == "Degraded":
+        raise StoryError(f"{version} was rolled back: {status.get('message')}")
+    return status.get("phase") == "Healthy" and stable == version
+
+
+def _rolled_back(status: dict[str, Any]) -> bool:
+    if status.get("phase") == "Healthy" and (status.get("stable") or {}).get("version") == "v3":
+        raise StoryError("v3 was promoted although it fails 20% of its requests")
+    rollback = status.get("rollback") or {}
+    return status.get("phase") == "Degraded" and rollback.get("stage") == "Done"
+
+
+def _watch(world: World, stage: Stage, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """Print a line per change and every new Event until `done`; count the clients' requests."""
+    began = time.monotonic()
+    counts_before = world.client_counts()
+    phase, phase_began = "", began
+    seen_key: tuple[Any, ...] | None = None
+    seen_events = {e["metadata"]["uid"] for e in world.events()}
+    while True:
+        elapsed = time.monotonic() - began
+        failure = world.operator_failure()
+        if failure:
+            raise StoryError(failure)
+        if elapsed > world.stage_timeout:
+            raise StoryError(f"'{stage.title}' did not finish in {world.stage_timeout:.0f}s")
+        md = world.md()
+        status = dict(md.get("status") or {})
+        steps = len(((md.get("spec") or {}).get("canary") or {}).get("steps") or [])
+        if status.get("phase", "Pending") != phase:
+            _account(stage, phase, time.monotonic() - phase_began)
+            phase, phase_began = status.get("phase", "Pending"), time.monotonic()
+        if progress_key(status) != seen_key:
+            seen_key = progress_key(status)
+            say(progress_line(elapsed, status, steps))
+        if (status.get("analysis") or {}).get("checks"):
+            stage.checks = list(status["analysis"]["checks"])
+        for event in world.events():
+            if event["metadata"]["uid"] not in seen_events:
+                seen_events.add(event["metadata"]["uid"])
+                say(f"          event {event['reason']}: {event['message']}")
+        if done(status):
+            break
+        time.sleep(0.25)
+    stage.seconds = time.monotonic() - began
+    _account(stage, phase, time.monotonic() - phase_began)
+    stage.clients = world.client_counts() - counts_before
+    return status
+
+
+def _account(stage: Stage, phase: str, seconds: float) -> None:
+    if phase:
+        stage.phases[phase] = stage.phases.get(phase, 0.0) + seconds
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _clean(root: Path, keep: bool) -> None:
+    if keep:
+        say(f"logs kept for inspection in {root}")
+        return
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,84 @@
+"""Client traffic through a real Service, as a user's clients send it (e2e and the real-node
+demo; the stand-in tier's traffic, which has no Service to go through, is in traffic.py).
+
+Each prediction goes to the Service's ClusterIP on a new connection (kube-proxy balances
+connections, not requests), followed by its true label on the same connection so the feedback
+reaches the pod that made the prediction, as a delayed-label pipeline would send it.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+
+from e2e.devcluster.tinymodels import N_FEATURES
+from e2e.devcluster.traffic import truth_of
+
+NO_REPLY = 0  # the status recorded when the connection was refused, reset or timed out
+
+
+@dataclass
+class SteadyTraffic:
+    service_url: str  # http://<ClusterIP>:<port>
+    model: str
+    rps: float = 10.0
+    statuses: Counter[int] = field(default_factory=Counter)  # HTTP status (NO_REPLY) -> count
+    by_version: Counter[str] = field(default_factory=Counter)  # the version that answered 200
+    errors: list[str] = field(default_factory=list)  # what each failed request saw, for reports
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._random = random.Random(7)
+
+    def start(self) -> SteadyTraffic:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._one()
+            self._stop.wait(1.0 / self.rps)
+
+    def _one(self) -> None:
+        row = [self._random.random() for _ in range(N_FEATURES)]
+        body = {"inputs": [{"name": "x", "shape": [1, N_FEATURES], "datatype": "FP64",
+                            "data": [row]}]}  # fmt: skip
+        base = f"{self.service_url}/v2/models/{self.model}"
+        try:
+            with httpx.Client(timeout=5.0) as http:  # one connection: one pod
+                reply = http.post(f"{base}/infer", json=body)
+                self.statuses[reply.status_code] += 1
+                if reply.status_code != 200:
+                    self.errors.append(
+                        f"{time.strftime('%X')} HTTP {reply.status_code}: {reply.text[:200]}"
+                    )
+                    return
+                answer = reply.json()
+                self.by_version[str(answer.get("model_version"))] += 1
+                http.post(f"{base}/feedback", json={"id": answer["id"], "truth": [truth_of(row)]})
+        except httpx.TransportError as exc:
+            self.statuses[NO_REPLY] += 1
+            self.errors.append(f"{time.strftime('%X')} {type(exc).__name__}: {exc}")
+
+    @property
+    def sent(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def failures(self) -> int:
+        """Requests without a 200: HTTP errors plus those with no reply at all."""
+        return sum(count for status, count in self.statuses.items() if status != 200)
+
+    @property
+    def http_errors(self) -> int:
+        return self.failures - self.statuses[NO_REPLY]

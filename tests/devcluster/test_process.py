@@ -1,0 +1,22 @@
+"""Finding processes by their command line: how the node's teardown finds orphaned shims."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+from e2e.devcluster.process import processes_mentioning
+
+
+def test_a_running_process_is_found_by_a_word_of_its_command_line_and_gone_once_it_ended() -> None:
+    marker = f"coalmine-test-{uuid.uuid4().hex}"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    try:
+        found = processes_mentioning(marker)
+        assert list(found) == [child.pid]
+        assert found[child.pid].endswith(f"time.sleep(60) {marker}")
+    finally:
+        child.kill()
+        child.wait()
+    assert processes_mentioning(marker) == {}
