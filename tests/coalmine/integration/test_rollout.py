@@ -13,6 +13,7 @@ import pytest
 from e2e.devcluster.sandbox import Sandbox, wait_for
 from e2e.devcluster.specs import spec
 from e2e.devcluster.tinymodels import ModelArtifacts
+from tests.coalmine.integration.status_page import as_documented, check_doc_pages, plugin_page
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +91,14 @@ def test_injected_errors_roll_back_with_traffic_off_first(harness: Sandbox, mode
     assert len(stable_sets) == 1
     env = stable_sets[0]["spec"]["template"]["spec"]["containers"][0].get("env", [])
     assert all(e["name"] != "COALMINE_SERVING_FAULT_ERROR_RATE" for e in env)
+    # docs/cli.md shows this rollback as `kubectl coalmine status` and `history` print it.
+    pages = {
+        command: as_documented(
+            plugin_page(command, "iris", h.ns, h.plane.kubeconfig), h.ns, models.good.path.parent
+        )
+        for command in ("status", "history")
+    }
+    check_doc_pages(pages)
 
 
 def test_no_canary_traffic_holds_and_never_promotes(harness: Sandbox, models: ModelArtifacts):
