@@ -37,7 +37,8 @@ class ModelSource(ApiModel, RuleChecked):
     """A human label for this version (for example ``v2`` or a git sha); stamped on metrics."""
 
     uri: Annotated[str, Field(min_length=8, max_length=2048)]
-    """Where the artifact lives: ``file://``, ``http(s)://``, ``s3://`` or ``pvc://claim/path``."""
+    """Where the artifact lives: ``file://``, ``http(s)://`` or ``pvc://claim/path``. ``s3://``
+    passes validation, but the model server cannot fetch it yet: its pods never get ready."""
 
     format: ModelFormat
     """Serialisation format: ``onnx``, ``skops`` or ``joblib`` (joblib needs the operator's

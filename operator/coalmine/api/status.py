@@ -139,7 +139,9 @@ class ModelDeploymentStatus(ApiModel):
     current_step: int | None = None
     """Index into ``spec.canary.steps`` while a canary runs."""
     weight: Annotated[int, Field(ge=0, le=100)] = 0
-    """Percent of traffic on the canary."""
+    """The current step's target percent of traffic on the canary. The gatewayAPI router
+    applies it exactly; the replicas router through pod counts, so the real share is the
+    canary's ready pods over all ready pods (1 beside 4 stable pods is 20% for a 10% step)."""
     step_started_at: datetime | None = None
     canary_started_at: datetime | None = None
     paused_by: Literal["user", "analysis"] | None = None
