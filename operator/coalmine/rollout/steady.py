@@ -38,7 +38,10 @@ def first_deploy(t: Tick) -> Plan:
     deadline = started + t.spec.canary.progress_deadline
     if status.phase == Phase.PENDING and t.now >= deadline:
         return _first_failed(t, status, events)
-    if status.phase == Phase.FAILED:
+    if status.phase == Phase.FAILED and t.controls.retry:
+        status, events = _retrying(t, status), (normal("Retrying", f"retrying {target.version}"),)
+        deadline = t.now + t.spec.canary.progress_deadline
+    elif status.phase == Phase.FAILED:
         return stable_only(status=status, action=Action.WAIT, reason="ProgressDeadlineExceeded")
     waiting = update(status, message=f"waiting for revision {target.version} to become ready")
     return stable_only(
@@ -61,6 +64,12 @@ def _deploying(t: Tick) -> ModelDeploymentStatus:
     return update(
         status, stable=target, phase=Phase.PENDING, step_started_at=t.now, history=history
     )
+
+
+def _retrying(t: Tick, status: ModelDeploymentStatus) -> ModelDeploymentStatus:
+    """The retry control on a Failed first revision: Pending again, with a fresh
+    ``progressDeadline`` (its pods may only have needed longer, or a fixed dependency)."""
+    return update(status, phase=Phase.PENDING, step_started_at=t.now)
 
 
 def _first_failed(t: Tick, status: ModelDeploymentStatus, events: tuple[Event, ...]) -> Plan:

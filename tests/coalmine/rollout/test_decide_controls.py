@@ -9,7 +9,17 @@ import pytest
 
 from coalmine.rollout import Action, Controls, decide
 
-from .scenarios import FAIL, NAN, PASS, applied_weights, canary_on, event_reasons, finished, script
+from .scenarios import (
+    FAIL,
+    NAN,
+    PASS,
+    applied_weights,
+    canary_on,
+    canary_spec,
+    event_reasons,
+    finished,
+    script,
+)
 from .sim import Sim
 
 
@@ -172,3 +182,23 @@ def test_controls_not_applicable_are_consumed_not_kept_forever() -> None:
     sim.controls = Controls(promote=True, abort=True)
     decision = sim.tick()
     assert decision.consumed_controls == Controls(promote=True, abort=True)
+
+
+def test_retry_gives_a_failed_first_revision_a_fresh_deadline() -> None:
+    sim = Sim(canary_spec())
+    revision = sim.spec.revision()
+    sim.broken.add(revision)
+    sim.run_until(lambda s: s.status.phase == "Failed")
+    sim.run(5)
+    assert sim.status.phase == "Failed"  # nothing restarts it by itself
+    press(sim, retry=True)
+    retried = sim.tick()
+    assert retried.status.phase == "Pending" and retried.status.step_started_at is not None
+    assert retried.stable is not None and retried.stable.revision.revision == revision
+    assert "Retrying" in [e.reason for e in retried.events]
+    sim.run_until(lambda s: s.status.phase == "Failed")  # still broken: fails again, once more
+    assert [h.outcome for h in sim.status.history] == ["Failed", "Failed"]
+    sim.broken.discard(revision)  # e.g. the model store is back
+    press(sim, retry=True)
+    sim.run_until(lambda s: s.status.phase == "Healthy")
+    assert sim.status.stable is not None and sim.status.stable.revision == revision
