@@ -27,6 +27,8 @@ _MASKS = [
     (re.compile(r"\b\d+(?:d\d+h|h\d+m|m\d+s|ms|s|m|h|d)\b"), "<age>"),
     (re.compile(r"\d+(?:\.\d+)?(?:e-?\d+)?"), "<n>"),
     (re.compile(r" {2,}"), "  "),
+    # Whether a look was inconclusive before the failures depends on scheduling.
+    (re.compile(r"; inconclusive for <age>"), ""),
 ]
 
 

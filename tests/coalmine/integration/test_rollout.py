@@ -92,6 +92,8 @@ def test_injected_errors_roll_back_with_traffic_off_first(harness: Sandbox, mode
     env = stable_sets[0]["spec"]["template"]["spec"]["containers"][0].get("env", [])
     assert all(e["name"] != "COALMINE_SERVING_FAULT_ERROR_RATE" for e in env)
     # docs/cli.md shows this rollback as `kubectl coalmine status` and `history` print it.
+    # (Once settled: the tick after the rollback explains how to retry.)
+    h.wait_status(lambda s: "coalmine.dev/retry" in s.get("message", ""), 30, "the retry hint")
     pages = {
         command: as_documented(
             plugin_page(command, "iris", h.ns, h.plane.kubeconfig), h.ns, models.good.path.parent
