@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from coalmine.cli.cluster import (
     FAILED,
@@ -19,6 +18,7 @@ from coalmine.cli.cluster import (
 )
 from coalmine.k8s import UnreachableError
 from coalmine.k8s.errors import error_for
+from tests.coalmine.k8s.test_client import write_kubeconfig
 
 
 def test_404_on_the_object_suggests_another_namespace() -> None:
@@ -75,26 +75,6 @@ def test_other_statuses_keep_the_http_code() -> None:
         error.message
         == "patch modeldeployments.coalmine.dev 'iris' failed: HTTP 422: spec.paused: Invalid"
     )
-
-
-def write_kubeconfig(path: Path) -> Path:
-    cluster = {"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [cluster],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [
-                    {"name": "plain", "context": {"cluster": "c", "user": "u"}},
-                    {"name": "ml", "context": {"cluster": "c", "user": "u", "namespace": "ml"}},
-                ],
-                "current-context": "ml",
-            }
-        )
-    )
-    return path
 
 
 def test_namespace_comes_from_the_chosen_context_unless_given(tmp_path: Path) -> None:
