@@ -44,6 +44,10 @@ class ServingSettings(BaseSettings):
     """Version served (``/v2/models/{name}/versions/{version}``) and the ``version`` label."""
     variant: contract.Variant = contract.Variant.STABLE
     """Which side of the rollout this pod serves; the ``variant`` metric label."""
+    revision: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_.\-]*$")
+    """The ModelDeployment revision this pod serves; stamped into every prediction receipt and
+    the ``revision`` label of the feedback metrics, so labels count for the revision that
+    predicted."""
 
     # --- artifact ---
     model_uri: str | None = None
@@ -87,13 +91,20 @@ class ServingSettings(BaseSettings):
     of 32 are slower than this, the server moves to the thread pool for good. 0 = always use
     the thread pool."""
 
-    # --- feedback memory ---
-    feedback_ttl_seconds: float = Field(3600.0, gt=0)
-    """How long a prediction is kept for joining with its delayed true label."""
-    feedback_max_entries: int = Field(100_000, ge=1)
-    """Most request ids remembered; the oldest are forgotten first."""
-    feedback_max_rows: int = Field(1_000_000, ge=1)
-    """Most prediction rows remembered over all ids, so memory is bounded under any load."""
+    # --- delayed ground truth: signed receipts, joined on any pod ---
+    receipt_keys_file: Path | None = None
+    """JSON file of receipt keys (``{"keys": [{"id", "secret", "activeFrom"}]}``, a mounted
+    Secret the operator manages). The newest active key signs, every key verifies; the file is
+    re-read when it changes. Unset: an ephemeral key, so labels join only on this process."""
+    feedback_horizon_seconds: float = Field(172_800.0, gt=0, le=90 * 86_400)
+    """How long after a prediction its true label is still accepted (receipts carry their
+    issue time); older labels are refused as ``expired``."""
+    feedback_dedupe_entries: int = Field(500_000, ge=1)
+    """Receipts this pod remembers having joined, so a second label for the same prediction is
+    refused as ``duplicate``. When full the oldest are forgotten, and receipts issued before
+    the newest forgotten one are refused as ``expired``: never counted twice."""
+    feedback_max_batch: int = Field(10_000, ge=1)
+    """Most labels in one feedback request (``{"labels": [...]}``); more gets 413."""
 
     # --- metric buckets (stable and canary must agree, so set them in the deployment) ---
     prediction_buckets: Annotated[list[float], NoDecode, _CSV] = Field(

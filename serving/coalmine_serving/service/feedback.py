@@ -22,7 +22,7 @@ class FeedbackJoiner:
     def __init__(self, settings: ServingSettings, metrics: ServingMetrics) -> None:
         self.metrics = metrics
         self.memory = PredictionMemory(
-            settings.feedback_ttl_seconds, settings.feedback_max_entries, settings.feedback_max_rows
+            settings.feedback_horizon_seconds, settings.feedback_dedupe_entries, 1_000_000
         )
 
     def remember(self, request_id: str, outputs: np.ndarray) -> None:
