@@ -41,6 +41,9 @@ LABEL_VERSION = "version"
 """The model version (``--model-version``); differs between stable and canary."""
 LABEL_VARIANT = "variant"
 """``stable`` or ``canary``: which side of the rollout this pod serves."""
+LABEL_REVISION = "revision"
+"""The ModelDeployment revision (pod template and model) that made a prediction; on the
+feedback metrics, whose labels come from the prediction's receipt."""
 LABEL_OUTCOME = "outcome"
 """Result class of one inference request, one of :class:`Outcome`."""
 LABEL_CLASS = "class"
@@ -48,7 +51,7 @@ LABEL_CLASS = "class"
 LABEL_RESULT = "result"
 """Feedback join result for a classifier: ``correct`` or ``incorrect``."""
 LABEL_REASON = "reason"
-"""Why a feedback could not be joined: ``unknown`` or ``expired`` id."""
+"""Why a label was not joined: one of :class:`FeedbackMissReason`."""
 LABEL_FORMAT = "format"
 """Artifact format: ``onnx``, ``skops`` or ``joblib``."""
 LABEL_KIND = "kind"
@@ -58,6 +61,9 @@ LABEL_SHA256 = "sha256"
 
 BASE_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT)
 """Every metric carries these three, so every query can split by version and variant."""
+ORIGIN_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT, LABEL_REVISION)
+"""The feedback metrics' labels: those of the pod that MADE the prediction, read from its
+receipt, whichever pod the label reached."""
 
 
 class ModelFormat(StrEnum):
@@ -103,10 +109,12 @@ class FeedbackResult(StrEnum):
 
 
 class FeedbackMissReason(StrEnum):
-    """Why feedback could not be joined with a stored prediction."""
+    """Why a label was not joined with its prediction (each answered with a 4xx)."""
 
-    UNKNOWN = "unknown"  # never seen, or evicted because the memory was full
-    EXPIRED = "expired"  # seen, but older than the memory's time-to-live
+    FORGED = "forged"  # not a receipt this deployment signed, or altered (403)
+    UNKNOWN = "unknown"  # signed with a key this pod does not know: retired, or foreign (404)
+    DUPLICATE = "duplicate"  # this prediction already has a label (409)
+    EXPIRED = "expired"  # later than the feedback horizon (410)
 
 
 class MetricKind(StrEnum):
@@ -156,6 +164,10 @@ ABS_ERROR_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 """Default buckets for ``|prediction - truth|``; override with
 ``COALMINE_SERVING_ABS_ERROR_BUCKETS``."""
+
+MAX_FEEDBACK_ORIGINS = 32
+"""Distinct (version, variant, revision) origins a pod keeps feedback series for; a rollout
+has two, so this covers every version whose labels are still within the horizon."""
 
 MAX_CLASS_LABEL_VALUES = 64
 """Distinct ``class`` label values per process; further classes count as ``OTHER_CLASS`` so a
@@ -240,25 +252,29 @@ PREDICTION_VALUE = MetricSpec(
 FEEDBACK_TOTAL = MetricSpec(
     "coalmine_feedback_total",
     MetricKind.COUNTER,
-    "Classifier feedback joined with the stored prediction: correct or incorrect.",
-    (*BASE_LABELS, LABEL_RESULT),
+    "Classifier labels joined with their prediction's receipt: correct or incorrect.",
+    (*ORIGIN_LABELS, LABEL_RESULT),
 )
+"""Counted under the labels of the pod that made the prediction (from the receipt), so a
+label that reached any pod counts for the version and revision that predicted."""
 
 FEEDBACK_ABS_ERROR = MetricSpec(
     "coalmine_feedback_abs_error",
     MetricKind.HISTOGRAM,
-    "Regressor feedback: absolute error between stored prediction and true value.",
-    BASE_LABELS,
+    "Regressor labels: absolute error between the receipt's prediction and the true value.",
+    ORIGIN_LABELS,
     ABS_ERROR_BUCKETS,
 )
 
 FEEDBACK_UNMATCHED_TOTAL = MetricSpec(
     "coalmine_feedback_unmatched_total",
     MetricKind.COUNTER,
-    "Feedback that could not be joined (unknown or expired request id).",
+    "Labels not joined, by reason (forged, unknown, duplicate, expired).",
     (*BASE_LABELS, LABEL_REASON),
 )
-"""A rising rate means the memory is too small or its TTL too short for the label delay."""
+"""Counted under the labels of the pod the label reached (a rejected label's origin cannot be
+trusted). ``expired`` rising means the horizon is shorter than the label delay; ``forged`` or
+``duplicate`` rising means a client is sending what it should not."""
 
 INJECTED_FAULTS_TOTAL = MetricSpec(
     "coalmine_injected_faults_total",

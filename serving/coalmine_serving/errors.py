@@ -51,5 +51,29 @@ class PredictTimeoutError(ServingError):
     status = 504
 
 
+class ForgedReceiptError(ServingError):
+    """A label's receipt was not signed by this ModelDeployment, or was altered since (403)."""
+
+    status = 403
+
+
+class UnknownKeyError(ServingError):
+    """A receipt signed with a key this pod does not know: retired, or another deployment's."""
+
+    status = 404
+
+
+class DuplicateLabelError(ServingError):
+    """A second label for a prediction that already has one (409)."""
+
+    status = 409
+
+
+class ExpiredLabelError(ServingError):
+    """A label that came later than the feedback horizon allows (410)."""
+
+    status = 410
+
+
 class ArtifactError(Exception):
     """The artifact cannot be used: checksum mismatch, unsafe format, unsafe archive."""

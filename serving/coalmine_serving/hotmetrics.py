@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -93,3 +94,70 @@ class HotCollector(Collector):
         family.add_sample(f"{spec.name}_count", labels, float(hist.count))
         family.add_sample(f"{spec.name}_sum", labels, hist.sum)
         return family
+
+
+class OriginSeries(Collector):
+    """Feedback series keyed by the ORIGIN of each prediction (version, variant, revision, read
+    from its receipt), not by this pod: a label for the canary's prediction may reach a stable
+    pod, and must count for the canary.
+
+    Such series appear while the server runs, and Prometheus' ``increase()`` takes a series'
+    first sample as its baseline, so counts that arrive with a new series would be lost. A new
+    series is therefore exposed at zero on its first scrape and with its counts from the next
+    one on. Distinct origins are capped (the oldest series is dropped first); only receipts
+    this deployment signed create one, so a client cannot add series.
+    """
+
+    def __init__(
+        self, counter: c.MetricSpec, histogram: c.MetricSpec, model: str, buckets: Sequence[float]
+    ) -> None:
+        self._counter, self._histogram = counter, histogram
+        self._model = model
+        self._buckets = list(buckets)
+        self._counts: dict[tuple[str, ...], dict[str, LocalCounter]] = {}
+        self._errors: dict[tuple[str, ...], LocalHistogram] = {}
+        self._shown: set[tuple[str, ...]] = set()
+
+    def count(self, origin: tuple[str, ...], result: str, amount: float) -> None:
+        children = self._counts.get(origin)
+        if children is None:
+            self._make_room(self._counts)
+            children = self._counts[origin] = {}
+        children.setdefault(result, LocalCounter()).inc(amount)
+
+    def errors(self, origin: tuple[str, ...]) -> LocalHistogram:
+        child = self._errors.get(origin)
+        if child is None:
+            self._make_room(self._errors)
+            child = self._errors[origin] = LocalHistogram(self._buckets)
+        return child
+
+    def _make_room(self, series: dict[tuple[str, ...], Any]) -> None:
+        while len(series) >= c.MAX_FEEDBACK_ORIGINS:
+            oldest = next(iter(series))
+            del series[oldest]
+            self._shown.discard(oldest)
+
+    def collect(self) -> Iterator[Metric]:
+        shown, results = self._shown, [result.value for result in c.FeedbackResult]
+        counts = CounterMetricFamily(
+            self._counter.name, self._counter.help, labels=self._counter.labels
+        )
+        for origin, children in list(self._counts.items()):
+            for result in results:
+                value = children.get(result)
+                total = value.value if value is not None and origin in shown else 0.0
+                counts.add_metric([self._model, *origin, result], total)
+        yield counts
+        family = Metric(self._histogram.name, self._histogram.help, "histogram")
+        for origin, hist in list(self._errors.items()):
+            labels = dict(zip(self._histogram.labels, (self._model, *origin), strict=True))
+            fresh = origin not in shown
+            for le, cumulative in hist.cumulative():
+                family.add_sample(
+                    f"{family.name}_bucket", {**labels, "le": le}, 0.0 if fresh else cumulative
+                )
+            family.add_sample(f"{family.name}_count", labels, 0.0 if fresh else float(hist.count))
+            family.add_sample(f"{family.name}_sum", labels, 0.0 if fresh else hist.sum)
+        yield family
+        shown.update(self._counts, self._errors)

@@ -14,7 +14,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from coalmine_serving import contract as c
-from coalmine_serving.hotmetrics import HotCollector, LocalCounter
+from coalmine_serving.hotmetrics import HotCollector, LocalCounter, OriginSeries
 from coalmine_serving.settings import ServingSettings, Task
 
 
@@ -46,11 +46,10 @@ class ServingMetrics:
         self.load_seconds = _collector(c.MODEL_LOAD_SECONDS, reg).labels(*base)
         self._class_children = hot.counter_family(c.PREDICTIONS_TOTAL)
         self.prediction_value = hot.histogram(c.PREDICTION_VALUE, settings.prediction_buckets)
-        feedback = _collector(c.FEEDBACK_TOTAL, reg)
-        self.feedback = {r: feedback.labels(*base, r.value) for r in c.FeedbackResult}
-        self.abs_error = _collector(
-            c.FEEDBACK_ABS_ERROR, reg, buckets=settings.abs_error_buckets
-        ).labels(*base)
+        self.feedback = OriginSeries(
+            c.FEEDBACK_TOTAL, c.FEEDBACK_ABS_ERROR, settings.model_name, settings.abs_error_buckets
+        )
+        reg.register(self.feedback)
         unmatched = _collector(c.FEEDBACK_UNMATCHED_TOTAL, reg)
         self.unmatched = {r: unmatched.labels(*base, r.value) for r in c.FeedbackMissReason}
         faults = _collector(c.INJECTED_FAULTS_TOTAL, reg)

@@ -16,6 +16,7 @@ import pytest
 from coalmine_serving import contract as c
 from tests.coalmine_serving import models
 from tests.coalmine_serving.http.test_app import ROW, _infer_body
+from tests.coalmine_serving.service.test_receipts import write_keys
 
 pytestmark = pytest.mark.integration
 SERIES_LABELS = {"__name__", "job", "instance"}
@@ -23,13 +24,16 @@ SERIES_LABELS = {"__name__", "job", "instance"}
 
 @pytest.fixture
 def servers(artifacts, tmp_path: Path) -> Iterator[dict[str, models.ServerProcess]]:  # type: ignore[no-untyped-def]
+    keys = write_keys(tmp_path / "keys.json", ("k1", b"k" * 32, "2020-01-01T00:00:00Z"))
+    shared = ("--receipt-keys-file", str(keys))
     procs = {
         "canary": models.ServerProcess(
             artifacts["onnx_clf"], tmp_path / "clf.log", "--variant", "canary",
-            "--model-version", "7",
+            "--model-version", "7", "--revision", "r7", *shared,
         ),
         "stable": models.ServerProcess(
-            artifacts["onnx_reg"], tmp_path / "reg.log", "--model-version", "6"
+            artifacts["onnx_reg"], tmp_path / "reg.log", "--model-version", "6",
+            "--revision", "r6", *shared,
         ),
     }  # fmt: skip
     try:
@@ -42,17 +46,20 @@ def servers(artifacts, tmp_path: Path) -> Iterator[dict[str, models.ServerProces
 
 
 def _traffic(canary: models.ServerProcess, stable: models.ServerProcess) -> None:
+    receipts = []
     for i in range(3):
         reply = httpx.post(f"{canary.url}/v2/models/iris/infer", json=_infer_body([ROW], f"c{i}"))
         assert reply.status_code == 200
+        receipts.append(reply.json()["parameters"]["receipt"])
     assert httpx.post(f"{canary.url}/v2/models/iris/infer", content=b"{").status_code == 400
-    # Two of three labels agree with the prediction (class 1): accuracy 2/3.
-    for i, truth in enumerate([1, 1, 0]):
-        feedback = {"id": f"c{i}", "truth": truth}
-        assert httpx.post(f"{canary.url}/v2/models/iris/feedback", json=feedback).status_code == 200
-    assert httpx.post(f"{stable.url}/v2/models/iris/infer", json=_infer_body([ROW], "s")).is_success
-    feedback = {"id": "s", "truth": 0.0}
-    assert httpx.post(f"{stable.url}/v2/models/iris/feedback", json=feedback).status_code == 200
+    # Two of three labels agree with the prediction (class 1): accuracy 2/3. They reach the
+    # OTHER server, as labels do through a Service, and count for the canary all the same.
+    labels = [{"receipt": r, "truth": t} for r, t in zip(receipts, [1, 1, 0], strict=True)]
+    batch = httpx.post(f"{stable.url}/v2/models/iris/feedback", json={"labels": labels})
+    assert batch.json()["joined"] == 3
+    reply = httpx.post(f"{stable.url}/v2/models/iris/infer", json=_infer_body([ROW], "s"))
+    label = {"receipt": reply.json()["parameters"]["receipt"], "truth": 0.0}
+    assert httpx.post(f"{canary.url}/v2/models/iris/feedback", json=label).status_code == 200
 
 
 def test_every_contract_metric_reaches_prometheus_with_its_labels(prometheus, servers) -> None:  # type: ignore[no-untyped-def]
@@ -76,7 +83,8 @@ def test_operator_promql_from_the_contract_gives_the_expected_numbers(prometheus
     sel = '{model="iris",variant="canary",version="7"}'
     # All traffic happened before the first scrape, so once each target has been scraped
     # once, every value below is final. Targets are scraped at different offsets: wait for both.
-    prometheus.wait_for(f"{c.FEEDBACK_TOTAL.name}{sel}")
+    # A feedback series shows 0 on its first scrape and its counts from the next one on.
+    prometheus.wait_for(f'sum({c.FEEDBACK_TOTAL.name}{{revision="r7"}}) >= 3')
     prometheus.wait_for(f'{c.FEEDBACK_ABS_ERROR.series("count")}{{variant="stable"}} > 0')
     by_outcome = {
         r["metric"]["outcome"]: float(r["value"][1])

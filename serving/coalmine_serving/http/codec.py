@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -189,13 +189,21 @@ _DUMP_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 
 def encode_v2(
-    model_name: str, model_version: str, request_id: str, output_name: str, outputs: np.ndarray
+    model_name: str,
+    model_version: str,
+    request_id: str,
+    output_name: str,
+    outputs: np.ndarray,
+    receipt: str,
 ) -> bytes:
     return orjson.dumps(
         {
             "model_name": model_name,
             "model_version": model_version,
             "id": request_id,
+            # OIP v2 puts extensions in "parameters"; the label pipeline keeps this and
+            # posts it back with the true label.
+            "parameters": {"receipt": receipt},
             "outputs": [
                 {
                     "name": output_name,
@@ -209,9 +217,9 @@ def encode_v2(
     )
 
 
-def encode_v1(outputs: np.ndarray) -> bytes:
+def encode_v1(outputs: np.ndarray, receipt: str) -> bytes:
     data = outputs.tolist() if outputs.dtype.kind in "biuf" else _plain(outputs)
-    return orjson.dumps({"predictions": data})
+    return orjson.dumps({"predictions": data, "receipt": receipt})
 
 
 def encode_error(error: ServingError) -> bytes:
@@ -219,14 +227,33 @@ def encode_error(error: ServingError) -> bytes:
     return orjson.dumps({"error": error.message})
 
 
-def decode_feedback(body: bytes) -> tuple[str, list[Any]]:
-    """``{"id": "<request id>", "truth": <value or list, one per row>}``."""
+class Feedback(NamedTuple):
+    """One label (``receipt`` and ``truth``), or a batch of them (``labels``)."""
+
+    receipt: Any = None
+    truth: Any = None
+    labels: list[Any] | None = None
+
+
+def decode_feedback(body: bytes, max_batch: int) -> Feedback:
+    """``{"receipt": "...", "truth": <value, or one per row>}`` or ``{"labels": [those, ...]}``."""
     doc = parse_json(body)
     if not isinstance(doc, dict):
-        raise BadRequestError("feedback must be a JSON object with 'id' and 'truth'")
-    request_id, truth = doc.get("id"), doc.get("truth")
-    if not isinstance(request_id, str) or not request_id:
-        raise BadRequestError("feedback needs 'id': the id of the inference request")
-    if truth is None:
+        raise BadRequestError("feedback must be a JSON object: {receipt, truth} or {labels: [...]}")
+    if "labels" in doc:
+        labels = doc["labels"]
+        if not isinstance(labels, list) or not labels:
+            raise BadRequestError("'labels' must be a non-empty list of {receipt, truth}")
+        if len(labels) > max_batch:
+            raise PayloadTooLargeError(
+                f"{len(labels)} labels in one request; the limit is {max_batch}"
+            )
+        return Feedback(labels=labels)
+    if "id" in doc and "receipt" not in doc:
+        raise BadRequestError(
+            "feedback needs 'receipt' (from the prediction's response), not 'id': a request id "
+            "proves nothing about who made the prediction"
+        )
+    if "truth" not in doc or doc["truth"] is None:
         raise BadRequestError("feedback needs 'truth': the true label or value, one per row")
-    return request_id, truth if isinstance(truth, list) else [truth]
+    return Feedback(doc.get("receipt"), doc["truth"])

@@ -27,7 +27,8 @@ log = logging.getLogger("coalmine_serving")
 _V2 = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 _V1 = re.compile(r"/v1/models/([^/]+):predict")
 _JSON = (b"content-type", b"application/json")
-Reply = tuple[int, bytes, str | None]
+Reply = tuple[int, bytes, str | None, str | None]  # status, body, request id, receipt
+RECEIPT_HEADER_MAX = 2048  # larger receipts (many rows) only in the body: proxies cap headers
 
 
 class InferenceFastPath:
@@ -57,7 +58,7 @@ class InferenceFastPath:
     ) -> None:
         started = time.perf_counter()
         metrics = self.metrics
-        status, body, request_id = await self._admitted(scope, receive, name, version, v1)
+        status, body, request_id, receipt = await self._admitted(scope, receive, name, version, v1)
         if status < 400:
             metrics.outcomes[Outcome.SUCCESS].inc()
         else:
@@ -66,6 +67,8 @@ class InferenceFastPath:
         headers = [_JSON, (b"content-length", str(len(body)).encode())]
         if request_id and request_id.isascii() and request_id.isprintable():
             headers.append((b"x-request-id", request_id.encode()))  # never echo CR/LF
+        if receipt and len(receipt) <= RECEIPT_HEADER_MAX:
+            headers.append((b"coalmine-receipt", receipt.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -114,17 +117,15 @@ class InferenceFastPath:
         header_id = headers.request_id
         if v1:
             rows = codec.decode_v1(body, runtime.signature, settings.max_rows)
-            request_id, outputs = await self.service.predict(rows, header_id or uuid.uuid4().hex)
-            return 200, codec.encode_v1(outputs), request_id
+            made = await self.service.predict(rows, header_id or uuid.uuid4().hex)
+            return 200, codec.encode_v1(made.outputs, made.receipt), made.request_id, made.receipt
         decoded = codec.decode_v2(body, runtime.signature, settings.max_rows, headers.json_length)
-        request_id, outputs = await self.service.predict(
-            decoded.rows, decoded.request_id or header_id
-        )
+        made = await self.service.predict(decoded.rows, decoded.request_id or header_id)
         payload = codec.encode_v2(
-            settings.model_name, settings.model_version, request_id,
-            runtime.signature.output_name, outputs,
+            settings.model_name, settings.model_version, made.request_id,
+            runtime.signature.output_name, made.outputs, made.receipt,
         )  # fmt: skip
-        return 200, payload, request_id
+        return 200, payload, made.request_id, made.receipt
 
 
 class _Headers:
@@ -146,4 +147,4 @@ class _Headers:
 
 
 def _error(error: ServingError) -> Reply:
-    return error.status, codec.encode_error(error), None
+    return error.status, codec.encode_error(error), None, None

@@ -100,8 +100,10 @@ class Routes:
             self._check_model(request)
             declared = request.headers.get("content-length")
             body = await read_body(request.receive, declared, self.settings.max_body_bytes)
-            request_id, truth = codec.decode_feedback(body)
-            return json_response(self.service.feedback(request_id, truth))
+            feedback = codec.decode_feedback(body, self.settings.feedback_max_batch)
+            if feedback.labels is not None:
+                return json_response(self.service.feedback_batch(feedback.labels))
+            return json_response(self.service.feedback(feedback.receipt, feedback.truth))
         except ServingError as error:
             return error_response(error)
 

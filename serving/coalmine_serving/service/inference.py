@@ -9,7 +9,7 @@ knows settings and runtimes but no HTTP framework.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,16 +40,25 @@ class InferenceService:
     def release(self) -> None:
         self._in_flight -= 1
 
-    async def predict(self, rows: np.ndarray, request_id: str | None) -> tuple[str, np.ndarray]:
-        """Predict ``rows``; returns the request id (made up if absent) and the outputs."""
+    async def predict(self, rows: np.ndarray, request_id: str | None) -> Prediction:
+        """Predict ``rows``: the outputs, the request id (made up if absent) and the receipt
+        a delayed label comes back with."""
         task = self.predictor.require_runtime().signature.task
         outputs = await self._predict(rows)
         self.metrics.record_outputs(task, outputs)
-        request_id = request_id or uuid.uuid4().hex
-        self.joiner.remember(request_id, outputs)
-        return request_id, outputs
+        receipt = self.joiner.receipt_for(outputs, task)
+        return Prediction(request_id or uuid.uuid4().hex, outputs, receipt)
 
-    def feedback(self, request_id: str, truth: list[Any]) -> dict[str, Any]:
-        """Join delayed ground truth with the stored prediction (503 until the model is ready)."""
-        task = self.predictor.require_runtime().signature.task
-        return self.joiner.join(request_id, truth, task)
+    def feedback(self, receipt: Any, truth: Any) -> dict[str, Any]:
+        """Join one delayed label with the prediction its receipt carries."""
+        return self.joiner.join(receipt, truth)
+
+    def feedback_batch(self, labels: list[Any]) -> dict[str, Any]:
+        """Join a batch of labels, each with its own status."""
+        return self.joiner.join_batch(labels)
+
+
+class Prediction(NamedTuple):
+    request_id: str
+    outputs: np.ndarray
+    receipt: str

@@ -65,6 +65,8 @@ def samples(client: TestClient) -> dict[tuple[str, frozenset], float]:  # type: 
 
 def value(client: TestClient, name: str, **labels: str) -> float:
     wanted = {"model": "iris", "version": "3", "variant": "stable", **labels}
+    if name.startswith(("coalmine_feedback_total", "coalmine_feedback_abs_error")):
+        wanted.setdefault("revision", "")  # the receipt's origin labels
     return samples(client).get((name, frozenset(wanted.items())), 0.0)
 
 
@@ -77,7 +79,8 @@ def test_v2_and_v1_inference_echo_ids_and_count(artifacts) -> None:  # type: ign
             assert out["id"] == "req-1" and out["model_version"] == "3"
             assert out["outputs"][0]["data"] == [1, 0] and reply.headers["x-request-id"] == "req-1"
         v1 = client.post("/v1/models/iris:predict", json={"instances": [ROW]})
-        assert v1.json() == {"predictions": [1]} and v1.headers["x-request-id"]
+        assert v1.json()["predictions"] == [1] and v1.headers["x-request-id"]
+        assert v1.json()["receipt"] == v1.headers["coalmine-receipt"]
         assert value(client, "coalmine_requests_total", outcome="success") == 3
         assert value(client, "coalmine_predictions_total", **{"class": "1"}) == 3
         assert value(client, "coalmine_predictions_total", **{"class": "0"}) == 2
@@ -118,29 +121,65 @@ def test_fault_injection_counts_as_server_error(artifacts) -> None:  # type: ign
         assert value(client, "coalmine_injected_faults_total", kind="error") == 1
 
 
-def test_classification_feedback_counts_correct_and_incorrect(artifacts) -> None:  # type: ignore[no-untyped-def]
+def _receipt(client: TestClient, rows: list[list[float]]) -> tuple[str, list]:  # type: ignore[type-arg]
+    out = client.post("/v2/models/iris/infer", json=_infer_body(rows)).json()
+    return out["parameters"]["receipt"], out["outputs"][0]["data"]
+
+
+def test_classification_labels_count_correct_and_incorrect_once(artifacts) -> None:  # type: ignore[no-untyped-def]
     with client_for(artifacts["skops_clf"]) as client:
-        client.post("/v2/models/iris/infer", json=_infer_body([ROW, [0.1] * 4], "fb-1"))
-        reply = client.post("/v2/models/iris/feedback", json={"id": "fb-1", "truth": [1, "1"]})
-        assert reply.json() == {"id": "fb-1", "rows": 2, "correct": 1}
+        receipt, _ = _receipt(client, [ROW, [0.1] * 4])
+        reply = client.post(
+            "/v2/models/iris/feedback", json={"receipt": receipt, "truth": [1, "1"]}
+        )
+        assert reply.json() == {"version": "3", "variant": "stable", "rows": 2, "correct": 1}
+        client.get("/metrics")  # a new origin's series shows 0 first, so increase() counts all
         assert value(client, "coalmine_feedback_total", result="correct") == 1
         assert value(client, "coalmine_feedback_total", result="incorrect") == 1
-        again = client.post("/v2/models/iris/feedback", json={"id": "fb-1", "truth": [1, 1]})
-        assert again.status_code == 404 and "unknown" in again.json()["error"]
-        assert value(client, "coalmine_feedback_unmatched_total", reason="unknown") == 1
-        client.post("/v2/models/iris/infer", json=_infer_body([ROW], "fb-2"))
-        short = client.post("/v2/models/iris/feedback", json={"id": "fb-2", "truth": [1, 0]})
-        assert short.status_code == 400
+        again = client.post("/v2/models/iris/feedback", json={"receipt": receipt, "truth": [1, 1]})
+        assert again.status_code == 409 and "already has a label" in again.json()["error"]
+        assert value(client, "coalmine_feedback_unmatched_total", reason="duplicate") == 1
+        receipt, _ = _receipt(client, [ROW])
+        short = client.post("/v2/models/iris/feedback", json={"receipt": receipt, "truth": [1, 0]})
+        assert short.status_code == 400 and "2 values" in short.json()["error"]
+        # A refused truth is not remembered: the corrected label still joins.
+        fixed = client.post("/v2/models/iris/feedback", json={"receipt": receipt, "truth": 1})
+        assert fixed.status_code == 200
 
 
-def test_regression_feedback_observes_absolute_error(artifacts) -> None:  # type: ignore[no-untyped-def]
+def test_regression_labels_observe_absolute_error(artifacts) -> None:  # type: ignore[no-untyped-def]
     with client_for(artifacts["onnx_reg"]) as client:
-        out = client.post("/v2/models/iris/infer", json=_infer_body([ROW], "r-1")).json()
-        predicted = out["outputs"][0]["data"][0]
+        receipt, data = _receipt(client, [ROW])
         assert value(client, "coalmine_prediction_value_count") == 1
-        reply = client.post("/v2/models/iris/feedback", json={"id": "r-1", "truth": predicted + 2})
-        assert reply.json()["mean_abs_error"] == pytest.approx(2.0, abs=1e-3)
+        label = {"receipt": receipt, "truth": data[0] + 2}
+        reply = client.post("/v2/models/iris/feedback", json=label)
+        assert reply.json()["meanAbsoluteError"] == pytest.approx(2.0, abs=1e-3)
+        assert value(client, "coalmine_feedback_abs_error_sum") == 0  # first scrape: zero
         assert value(client, "coalmine_feedback_abs_error_sum") == pytest.approx(2.0, abs=1e-3)
+
+
+def test_a_batch_answers_each_label_and_spoils_none(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["onnx_clf"]) as client:
+        good = [_receipt(client, [ROW])[0] for _ in range(3)]
+        head, payload, mac = good[0].split(".")
+        tampered = f"{head}.{payload[:-2]}AA.{mac}"
+        labels = [
+            {"receipt": good[0], "truth": 1},
+            {"receipt": good[1], "truth": 0},
+            {"receipt": good[1], "truth": 1},  # second label for one prediction
+            {"receipt": tampered, "truth": 1},
+            {"receipt": "other-key." + payload + "." + mac, "truth": 1},
+            {"receipt": good[2]},  # no truth
+            {"id": "order-17", "truth": 1},  # an id proves nothing
+        ]
+        reply = client.post("/v2/models/iris/feedback", json={"labels": labels})
+        body = reply.json()
+        assert reply.status_code == 200
+        assert [r["status"] for r in body["results"]] == [200, 200, 409, 403, 404, 400, 400]
+        assert body["joined"] == 2 and body["rows"] == 2
+        assert body["rejected"] == {"duplicate": 1, "forged": 1, "unknown": 1, "invalid": 2}
+        for reason in ("duplicate", "forged", "unknown"):
+            assert value(client, "coalmine_feedback_unmatched_total", reason=reason) == 1
 
 
 def test_load_failure_keeps_the_server_unready_with_a_reason(artifacts) -> None:  # type: ignore[no-untyped-def]
@@ -240,7 +279,7 @@ def test_header_injection_through_the_request_id_is_not_echoed(artifacts) -> Non
 def test_feedback_and_inference_share_the_model_gate_and_the_body_limit(artifacts) -> None:  # type: ignore[no-untyped-def]
     with client_for(artifacts["onnx_clf"], max_body_bytes=2048) as client:
         for suffix in ("infer", "feedback"):
-            wrong = client.post(f"/v2/models/iris/versions/9/{suffix}", json={"id": "x"})
+            wrong = client.post(f"/v2/models/iris/versions/9/{suffix}", json={"receipt": "x"})
             assert wrong.status_code == 404
             assert wrong.json()["error"] == (
                 "version '9' of model 'iris' is not served here (this server has '3')"

@@ -74,24 +74,32 @@ def test_v1_instances() -> None:
 
 
 def test_encode_v2_round_trips_through_json() -> None:
-    body = codec.encode_v2("iris", "2", "r-1", "label", np.array([1, 0], dtype=np.int64))
+    body = codec.encode_v2("iris", "2", "r-1", "label", np.array([1, 0], dtype=np.int64), "k.p.m")
     assert orjson.loads(body) == {
         "model_name": "iris",
         "model_version": "2",
         "id": "r-1",
+        "parameters": {"receipt": "k.p.m"},
         "outputs": [{"name": "label", "shape": [2], "datatype": "INT64", "data": [1, 0]}],
     }
-    strings = orjson.loads(codec.encode_v2("m", "1", "r", "o", np.array(["a", "b"])))
+    strings = orjson.loads(codec.encode_v2("m", "1", "r", "o", np.array(["a", "b"]), "k.p.m"))
     assert strings["outputs"][0]["datatype"] == "BYTES"
     assert strings["outputs"][0]["data"] == ["a", "b"]
 
 
-def test_feedback_body() -> None:
-    assert codec.decode_feedback(b'{"id": "a", "truth": 1}') == ("a", [1])
-    with pytest.raises(BadRequestError, match="'id'"):
-        codec.decode_feedback(b'{"truth": 1}')
+def test_feedback_body_is_one_label_or_a_bounded_batch() -> None:
+    one = codec.decode_feedback(b'{"receipt": "k.p.m", "truth": 1}', max_batch=2)
+    assert (one.receipt, one.truth, one.labels) == ("k.p.m", 1, None)
+    batch = codec.decode_feedback(b'{"labels": [{"receipt": "a", "truth": 0}]}', max_batch=2)
+    assert batch.labels == [{"receipt": "a", "truth": 0}]
+    with pytest.raises(BadRequestError, match=r"'receipt'.*not 'id'"):
+        codec.decode_feedback(b'{"id": "a", "truth": 1}', max_batch=2)
     with pytest.raises(BadRequestError, match="'truth'"):
-        codec.decode_feedback(b'{"id": "a"}')
+        codec.decode_feedback(b'{"receipt": "a"}', max_batch=2)
+    with pytest.raises(BadRequestError, match="'labels'"):
+        codec.decode_feedback(b'{"labels": []}', max_batch=2)
+    with pytest.raises(PayloadTooLargeError, match="3 labels"):
+        codec.decode_feedback(b'{"labels": [1, 2, 3]}', max_batch=2)
 
 
 def _binary(array: np.ndarray, datatype: str, size: int | None = None) -> tuple[bytes, str]:
