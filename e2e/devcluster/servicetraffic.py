@@ -2,8 +2,10 @@
 demo; the stand-in tier's traffic, which has no Service to go through, is in traffic.py).
 
 Each prediction goes to the Service's ClusterIP on a new connection (kube-proxy balances
-connections, not requests), followed by its true label on the same connection so the feedback
-reaches the pod that made the prediction, as a delayed-label pipeline would send it.
+connections, not requests). Its receipt and true label go to a label pipeline
+(:mod:`e2e.devcluster.labels`) that posts them seconds later, in batches, through the same
+Service on new connections: they reach whichever pod kube-proxy picks, not the one that
+predicted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from e2e.devcluster.labels import LabelPipeline
 from e2e.devcluster.tinymodels import N_FEATURES
 from e2e.devcluster.traffic import truth_of
 
@@ -27,6 +30,7 @@ class SteadyTraffic:
     service_url: str  # http://<ClusterIP>:<port>
     model: str
     rps: float = 10.0
+    label_delay: float = 3.0
     statuses: Counter[int] = field(default_factory=Counter)  # HTTP status (NO_REPLY) -> count
     by_version: Counter[str] = field(default_factory=Counter)  # the version that answered 200
     errors: list[str] = field(default_factory=list)  # what each failed request saw, for reports
@@ -35,14 +39,17 @@ class SteadyTraffic:
     def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
         self._random = random.Random(7)
+        self.labels = LabelPipeline(lambda: self.service_url, self.model, delay=self.label_delay)
 
     def start(self) -> SteadyTraffic:
+        self.labels.start()
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=15)
+        self.labels.stop()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -65,7 +72,7 @@ class SteadyTraffic:
                     return
                 answer = reply.json()
                 self.by_version[str(answer.get("model_version"))] += 1
-                http.post(f"{base}/feedback", json={"id": answer["id"], "truth": [truth_of(row)]})
+                self.labels.add(answer["parameters"]["receipt"], [truth_of(row)])
         except httpx.TransportError as exc:
             self.statuses[NO_REPLY] += 1
             self.errors.append(f"{time.strftime('%X')} {type(exc).__name__}: {exc}")

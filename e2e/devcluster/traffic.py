@@ -3,8 +3,9 @@
 ``TrafficGenerator`` sends real inference requests to the stand-in's pods exactly as the
 router splits them: with the ``replicas`` router it does what kube-proxy does, picking
 uniformly among the ready pods the client Service's selector matches; with ``gatewayAPI`` it
-picks a backend by the HTTPRoute's weights, then a pod of that backend's Service. After each
-prediction it posts the true label to the feedback endpoint, as a delayed-label pipeline would.
+picks a backend by the HTTPRoute's weights, then a pod of that backend's Service. Each
+prediction's receipt and true label go to a :class:`~e2e.devcluster.labels.LabelPipeline`,
+which posts them seconds later, in batches, to a pod the client Service picks anew.
 
 ``Recorder`` polls the routing objects, the canary Deployment and the ModelDeployment status,
 so tests can assert the ORDER of what happened (traffic off the canary before scale-down).
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from e2e.devcluster.labels import LabelPipeline
 from e2e.devcluster.standin import KubeletStandIn, StandInPod
 
 
@@ -41,6 +43,7 @@ class TrafficGenerator:
         model: str,
         rps: float = 25.0,
         skip_variant: str | None = None,
+        label_delay: float = 2.0,
     ) -> None:
         self._api, self._standin = api, standin
         self._namespace, self._name, self._model = namespace, name, model
@@ -50,18 +53,28 @@ class TrafficGenerator:
         self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
         self._http = httpx.Client(timeout=5.0)
         self._random = random.Random(7)
+        self._random_labels = random.Random(11)  # its own stream: used on the pipeline's thread
         self.sent: Counter[str] = Counter()  # variant -> requests
         self.statuses: Counter[int] = Counter()
         self.failed: Counter[str] = Counter()  # variant -> non-200 replies
         self.dropped: Counter[str] = Counter()  # variant -> no reply (pod stopped under us)
+        self.labels = LabelPipeline(self._any_service_pod, model, delay=label_delay)
 
     def start(self) -> None:
+        self.labels.start()
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
         self._http.close()
+        self.labels.stop()
+
+    def _any_service_pod(self) -> str | None:
+        """Where the label pipeline's next batch goes: any ready pod of the client Service,
+        whichever variant or version, as kube-proxy would pick for a new connection."""
+        pods = self._endpoints(self._name, skip=None)
+        return f"http://{self._random_labels.choice(pods).address}" if pods else None
 
     def _run(self) -> None:
         backends: list[tuple[int, list[StandInPod]]] = []
@@ -87,17 +100,18 @@ class TrafficGenerator:
             return [(int(r.get("weight", 1)), self._endpoints(r["name"])) for r in refs]
         return [(1, self._endpoints(self._name))]
 
-    def _endpoints(self, service: str) -> list[StandInPod]:
+    def _endpoints(self, service: str, skip: str | None = "default") -> list[StandInPod]:
         """Ready pods the Service selects, the way kube-proxy load-balances them."""
         response = self._api.get(f"/api/v1/namespaces/{self._namespace}/services/{service}")
         if response.status_code != 200:
             return []
         selector = response.json()["spec"].get("selector", {})
+        skip_variant = self._skip_variant if skip == "default" else skip
         return [
             pod
             for pod in self._standin.ready_pods()
             if all(pod.labels.get(k) == v for k, v in selector.items())
-            and pod.labels.get("coalmine.dev/variant") != self._skip_variant
+            and pod.labels.get("coalmine.dev/variant") != skip_variant
         ]
 
     def _send(self, pod: StandInPod) -> None:
@@ -112,8 +126,7 @@ class TrafficGenerator:
             if reply.status_code != 200:
                 self.failed[variant] += 1
             if reply.status_code == 200:
-                feedback = {"id": reply.json()["id"], "truth": [truth_of(row)]}
-                self._http.post(f"{base}/feedback", json=feedback)
+                self.labels.add(reply.json()["parameters"]["receipt"], [truth_of(row)])
         except httpx.TransportError:
             self.statuses[0] += 1
             self.sent[variant] += 1

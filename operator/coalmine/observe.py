@@ -14,7 +14,7 @@ from typing import Protocol
 
 from coalmine import manifests
 from coalmine.analysis import MetricProvider, Scope, SideScope, measure_checks
-from coalmine.api import ModelDeployment, ModelDeploymentStatus
+from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
 from coalmine.controls import parse_controls
 from coalmine.k8s import KubeApi
 from coalmine.k8s.children import deployment_observation
@@ -109,16 +109,17 @@ def scope_of(
     evidence accumulates over a step; the engine's error rates are calibrated for that.
     """
 
-    def side(version: str, variant: str) -> SideScope:
+    def side(revision: RevisionRef, variant: str) -> SideScope:
         return SideScope(
             model=md.spec.model.name,
-            version=version,
+            version=revision.version,
             variant=variant,
             namespace=subject.ref.namespace,
             namespace_label=settings.prometheus_namespace_label,
+            revision=revision.revision,
         )
 
     assert status.canary is not None
-    stable = side(status.stable.version, "stable") if status.stable else None
+    stable = side(status.stable, "stable") if status.stable else None
     window = analysis_window(md.spec.canary, status.step_started_at, now)
-    return Scope(canary=side(status.canary.version, "canary"), stable=stable, window=window)
+    return Scope(canary=side(status.canary, "canary"), stable=stable, window=window)

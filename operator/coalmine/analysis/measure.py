@@ -76,14 +76,35 @@ def quality(
         if failed := _failed(total, count):
             return failed
         labelled = count.scalar() or 0.0
-        return SideMeasurement(value=_ratio(total.scalar() or 0.0, labelled), samples=labelled)
+        return SideMeasurement(
+            value=_ratio(total.scalar() or 0.0, labelled),
+            samples=labelled,
+            refused=_refused(provider, side, window),
+        )
     counts = provider.query(promql.feedback_counts(side, window))
     if failed := _failed(counts):
         return failed
     by_result = counts.by(contract.LABEL_RESULT)
     labelled = sum(by_result.values())
     correct = by_result.get(contract.FeedbackResult.CORRECT.value, 0.0)
-    return SideMeasurement(value=_ratio(correct, labelled), samples=labelled, correct=correct)
+    return SideMeasurement(
+        value=_ratio(correct, labelled),
+        samples=labelled,
+        correct=correct,
+        refused=_refused(provider, side, window),
+    )
+
+
+def _refused(provider: MetricProvider, side: SideScope, window: str) -> tuple[tuple[str, int], ...]:
+    """Refused labels by reason, for the canary's record (they belong to no side: a refused
+    label's receipt cannot be trusted to say who predicted)."""
+    if side.variant != contract.Variant.CANARY:
+        return ()
+    refused = provider.query(promql.refused_labels(side, window))
+    if refused.error:
+        return ()  # only shown, never judged: a failed query costs the record, not the verdict
+    counts = refused.by(contract.LABEL_REASON)
+    return tuple(sorted((reason, round(n)) for reason, n in counts.items() if round(n) > 0))
 
 
 def drift(provider: MetricProvider, side: SideScope, window: str, _: Check) -> SideMeasurement:

@@ -30,18 +30,24 @@ def latency_count(side: SideScope, window: str) -> str:
 
 def feedback_counts(side: SideScope, window: str) -> str:
     """Labelled predictions by result (correct / incorrect)."""
-    series = f"{contract.FEEDBACK_TOTAL.name}{side.matchers()}"
+    series = f"{contract.FEEDBACK_TOTAL.name}{side.origin_matchers()}"
     return f"sum by ({contract.LABEL_RESULT}) (increase({series}[{window}]))"
 
 
 def abs_error_sum(side: SideScope, window: str) -> str:
-    series = f"{contract.FEEDBACK_ABS_ERROR.series('sum')}{side.matchers()}"
+    series = f"{contract.FEEDBACK_ABS_ERROR.series('sum')}{side.origin_matchers()}"
     return f"sum(increase({series}[{window}]))"
 
 
 def abs_error_count(side: SideScope, window: str) -> str:
-    series = f"{contract.FEEDBACK_ABS_ERROR.series('count')}{side.matchers()}"
+    series = f"{contract.FEEDBACK_ABS_ERROR.series('count')}{side.origin_matchers()}"
     return f"sum(increase({series}[{window}]))"
+
+
+def refused_labels(side: SideScope, window: str) -> str:
+    """Labels the deployment's pods refused, by reason (forged, unknown, duplicate, expired)."""
+    series = f"{contract.FEEDBACK_UNMATCHED_TOTAL.name}{side.deployment_matchers()}"
+    return f"sum by ({contract.LABEL_REASON}) (increase({series}[{window}]))"
 
 
 def class_counts(side: SideScope, window: str) -> str:

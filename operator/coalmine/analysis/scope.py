@@ -20,6 +20,9 @@ class SideScope:
     namespace: str
     namespace_label: str = "namespace"
     """Series label of the pod's namespace; empty when the scrape config sets none."""
+    revision: str = ""
+    """The side's revision: labels are counted under the revision that predicted, so a
+    retried canary of the same version starts from its own labels, not its predecessor's."""
 
     def matchers(self, **extra: str) -> str:
         """A PromQL label selector, e.g. ``{model="iris",version="v2",variant="canary"}``."""
@@ -31,6 +34,17 @@ class SideScope:
         if self.namespace_label:
             labels[self.namespace_label] = self.namespace
         labels.update(extra)
+        return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+
+    def origin_matchers(self) -> str:
+        """The selector of the feedback series, which carry the predicting revision too."""
+        return self.matchers(**({contract.LABEL_REVISION: self.revision} if self.revision else {}))
+
+    def deployment_matchers(self) -> str:
+        """Every pod of the deployment, either side: where refused labels are counted."""
+        labels = {contract.LABEL_MODEL: self.model}
+        if self.namespace_label:
+            labels[self.namespace_label] = self.namespace
         return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
 
 

@@ -79,6 +79,9 @@ class CheckStatus(ApiModel):
     """The limit it was judged against, readable: ``<= 0.05``, ``ratio <= 1.5``."""
     samples: int | None = None
     reason: str = ""
+    refused_labels: dict[str, int] = {}
+    """quality: labels the pods refused over the window, by reason (forged, unknown,
+    duplicate, expired); shown, not judged."""
     consecutive_failures: int = 0
     recent: Annotated[list[Verdict], Field(max_length=RECENT_VERDICTS_LIMIT)] = []
     """The last few verdicts, newest last."""

@@ -123,12 +123,21 @@ def _analysis(analysis: AnalysisStatus | None, now: datetime) -> str:
             c.threshold or MISSING,
             _opt(c.samples),
             c.verdict + (f" ({c.consecutive_failures}x)" if c.consecutive_failures else ""),
-            c.reason or MISSING,
+            _with_refused(c.reason, c.refused_labels) or MISSING,
         ]
         for c in analysis.checks
     ]
     headers = ["CHECK", "KIND", "CANARY", "STABLE", "THRESHOLD", "SAMPLES", "VERDICT", "REASON"]
     return head + ("\n" + table(headers, rows, indent="  ") if rows else "")
+
+
+def _with_refused(reason: str, refused: dict[str, int]) -> str:
+    """A quality check's reason, plus the labels the pods refused (a client sending forged or
+    duplicate labels, or a pipeline slower than the horizon, shows here first)."""
+    if not refused:
+        return reason
+    counts = ", ".join(f"{n} {why}" for why, n in sorted(refused.items()))
+    return f"{reason}; labels refused: {counts}" if reason else f"labels refused: {counts}"
 
 
 def _conditions(conditions: list[Condition], now: datetime) -> str:

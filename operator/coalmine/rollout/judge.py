@@ -35,9 +35,10 @@ def judge(check: Check, measurement: Measurement | None, judging: Judging) -> Ch
     if measurement is None:
         return _inconclusive(base, InconclusiveError("not measured"))
     try:
-        return JUDGES[check.kind](check, measurement, judging, base)
+        verdict = JUDGES[check.kind](check, measurement, judging, base)
     except InconclusiveError as why:
-        return _inconclusive(base, why)
+        verdict = _inconclusive(base, why)
+    return replace(verdict, refused_labels=measurement.canary.refused)
 
 
 def _inconclusive(base: CheckVerdict, why: InconclusiveError) -> CheckVerdict:

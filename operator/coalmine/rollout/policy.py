@@ -137,6 +137,7 @@ def fold_check(previous: CheckStatus | None, verdict: CheckVerdict) -> CheckStat
         threshold=verdict.threshold,
         samples=verdict.samples,
         reason=verdict.reason[:512],
+        refused_labels=dict(verdict.refused_labels),
         consecutive_failures=failures,
         recent=recent,
     )

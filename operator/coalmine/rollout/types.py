@@ -57,6 +57,8 @@ class SideMeasurement:
     """quality/accuracy: correct count (``samples`` = labelled count)."""
     distribution: tuple[tuple[str, float], ...] = ()
     """drift: (class or bucket, count) pairs."""
+    refused: tuple[tuple[str, int], ...] = ()
+    """quality, canary side: labels the deployment's pods refused in the window, by reason."""
     error: str | None = None
     """Provider error (timeout, connection refused, bad query...): the check is inconclusive."""
 

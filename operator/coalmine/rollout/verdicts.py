@@ -30,6 +30,8 @@ class CheckVerdict:
     threshold: str = ""
     samples: int | None = None
     reason: str = ""
+    refused_labels: tuple[tuple[str, int], ...] = ()
+    """quality: labels refused in the window, by reason (shown, not judged)."""
 
 
 @dataclass(frozen=True)

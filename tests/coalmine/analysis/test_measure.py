@@ -80,6 +80,20 @@ def test_accuracy_from_feedback_counts():
     assert m.canary == SideMeasurement(value=0.6, samples=100.0, correct=60.0)
 
 
+def test_refused_labels_ride_along_with_the_canary_quality_record():
+    provider = FakeProvider(
+        {
+            promql.feedback_counts(CANARY, W): vector(({"result": "correct"}, 9.0)),
+            promql.refused_labels(CANARY, W): vector(
+                ({"reason": "duplicate"}, 3.2), ({"reason": "forged"}, 0.1)
+            ),
+        }
+    )
+    check = Check(name="q", quality=QualityCheck(min=0.5, min_labels=1))
+    (m,) = measure_checks(provider, SCOPE, [check])
+    assert m.canary.refused == (("duplicate", 3),)  # rounded; zero counts left out
+
+
 def test_drift_measures_both_distributions():
     provider = FakeProvider(
         {

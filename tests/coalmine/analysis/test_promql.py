@@ -27,6 +27,20 @@ def test_latency_quantile_from_the_request_histogram():
     )
 
 
+def test_labels_count_for_the_revision_that_predicted_and_refusals_for_the_deployment():
+    retried = SideScope(
+        model="iris", version="v2", variant="canary", namespace="ml", revision="abc123"
+    )
+    assert promql.feedback_counts(retried, "1m") == (
+        "sum by (result) (increase(coalmine_feedback_total"
+        '{model="iris",version="v2",variant="canary",namespace="ml",revision="abc123"}[1m]))'
+    )
+    assert promql.refused_labels(retried, "1m") == (
+        "sum by (reason) (increase(coalmine_feedback_unmatched_total"
+        '{model="iris",namespace="ml"}[1m]))'
+    )
+
+
 def test_quality_and_drift_templates():
     assert promql.feedback_counts(CANARY, "1m") == (
         f"sum by (result) (increase(coalmine_feedback_total{SEL}[1m]))"
