@@ -1,5 +1,6 @@
 """Tiny scikit-learn models made on the spot (never downloaded), saved with skops and pinned
-by sha256: a good classifier and one whose predictions are wrong (the quality scenario).
+by sha256: a good classifier, one whose predictions are wrong (the quality scenario) and one
+whose predicted classes shift (the drift scenario).
 
 They fit in milliseconds on synthetic data whose ground truth is ``x0 > 0.5``, the rule the
 traffic generator's feedback uses (``e2e.devcluster.traffic.truth_of``).
@@ -27,6 +28,9 @@ class ModelArtifacts:
     good: Artifact
     inverted: Artifact
     """Trained on flipped labels: confidently wrong, with normal latency and no errors."""
+    shifted: Artifact
+    """Trained on ``x0 > 0.2``: predicts class 1 for about 80% of rows where the good model
+    predicts it for 50%, so its output distribution drifts (and a third of its 1s are wrong)."""
 
     def model(
         self, version: str, artifact: Artifact | None = None, base_url: str | None = None
@@ -54,9 +58,11 @@ def make_models(directory: Path) -> ModelArtifacts:
     directory.mkdir(parents=True, exist_ok=True)
     good = LogisticRegression(C=100.0).fit(rows, labels)
     inverted = LogisticRegression(C=100.0).fit(rows, 1 - labels)
+    shifted = LogisticRegression(C=100.0).fit(rows, (rows[:, 0] > 0.2).astype(np.int64))
     return ModelArtifacts(
         good=_skops(directory / "good.skops", good),
         inverted=_skops(directory / "inverted.skops", inverted),
+        shifted=_skops(directory / "shifted.skops", shifted),
     )
 
 

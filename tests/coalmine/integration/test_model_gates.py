@@ -1,0 +1,162 @@
+"""Every built-in check kind judging real numbers: real Prometheus scraping real servers.
+
+Labels reach the servers the way a pipeline sends them: seconds after the prediction, in
+batches, on new connections, to whichever pod of the client Service is picked
+(``e2e.devcluster.labels``). None is posted on the prediction's own connection.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from e2e.devcluster.sandbox import Sandbox
+from e2e.devcluster.specs import spec
+from e2e.devcluster.tinymodels import ModelArtifacts
+
+pytestmark = pytest.mark.integration
+
+ERRORS = {"name": "error-rate", "errorRate": {"max": 0.05}}
+LATENCY = {"name": "latency-p99", "latency": {"quantile": 0.99, "maxSeconds": 1.0}}
+ACCURACY = {"name": "accuracy", "quality": {"metric": "accuracy", "min": 0.8, "minLabels": 10}}
+
+
+def _serve_v1(h: Sandbox, models: ModelArtifacts, env: dict[str, str] | None = None) -> dict:
+    h.apply(spec(models.model("v1"), env=env, prometheus=h.prometheus.url))
+    status = h.wait_status(lambda s: s.get("phase") == "Healthy", 90, "v1 to serve")
+    h.start_traffic()
+    return status
+
+
+def _rolled_back(h: Sandbox, timeout: float = 150) -> dict[str, Any]:
+    return h.wait_status(lambda s: s.get("phase") == "Degraded", timeout, "v2 to be rolled back")
+
+
+def _check(status: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in status["analysis"]["checks"] if c["name"] == name)
+
+
+def _labels_all_joined(h: Sandbox) -> None:
+    assert h.traffic is not None
+    h.traffic.stop()  # flushes the labels still waiting
+    pipeline = h.traffic.labels
+    assert pipeline.joined > 0 and not pipeline.rejected, pipeline.summary()
+    assert pipeline.join_rate == 1.0, pipeline.summary()
+
+
+def test_a_model_wrong_with_http_200_is_rolled_back_by_its_labels(
+    harness: Sandbox, models: ModelArtifacts
+):
+    h = harness
+    v1 = _serve_v1(h, models)
+    stable_pods = {p.address for p in h.standin.ready_pods()}
+    worse = spec(
+        models.model("v2", models.inverted),
+        checks=[ERRORS, LATENCY, ACCURACY],
+        prometheus=h.prometheus.url,
+    )
+    h.apply(worse)
+    done = _rolled_back(h)
+    assert done["stable"]["revision"] == v1["stable"]["revision"]
+    assert done["rollback"]["check"] == "accuracy", done["rollback"]
+    accuracy = _check(done, "accuracy")
+    assert accuracy["value"] < 0.5 and accuracy["samples"] >= 10, accuracy
+    verdicts = {c["name"]: c["verdict"] for c in done["analysis"]["checks"]}
+    assert verdicts["error-rate"] != "fail" and verdicts["latency-p99"] != "fail", verdicts
+    # Stable pods joined labels for the canary's predictions, and counted them for the canary.
+    canary_revision = done["rollback"]["revision"]
+    canary_series = f'coalmine_feedback_total{{variant="canary",revision="{canary_revision}"}}'
+    by_pod = h.prometheus.query(f"sum by (instance) ({canary_series})")
+    counted_at = {r["metric"]["instance"] for r in by_pod if float(r["value"][1]) > 0}
+    assert counted_at & stable_pods, (counted_at, stable_pods)
+    _labels_all_joined(h)
+
+
+def test_a_canary_whose_outputs_shift_is_rolled_back_by_the_drift_gate(
+    harness: Sandbox, models: ModelArtifacts
+):
+    h = harness
+    _serve_v1(h, models)
+    drift = {"name": "output-drift", "drift": {"method": "psi", "max": 0.2}}
+    shifted = spec(models.model("v2", models.shifted), checks=[drift], prometheus=h.prometheus.url)
+    h.apply(shifted)
+    done = _rolled_back(h)
+    assert done["rollback"]["check"] == "output-drift", done["rollback"]
+    assert _check(done, "output-drift")["value"] > 0.2
+
+
+def test_a_canary_twice_as_slow_as_stable_is_rolled_back_by_latency_vs_stable(
+    harness: Sandbox, models: ModelArtifacts
+):
+    h = harness
+    # Both sides slowed on purpose, so "twice as slow" holds whatever the machine's load.
+    _serve_v1(h, models, env={"COALMINE_SERVING_FAULT_LATENCY_SECONDS": "0.02"})
+    vs_stable = {
+        "name": "latency-vs-stable",
+        "latency": {"quantile": 0.5, "vsStable": {"maxRatio": 1.5}},
+    }
+    slower = spec(
+        models.model("v2"),
+        env={"COALMINE_SERVING_FAULT_LATENCY_SECONDS": "0.04"},
+        checks=[vs_stable],
+        prometheus=h.prometheus.url,
+    )
+    h.apply(slower)
+    done = _rolled_back(h)
+    assert done["rollback"]["check"] == "latency-vs-stable", done["rollback"]
+    check = _check(done, "latency-vs-stable")
+    assert check["value"] > 1.5 * check["stable_value"], check
+
+
+def test_twice_stable_error_rate_is_rolled_back_by_error_rate_vs_stable(
+    harness: Sandbox, models: ModelArtifacts
+):
+    h = harness
+    _serve_v1(h, models, env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.1"})
+    vs_stable = {"name": "errors-vs-stable", "errorRate": {"vsStable": {}}}  # no absolute max
+    worse = spec(
+        models.model("v2"),
+        env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"},
+        checks=[vs_stable],
+        prometheus=h.prometheus.url,
+    )
+    h.apply(worse)
+    done = _rolled_back(h)
+    assert done["rollback"]["check"] == "errors-vs-stable", done["rollback"]
+    check = _check(done, "errors-vs-stable")
+    assert check["value"] > check["stable_value"] > 0, check
+
+
+HEALTHY_RUNS = int(os.environ.get("COALMINE_HEALTHY_RUNS", "1"))
+
+
+@pytest.mark.parametrize("run", range(HEALTHY_RUNS))
+def test_a_healthy_canary_with_every_check_is_promoted(
+    harness: Sandbox, models: ModelArtifacts, run: int
+):
+    h = harness
+    _serve_v1(h, models)
+    every_check = [
+        {"name": "error-rate", "errorRate": {"max": 0.05, "vsStable": {}}},
+        {"name": "latency", "latency": {"quantile": 0.99, "maxSeconds": 1.0, "vsStable": {}}},
+        {
+            "name": "accuracy",
+            "quality": {"metric": "accuracy", "min": 0.8, "minLabels": 10, "vsStable": {}},
+        },
+        {"name": "output-drift", "drift": {"method": "psi", "max": 0.25}},
+    ]
+    steps = [{"weight": 30, "pause": "8s"}, {"weight": 50, "pause": "8s"}]
+    h.apply(spec(models.model("v2"), checks=every_check, steps=steps, prometheus=h.prometheus.url))
+    done = h.wait_status(
+        lambda s: (
+            s.get("phase") == "Degraded"
+            or (s.get("phase") == "Healthy" and s.get("stable", {}).get("version") == "v2")
+        ),
+        180,
+        "v2 to be promoted (or rolled back)",
+    )
+    assert done["phase"] == "Healthy", done.get("rollback")
+    assert not [e for e in h.events() if e["reason"] == "RolledBack"]
+    _labels_all_joined(h)
