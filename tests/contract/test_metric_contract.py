@@ -23,13 +23,14 @@ SERIES_LABELS = {"__name__", "job", "instance"}
 
 @pytest.fixture
 def servers(artifacts, tmp_path: Path) -> Iterator[dict[str, models.ServerProcess]]:  # type: ignore[no-untyped-def]
+    inputs = ("--input-features", "x0=0:0.5")  # coalmine_input_feature exists only when set
     procs = {
         "canary": models.ServerProcess(
             artifacts["onnx_clf"], tmp_path / "clf.log", "--variant", "canary",
-            "--model-version", "7",
+            "--model-version", "7", *inputs,
         ),
         "stable": models.ServerProcess(
-            artifacts["onnx_reg"], tmp_path / "reg.log", "--model-version", "6"
+            artifacts["onnx_reg"], tmp_path / "reg.log", "--model-version", "6", *inputs
         ),
     }  # fmt: skip
     try:

@@ -45,6 +45,7 @@ class InferenceService:
         task = self.predictor.require_runtime().signature.task
         outputs = await self._predict(rows)
         self.metrics.record_outputs(task, outputs)
+        self.metrics.record_inputs(rows)
         request_id = request_id or uuid.uuid4().hex
         self.joiner.remember(request_id, outputs)
         return request_id, outputs
