@@ -79,6 +79,8 @@ class CheckStatus(ApiModel):
     """The limit it was judged against, readable: ``<= 0.05``, ``ratio <= 1.5``."""
     samples: int | None = None
     reason: str = ""
+    feature: str | None = None
+    """Drift on inputs: the feature that drifted most; ``value`` is its score."""
     consecutive_failures: int = 0
     recent: Annotated[list[Verdict], Field(max_length=RECENT_VERDICTS_LIMIT)] = []
     """The last few verdicts, newest last."""
@@ -122,6 +124,8 @@ class RollbackRecord(ApiModel):
     check: str | None = None
     value: float | None = None
     threshold: str | None = None
+    feature: str | None = None
+    """Drift on inputs: the feature that drifted most; ``value`` is its score."""
     traffic_on_stable_at: datetime | None = None
     completed_at: datetime | None = None
 

@@ -137,6 +137,7 @@ def fold_check(previous: CheckStatus | None, verdict: CheckVerdict) -> CheckStat
         threshold=verdict.threshold,
         samples=verdict.samples,
         reason=verdict.reason[:512],
+        feature=verdict.feature,
         consecutive_failures=failures,
         recent=recent,
     )

@@ -30,6 +30,8 @@ class CheckVerdict:
     threshold: str = ""
     samples: int | None = None
     reason: str = ""
+    feature: str | None = None
+    """drift on inputs: the feature that drifted most (``value`` is its score)."""
 
 
 @dataclass(frozen=True)
