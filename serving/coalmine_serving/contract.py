@@ -5,9 +5,10 @@ else. The server builds its prometheus_client collectors from these specs; the o
 its PromQL from the same names. A contract test scrapes a real ``/metrics`` with a real
 Prometheus and checks every spec below, so a rename breaks a test rather than a rollout.
 
-The same goes for the two other things both sides must agree on: the artifact formats
-(:class:`ModelFormat`, in the CRD and in the server's ``--model-format``) and how a list is
-written in a flag or an environment variable (:func:`split_csv`).
+The same goes for the other things both sides must agree on: the artifact formats
+(:class:`ModelFormat`, in the CRD and in the server's ``--model-format``), how a list is
+written in a flag or an environment variable (:func:`split_csv`), and which input features
+the server buckets (:class:`InputFeature`, written by the operator in ``--input-features``).
 
 Pure stdlib on purpose: the operator (its pure API models included) imports this module and
 must not pull in prometheus_client, Starlette or numpy.
@@ -23,6 +24,10 @@ Worked PromQL examples (what the operator is expected to write)::
     histogram_quantile(0.99, sum by (le) (
       rate(coalmine_request_duration_seconds_bucket{model="iris",variant="canary"}[20s])))
 
+    # canary input distribution of one feature, per bucket after bucket_counts (drift check)
+    sum by (feature, le) (increase(
+      coalmine_input_feature_bucket{model="iris",variant="canary",version="v2"}[1m]))
+
     # canary accuracy from delayed ground truth
     sum(rate(coalmine_feedback_total{variant="canary",result="correct"}[5m]))
       / sum(rate(coalmine_feedback_total{variant="canary"}[5m]))
@@ -30,6 +35,9 @@ Worked PromQL examples (what the operator is expected to write)::
 
 from __future__ import annotations
 
+import itertools
+import math
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -58,6 +66,8 @@ LABEL_KIND = "kind"
 """Kind of injected fault: ``error`` or ``latency``."""
 LABEL_SHA256 = "sha256"
 """Verified sha256 of the artifact (hex), so a dashboard can tell which bytes are live."""
+LABEL_FEATURE = "feature"
+"""Name of an input feature the server buckets (only those ``--input-features`` names)."""
 
 BASE_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT)
 """Every metric carries these three, so every query can split by version and variant."""
@@ -84,6 +94,85 @@ def split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+# --- Input features: which columns the server buckets, written in one flag ------------------
+MAX_INPUT_FEATURES = 16
+"""Features one server buckets: with at most 21 buckets each, 336 series per pod at most."""
+MAX_INPUT_FEATURE_EDGES = 20
+MAX_INPUT_FEATURE_INDEX = 999_999
+FEATURE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,62}$"
+"""A feature name: a safe label value, and free of the flag's separators (``= : , ;``)."""
+
+
+@dataclass(frozen=True)
+class InputFeature:
+    """One input column the server buckets: ``name`` (the ``feature`` label), its ``index``
+    in a request's rows, and the buckets' upper ``edges`` (strictly increasing; +Inf is
+    implied, and a value equal to an edge falls in that edge's bucket, as ``le`` says)."""
+
+    name: str
+    index: int
+    edges: tuple[float, ...]
+
+
+def format_input_features(features: list[InputFeature]) -> str:
+    """The ``--input-features`` text: ``name=index:edge,edge;...``, sorted by name so the
+    same features always give the same pod spec.
+
+    >>> format_input_features([InputFeature("petal_width", 3, (0.5, 1.5)),
+    ...                        InputFeature("sepal_length", 0, (5.0, 6.5))])
+    'petal_width=3:0.5,1.5;sepal_length=0:5.0,6.5'
+    """
+    return ";".join(
+        f"{f.name}={f.index}:{','.join(repr(float(e)) for e in f.edges)}"
+        for f in sorted(features, key=lambda f: f.name)
+    )
+
+
+def parse_input_features(text: str) -> list[InputFeature]:
+    """The features of an ``--input-features`` text; ValueError says which part is wrong.
+
+    >>> parse_input_features("petal_width=3:0.5, 1")
+    [InputFeature(name='petal_width', index=3, edges=(0.5, 1.0))]
+    """
+    features = [_parse_feature(part.strip()) for part in text.split(";") if part.strip()]
+    if len(features) > MAX_INPUT_FEATURES:
+        raise ValueError(f"input features: {len(features)} given, at most {MAX_INPUT_FEATURES}")
+    for what, keys in (
+        ("name", [f.name for f in features]),
+        ("index", [str(f.index) for f in features]),
+    ):
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"input features: {what} {', '.join(repeated)} given twice")
+    return features
+
+
+def _parse_feature(part: str) -> InputFeature:
+    match = re.fullmatch(r"([^=]*)=([^:]*):(.*)", part)
+    if match is None:
+        raise ValueError(f"input feature {part!r}: write name=index:edge,edge,...")
+    name, index, edges_text = (group.strip() for group in match.groups())
+    if not re.fullmatch(FEATURE_NAME_PATTERN, name):
+        raise ValueError(f"input feature {part!r}: name must match {FEATURE_NAME_PATTERN}")
+    if not re.fullmatch("[0-9]{1,7}", index) or int(index) > MAX_INPUT_FEATURE_INDEX:
+        raise ValueError(
+            f"input feature {name}: index {index!r} is not 0..{MAX_INPUT_FEATURE_INDEX}"
+        )
+    try:
+        edges = tuple(float(e) for e in edges_text.split(","))
+    except ValueError:
+        raise ValueError(f"input feature {name}: edges {edges_text!r} are not numbers") from None
+    if len(edges) > MAX_INPUT_FEATURE_EDGES:
+        raise ValueError(
+            f"input feature {name}: {len(edges)} edges, at most {MAX_INPUT_FEATURE_EDGES}"
+        )
+    if not all(map(math.isfinite, edges)):
+        raise ValueError(f"input feature {name}: edges must be finite numbers")
+    if any(a >= b for a, b in itertools.pairwise(edges)):
+        raise ValueError(f"input feature {name}: edges must be strictly increasing")
+    return InputFeature(name, int(index), edges)
 
 
 class Variant(StrEnum):
@@ -276,6 +365,15 @@ FEEDBACK_UNMATCHED_TOTAL = MetricSpec(
 trusted). ``expired`` rising means the horizon is shorter than the label delay; ``forged`` or
 ``duplicate`` rising means a client is sending what it should not."""
 
+INPUT_FEATURE = MetricSpec(
+    "coalmine_input_feature",
+    MetricKind.HISTOGRAM,
+    "Input feature values (one observation per row), only for the --input-features columns.",
+    (*BASE_LABELS, LABEL_FEATURE),
+)
+"""Buckets per feature come from ``--input-features``, the same on stable and canary (the
+operator writes one flag for both from its drift checks), so their distributions compare."""
+
 INJECTED_FAULTS_TOTAL = MetricSpec(
     "coalmine_injected_faults_total",
     MetricKind.COUNTER,
@@ -297,6 +395,7 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     FEEDBACK_TOTAL,
     FEEDBACK_ABS_ERROR,
     FEEDBACK_UNMATCHED_TOTAL,
+    INPUT_FEATURE,
     INJECTED_FAULTS_TOTAL,
 )
 """Every metric the server exports; the contract test checks each one."""

@@ -46,6 +46,7 @@ class ServingMetrics:
         self.load_seconds = _collector(c.MODEL_LOAD_SECONDS, reg).labels(*base)
         self._class_children = hot.counter_family(c.PREDICTIONS_TOTAL)
         self.prediction_value = hot.histogram(c.PREDICTION_VALUE, settings.prediction_buckets)
+        self._inputs = hot.feature_histograms(c.INPUT_FEATURE, settings.input_features)
         self.feedback = OriginSeries(
             c.FEEDBACK_TOTAL, c.FEEDBACK_ABS_ERROR, settings.model_name, settings.abs_error_buckets
         )
@@ -71,6 +72,10 @@ class ServingMetrics:
             self.record_classes(outputs)
         else:
             self.record_values(outputs)
+
+    def record_inputs(self, rows: np.ndarray) -> None:
+        """Bucket the ``--input-features`` columns of a request's rows (nothing when unset)."""
+        self._inputs.observe_rows(rows)
 
     def record_classes(self, outputs: np.ndarray) -> None:
         if len(outputs) <= 16:

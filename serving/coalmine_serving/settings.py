@@ -21,6 +21,17 @@ from coalmine_serving.contract import ModelFormat
 _CSV = BeforeValidator(contract.split_csv)
 
 
+def _input_features(value: object) -> object:
+    """``--input-features`` has a syntax of its own, parsed and checked by the contract; a
+    list given in code goes through the same checks."""
+    if isinstance(value, list) and all(isinstance(f, contract.InputFeature) for f in value):
+        value = contract.format_input_features(value)
+    return contract.parse_input_features(value) if isinstance(value, str) else value
+
+
+_FEATURES = BeforeValidator(_input_features)
+
+
 class Task(StrEnum):
     AUTO = "auto"  # decided from the artifact: classes_ / integer or string output = classifier
     CLASSIFICATION = "classification"
@@ -115,6 +126,13 @@ class ServingSettings(BaseSettings):
         default_factory=lambda: list(contract.ABS_ERROR_BUCKETS)
     )
     """Buckets of ``coalmine_feedback_abs_error`` (comma separated)."""
+    input_features: Annotated[list[contract.InputFeature], NoDecode, _FEATURES] = Field(
+        default_factory=list
+    )
+    """Input columns to bucket into ``coalmine_input_feature``, for drift checks on inputs:
+    ``name=index:edge,edge,...`` joined by ``;`` (e.g. ``sepal_length=0:5,6;petal_width=3:1``).
+    At most 16 features of at most 20 strictly increasing edges; names and indices unique.
+    The operator writes it from the drift checks, the same for stable and canary."""
 
     # --- fault injection: for chaos drills and our own rollback tests; off by default ---
     fault_error_rate: float = Field(0.0, ge=0.0, le=1.0)

@@ -26,14 +26,15 @@ SERIES_LABELS = {"__name__", "job", "instance"}
 def servers(artifacts, tmp_path: Path) -> Iterator[dict[str, models.ServerProcess]]:  # type: ignore[no-untyped-def]
     keys = write_keys(tmp_path / "keys.json", ("k1", b"k" * 32, "2020-01-01T00:00:00Z"))
     shared = ("--receipt-keys-file", str(keys))
+    inputs = ("--input-features", "x0=0:0.5")  # coalmine_input_feature exists only when set
     procs = {
         "canary": models.ServerProcess(
             artifacts["onnx_clf"], tmp_path / "clf.log", "--variant", "canary",
-            "--model-version", "7", "--revision", "r7", *shared,
+            "--model-version", "7", "--revision", "r7", *shared, *inputs,
         ),
         "stable": models.ServerProcess(
             artifacts["onnx_reg"], tmp_path / "reg.log", "--model-version", "6",
-            "--revision", "r6", *shared,
+            "--revision", "r6", *shared, *inputs,
         ),
     }  # fmt: skip
     try:

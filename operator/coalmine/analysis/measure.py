@@ -107,8 +107,12 @@ def _refused(provider: MetricProvider, side: SideScope, window: str) -> tuple[tu
     return tuple(sorted((reason, round(n)) for reason, n in counts.items() if round(n) > 0))
 
 
-def drift(provider: MetricProvider, side: SideScope, window: str, _: Check) -> SideMeasurement:
-    """Class counts for classifiers; output-histogram buckets for regressors."""
+def drift(provider: MetricProvider, side: SideScope, window: str, check: Check) -> SideMeasurement:
+    """Class counts for classifiers; output-histogram buckets for regressors; or, when the
+    check names ``inputs``, the buckets of each of those input features."""
+    assert check.drift is not None
+    if check.drift.inputs:
+        return input_drift(provider, side, window, [f.name for f in check.drift.inputs])
     classes = provider.query(promql.class_counts(side, window))
     if failed := _failed(classes):
         return failed
@@ -120,6 +124,35 @@ def drift(provider: MetricProvider, side: SideScope, window: str, _: Check) -> S
         counts = bucket_counts(buckets.by("le"))
     distribution = tuple(sorted(counts.items()))
     return SideMeasurement(samples=sum(counts.values()), distribution=distribution)
+
+
+def input_drift(
+    provider: MetricProvider, side: SideScope, window: str, names: Sequence[str]
+) -> SideMeasurement:
+    """Per-bucket counts of each named input feature over the window; ``samples`` is the
+    fewest values any of them has (a feature the servers do not bucket has none)."""
+    result = provider.query(promql.input_buckets(side, window))
+    if failed := _failed(result):
+        return failed
+    cumulative: dict[str, dict[str, float]] = {}
+    for sample in result.samples:
+        le = sample.labels.get("le", "")
+        if math.isfinite(sample.value) and _is_bound(le):
+            by_le = cumulative.setdefault(sample.labels.get(contract.LABEL_FEATURE, ""), {})
+            by_le[le] = sample.value
+    features = tuple(
+        (name, tuple(bucket_counts(cumulative.get(name, {})).items())) for name in names
+    )
+    samples = min(sum(count for _, count in buckets) for _, buckets in features)
+    return SideMeasurement(samples=samples, features=features)
+
+
+def _is_bound(le: str) -> bool:
+    try:
+        float(le)
+    except ValueError:
+        return False
+    return True
 
 
 def bucket_counts(cumulative: dict[str, float]) -> dict[str, float]:

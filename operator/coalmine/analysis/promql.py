@@ -62,6 +62,13 @@ def value_buckets(side: SideScope, window: str) -> str:
     return f"sum by (le) (increase({series}[{window}]))"
 
 
+def input_buckets(side: SideScope, window: str) -> str:
+    """Input feature values by feature and cumulative bucket (``le``): every feature the
+    servers bucket (at most 16, so at most 336 series); the check keeps its own."""
+    series = f"{contract.INPUT_FEATURE.series('bucket')}{side.matchers()}"
+    return f"sum by ({contract.LABEL_FEATURE}, le) (increase({series}[{window}]))"
+
+
 PLACEHOLDERS = ("model", "version", "variant", "namespace", "window")
 
 

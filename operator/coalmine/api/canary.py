@@ -8,10 +8,26 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from coalmine.api.base import ApiModel, Duration
-from coalmine.api.checks import Check, default_checks
+from coalmine.api.checks import (
+    MAX_INPUT_FEATURES,
+    Check,
+    default_checks,
+    drift_inputs,
+)
 from coalmine.api.rules import Rule, RuleChecked
 
 MAX_STEPS = 20
+_DRIFT_INPUTS = "self.checks.map(c, has(c.drift) && has(c.drift.inputs) ? size(c.drift.inputs) : 0)"
+
+
+def _one_check_per(key: str) -> str:
+    """CEL: no two drift checks name an input feature with the same ``key`` (the checks'
+    own rules keep it unique inside each). One rule per key: both in one is over budget."""
+    return (
+        "self.checks.all(a, !has(a.drift) || !has(a.drift.inputs) || a.drift.inputs.all(f,"
+        " self.checks.exists_one(b, has(b.drift) && has(b.drift.inputs)"
+        f" && b.drift.inputs.exists(g, g.{key} == f.{key}))))"
+    )
 
 
 class Step(ApiModel):
@@ -21,6 +37,10 @@ class Step(ApiModel):
     pause: Duration = timedelta(minutes=1)
     """Minimum time at this weight; the step passes only when the pause has elapsed and every
     check passed after it."""
+
+
+def _unique(keys: list[str] | list[int]) -> bool:
+    return len(set(keys)) == len(keys)
 
 
 class PrometheusSource(ApiModel):
@@ -78,6 +98,28 @@ class Analysis(ApiModel, RuleChecked):
             cel=None,
             message="spec.canary.analysis.checks: check names must be unique",
             holds=lambda a: len({c.name for c in a.checks}) == len(a.checks),
+            field_path=".checks",
+        ),
+        # One --input-features flag serves every drift check, on stable and canary alike.
+        Rule(
+            cel=f"{_DRIFT_INPUTS}.sum() <= {MAX_INPUT_FEATURES}",
+            message=f"spec.canary.analysis.checks: at most {MAX_INPUT_FEATURES} input features"
+            " in all drift checks together",
+            holds=lambda a: len(drift_inputs(a.checks)) <= MAX_INPUT_FEATURES,
+            field_path=".checks",
+        ),
+        Rule(
+            cel=_one_check_per("name"),
+            message="spec.canary.analysis.checks: an input feature name belongs to one drift"
+            " check only",
+            holds=lambda a: _unique([f.name for f in drift_inputs(a.checks)]),
+            field_path=".checks",
+        ),
+        Rule(
+            cel=_one_check_per("index"),
+            message="spec.canary.analysis.checks: an input feature index belongs to one drift"
+            " check only",
+            holds=lambda a: _unique([f.index for f in drift_inputs(a.checks)]),
             field_path=".checks",
         ),
     )

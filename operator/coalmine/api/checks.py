@@ -7,6 +7,7 @@ and optional limits relative to stable measured over the same window.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Literal, Protocol
 
@@ -16,6 +17,10 @@ from pydantic.alias_generators import to_snake
 from coalmine.api.base import ApiModel
 from coalmine.api.rules import Rule, RuleChecked
 
+# The input-feature limits and name syntax are the server's (``--input-features``).
+from coalmine_serving import contract
+
+MAX_INPUT_FEATURES = contract.MAX_INPUT_FEATURES
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Confidence = Annotated[float, Field(ge=0.5, le=0.9999)]
 
@@ -157,20 +162,81 @@ class QualityCheck(ApiModel, RuleChecked):
     )
 
 
-class DriftCheck(ApiModel):
-    """Divergence between the canary's and stable's prediction distributions."""
+Edge = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class InputFeature(ApiModel, RuleChecked):
+    """One input column whose distribution is compared, counted in the buckets ``edges`` cut."""
+
+    name: Annotated[str, Field(pattern=contract.FEATURE_NAME_PATTERN, max_length=63)]
+    """Names the feature in the metrics (the ``feature`` label), verdicts and Events."""
+
+    index: Annotated[int, Field(ge=0, le=contract.MAX_INPUT_FEATURE_INDEX)]
+    """Its column in the model's input rows (0 is the first)."""
+
+    edges: Annotated[list[Edge], Field(min_length=1, max_length=contract.MAX_INPUT_FEATURE_EDGES)]
+    """Upper bounds of the buckets, strictly increasing; a value equal to an edge counts in
+    that edge's bucket, and values above the last one in a bucket of their own."""
+
+    def to_contract(self) -> contract.InputFeature:
+        """The feature as the server's ``--input-features`` spells it."""
+        return contract.InputFeature(self.name, self.index, tuple(self.edges))
+
+    __rules__ = (
+        Rule(
+            cel="self.edges.isSorted() && self.edges.all(e, self.edges.exists_one(x, x == e))",
+            message="spec.canary.analysis.checks[].drift.inputs[].edges: "
+            "must be strictly increasing",
+            holds=lambda f: all(a < b for a, b in zip(f.edges, f.edges[1:], strict=False)),
+            field_path=".edges",
+        ),
+    )
+
+
+class DriftCheck(ApiModel, RuleChecked):
+    """Divergence between the canary's and stable's distributions over the same window: of
+    their predictions, or, when ``inputs`` is set, of each of those input features (the check
+    fails on the feature that drifted most)."""
 
     method: Literal["psi", "chiSquare"] = "psi"
     max: Annotated[float, Field(gt=0.0, le=10.0)] = 0.2
     """psi: the population stability index must stay at or below this (0.1 small, 0.25 large).
     chiSquare: Cramér's V of the contingency table must stay at or below this, and the
-    difference must also be significant at ``confidence``."""
+    difference must also be significant at ``confidence``. With ``inputs``, per feature."""
 
     confidence: Confidence = 0.99
+
+    inputs: Annotated[
+        list[InputFeature] | None, Field(min_length=1, max_length=contract.MAX_INPUT_FEATURES)
+    ] = None
+    """Compare these input features instead of the predictions. Both sides' servers bucket
+    them (the operator passes them in ``--input-features``), so changing the list or its
+    edges rolls the stable pods in place (see docs/analysis.md)."""
 
     @property
     def compares_with_stable(self) -> bool:
         return True  # drift is a comparison
+
+    __rules__ = (
+        Rule(
+            cel="!has(self.inputs) "
+            "|| self.inputs.all(f, self.inputs.exists_one(g, g.name == f.name))",
+            message="spec.canary.analysis.checks[].drift.inputs: feature names must be unique",
+            holds=lambda d: _unique([f.name for f in d.inputs or []]),
+            field_path=".inputs",
+        ),
+        Rule(
+            cel="!has(self.inputs) "
+            "|| self.inputs.all(f, self.inputs.exists_one(g, g.index == f.index))",
+            message="spec.canary.analysis.checks[].drift.inputs: feature indices must be unique",
+            holds=lambda d: _unique([f.index for f in d.inputs or []]),
+            field_path=".inputs",
+        ),
+    )
+
+
+def _unique(keys: Sequence[object]) -> bool:
+    return len(set(keys)) == len(keys)
 
 
 class PromQLCheck(ApiModel, RuleChecked):
@@ -241,6 +307,17 @@ class Check(ApiModel, RuleChecked):
         return settings.compares_with_stable
 
     __rules__ = (_exactly_one_kind(),)
+
+
+def drift_inputs(checks: Sequence[Check]) -> list[InputFeature]:
+    """Every input feature of every drift check, in spec order (repeats included)."""
+    return [f for c in checks if c.drift is not None for f in c.drift.inputs or []]
+
+
+def input_features(checks: Sequence[Check]) -> list[contract.InputFeature]:
+    """What both sides' servers must bucket: the input features of all drift checks (each
+    belongs to one check: ``Analysis`` refuses a name or an index in two)."""
+    return [f.to_contract() for f in drift_inputs(checks)]
 
 
 def default_checks() -> list[Check]:

@@ -82,6 +82,8 @@ class CheckStatus(ApiModel):
     refused_labels: dict[str, int] = {}
     """quality: labels the pods refused over the window, by reason (forged, unknown,
     duplicate, expired); shown, not judged."""
+    feature: str | None = None
+    """Drift on inputs: the feature that drifted most; ``value`` is its score."""
     consecutive_failures: int = 0
     recent: Annotated[list[Verdict], Field(max_length=RECENT_VERDICTS_LIMIT)] = []
     """The last few verdicts, newest last."""
@@ -125,6 +127,8 @@ class RollbackRecord(ApiModel):
     check: str | None = None
     value: float | None = None
     threshold: str | None = None
+    feature: str | None = None
+    """Drift on inputs: the feature that drifted most; ``value`` is its score."""
     traffic_on_stable_at: datetime | None = None
     completed_at: datetime | None = None
 

@@ -159,8 +159,9 @@ def _rollback(record: RollbackRecord | None, now: datetime) -> str:
         f"  Reason:   {record.reason}",
     ]
     if record.check is not None:
+        on = f" on feature {record.feature}" if record.feature else ""
         lines.append(
-            f"  Check:    {record.check} = {number(record.value)}"
+            f"  Check:    {record.check} = {number(record.value)}{on}"
             f" (threshold {record.threshold or MISSING})"
         )
     timeline = [f"started {age(record.started_at, now)} ago"]

@@ -7,6 +7,7 @@ no privilege escalation, no capabilities, RuntimeDefault seccomp, read-only root
 from __future__ import annotations
 
 from coalmine.api import ModelDeploymentSpec, RevisionRef
+from coalmine.api.checks import input_features
 from coalmine.api.runtime import Runtime
 from coalmine.manifests.artifact import (
     MODELS_DIR,
@@ -17,6 +18,7 @@ from coalmine.manifests.artifact import (
 )
 from coalmine.manifests.labels import Manifest, Variant
 from coalmine.settings import OperatorSettings
+from coalmine_serving import contract
 
 SERVING_PORT = 8080
 DRAIN_SECONDS = 5
@@ -68,7 +70,13 @@ def fetch_container(
 def server_args(
     spec: ModelDeploymentSpec, variant: Variant, revision: RevisionRef, settings: OperatorSettings
 ) -> list[str]:
-    """``coalmine-serve serve`` flags: identity (the metric labels), artifact, limits."""
+    """``coalmine-serve serve`` flags: identity (the metric labels), artifact, limits, and the
+    input features the drift checks compare.
+
+    The input features come from today's spec for every revision, stable's older one too
+    (``act.template_spec`` keeps ``spec.canary``): both sides must bucket identically. So a
+    change of drift inputs rolls stable's pods in place; thresholds are not in the flag and
+    change nothing, and without input drift checks there is no flag at all."""
     source = artifact_source(revision)
     args = [
         "serve",
@@ -86,6 +94,9 @@ def server_args(
     trusted = [*settings.skops_trusted_types, *spec.model.trusted_types]
     if trusted:
         args += ["--skops-trusted-types", ",".join(trusted)]
+    features = input_features(spec.canary.analysis.checks)
+    if features:
+        args += ["--input-features", contract.format_input_features(features)]
     return args
 
 

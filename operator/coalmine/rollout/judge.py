@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from coalmine.api.checks import Check, CheckKind
-from coalmine.rollout.judge_model import judge_drift, judge_quality
+from coalmine.rollout.judge_drift import judge_drift
+from coalmine.rollout.judge_model import judge_quality
 from coalmine.rollout.judge_traffic import judge_error_rate, judge_latency, judge_promql
 from coalmine.rollout.types import Measurement
 from coalmine.rollout.verdicts import CheckVerdict, InconclusiveError, Judging

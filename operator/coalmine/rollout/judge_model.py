@@ -1,11 +1,11 @@
-"""Verdicts of the model-level checks: quality from delayed labels, and prediction drift."""
+"""Verdicts of the quality check: accuracy or mean absolute error from delayed labels."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 from coalmine.api.checks import Check, QualityCheck
-from coalmine.rollout.stats import accuracy_worse_p, chi_square_drift, psi, wilson_bounds
+from coalmine.rollout.stats import accuracy_worse_p, wilson_bounds
 from coalmine.rollout.types import Measurement, SideMeasurement
 from coalmine.rollout.verdicts import (
     CheckVerdict,
@@ -88,39 +88,4 @@ def _mae(spec: QualityCheck, m: Measurement, judging: Judging, base: CheckVerdic
     verdict = replace(verdict, stable_value=stable_mae)
     why = f"MAE canary {fmt(mae)} vs stable {fmt(stable_mae)}"
     failed = mae - stable_mae > spec.vs_stable.max_degradation
-    return replace(verdict, verdict="fail" if failed else "pass", reason=why)
-
-
-def _aligned(canary: SideMeasurement, stable: SideMeasurement) -> tuple[list[float], list[float]]:
-    """Both distributions over the union of their classes, in a stable order."""
-    c, s = dict(canary.distribution), dict(stable.distribution)
-    keys = sorted(set(c) | set(s))
-    counts_c = [finite(c.get(k, 0.0), f"canary count of {k!r}") for k in keys]
-    counts_s = [finite(s.get(k, 0.0), f"stable count of {k!r}") for k in keys]
-    if any(x < 0 for x in counts_c + counts_s):
-        raise InconclusiveError("negative prediction count (a counter reset inside the window)")
-    return counts_c, counts_s
-
-
-def judge_drift(check: Check, m: Measurement, judging: Judging, base: CheckVerdict) -> CheckVerdict:
-    """PSI, or chi-square significance together with Cramér's V, canary against stable."""
-    spec = check.drift
-    assert spec is not None
-    canary, stable = usable(m.canary, "canary"), usable(m.stable, "stable")
-    counts_c, counts_s = _aligned(canary, stable)
-    n, stable_n = round(sum(counts_c)), round(sum(counts_s))
-    for which, count in (("canary", n), ("stable", stable_n)):
-        if count < judging.min_samples:
-            need = judging.min_samples
-            raise InconclusiveError(f"{which} has {count} predictions, needs {need}", n)
-    if spec.method == "psi":
-        score = psi(counts_c, counts_s)
-        verdict = replace(base, value=score, samples=n, threshold=f"psi <= {fmt(spec.max)}")
-        failed = score > spec.max
-        return replace(verdict, verdict="fail" if failed else "pass", reason=f"PSI {fmt(score)}")
-    p, v = chi_square_drift(counts_c, counts_s)
-    threshold = f"cramers v <= {fmt(spec.max)} or p >= {1 - spec.confidence:.3g}"
-    verdict = replace(base, value=v, samples=n, threshold=threshold)
-    failed = v > spec.max and p < 1 - spec.confidence
-    why = f"Cramér's V {fmt(v)}, chi-square p={p:.3g}"
     return replace(verdict, verdict="fail" if failed else "pass", reason=why)

@@ -138,6 +138,7 @@ def fold_check(previous: CheckStatus | None, verdict: CheckVerdict) -> CheckStat
         samples=verdict.samples,
         reason=verdict.reason[:512],
         refused_labels=dict(verdict.refused_labels),
+        feature=verdict.feature,
         consecutive_failures=failures,
         recent=recent,
     )

@@ -43,6 +43,7 @@ def start_rollback(
         check=culprit.name if culprit else None,
         value=culprit.value if culprit else None,
         threshold=culprit.threshold if culprit else None,
+        feature=culprit.feature if culprit else None,
     )
     status = update(
         t.status,

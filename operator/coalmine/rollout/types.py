@@ -43,6 +43,10 @@ class ChildObservation:
         )
 
 
+Distribution = tuple[tuple[str, float], ...]
+"""(class or bucket ``le``, count) pairs of one side."""
+
+
 @dataclass(frozen=True)
 class SideMeasurement:
     """Raw numbers of one side (canary or stable) of one check over the query window."""
@@ -55,10 +59,13 @@ class SideMeasurement:
     """errorRate: count of server errors (the counts-based comparison needs counts)."""
     correct: float | None = None
     """quality/accuracy: correct count (``samples`` = labelled count)."""
-    distribution: tuple[tuple[str, float], ...] = ()
+    distribution: Distribution = ()
     """drift: (class or bucket, count) pairs."""
     refused: tuple[tuple[str, int], ...] = ()
     """quality, canary side: labels the deployment's pods refused in the window, by reason."""
+    features: tuple[tuple[str, Distribution], ...] = ()
+    """drift on inputs: each feature the check names, with its (bucket ``le``, count) pairs
+    (empty pairs when the side exports no series of that feature)."""
     error: str | None = None
     """Provider error (timeout, connection refused, bad query...): the check is inconclusive."""
 

@@ -32,6 +32,8 @@ class CheckVerdict:
     reason: str = ""
     refused_labels: tuple[tuple[str, int], ...] = ()
     """quality: labels refused in the window, by reason (shown, not judged)."""
+    feature: str | None = None
+    """drift on inputs: the feature that drifted most (``value`` is its score)."""
 
 
 @dataclass(frozen=True)

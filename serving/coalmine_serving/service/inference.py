@@ -46,6 +46,7 @@ class InferenceService:
         task = self.predictor.require_runtime().signature.task
         outputs = await self._predict(rows)
         self.metrics.record_outputs(task, outputs)
+        self.metrics.record_inputs(rows)
         receipt = self.joiner.receipt_for(outputs, task)
         return Prediction(request_id or uuid.uuid4().hex, outputs, receipt)
 

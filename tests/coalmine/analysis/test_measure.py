@@ -114,6 +114,56 @@ def test_regressor_drift_falls_back_to_histogram_buckets():
     assert bucket_counts({}) == {}
 
 
+INPUTS = DriftCheck.model_validate(
+    {"inputs": [{"name": "petal_width", "index": 3, "edges": [0.5, 1.5]},
+                {"name": "sepal_length", "index": 0, "edges": [5, 6]}]}
+)  # fmt: skip
+
+
+def _input_series(
+    feature: str, *cumulative: tuple[str, float]
+) -> list[tuple[dict[str, str], float]]:
+    return [({"feature": feature, "le": le}, count) for le, count in cumulative]
+
+
+def test_input_drift_measures_each_named_feature_per_bucket_on_both_sides():
+    canary = vector(
+        *_input_series("petal_width", ("0.5", 10.0), ("1.5", 30.0), ("+Inf", 100.0)),
+        *_input_series("sepal_length", ("+Inf", 100.0), ("5.0", 40.0), ("6.0", 70.0)),
+        *_input_series("other_check_s", ("1.0", 5.0), ("+Inf", 100.0)),  # not this check's
+    )
+    stable = vector(
+        *_input_series("petal_width", ("0.5", 50.0), ("1.5", 150.0), ("+Inf", 300.0)),
+        ({"feature": "sepal_length", "le": "5.0"}, math.nan),
+    )
+    provider = FakeProvider(
+        {promql.input_buckets(CANARY, W): canary, promql.input_buckets(STABLE, W): stable}
+    )
+
+    (m,) = measure_checks(provider, SCOPE, [Check(name="d", drift=INPUTS)])
+
+    assert m.canary.features == (
+        ("petal_width", (("0.5", 10.0), ("1.5", 20.0), ("+Inf", 70.0))),
+        ("sepal_length", (("5.0", 40.0), ("6.0", 30.0), ("+Inf", 30.0))),
+    )
+    assert m.canary.samples == 100.0 and m.canary.distribution == ()
+    # A feature stable does not bucket (NaN dropped): no pairs, and no samples to judge on.
+    assert m.stable is not None and m.stable.samples == 0
+    assert dict(m.stable.features)["sepal_length"] == ()
+    assert provider.queries == [promql.input_buckets(CANARY, W), promql.input_buckets(STABLE, W)]
+
+
+def test_input_drift_query_reads_the_contract_series_by_feature_and_bucket():
+    query = promql.input_buckets(CANARY, W)
+    assert query == (
+        'sum by (feature, le) (increase(coalmine_input_feature_bucket{model="iris",'
+        'version="v2",variant="canary",namespace="ml"}[30s]))'
+    )
+    failing = FakeProvider({query: QueryResult(error="timeout")})
+    (m,) = measure_checks(failing, SCOPE, [Check(name="d", drift=INPUTS)])
+    assert m.canary.error == "timeout"
+
+
 def test_custom_query_rejects_several_series_and_renders_both_sides():
     check = Check(name="c", promql=PromQLCheck(query='up{version="{{version}}"}', max_ratio=2.0))
     provider = FakeProvider(

@@ -63,3 +63,46 @@ def test_manifest_round_trip_is_stable() -> None:
 def test_unknown_fields_are_errors_not_silently_ignored() -> None:
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         spec(pasued=True)
+
+
+def _drift_inputs(*features: tuple[str, int, list[float]]) -> dict[str, object]:
+    inputs = [{"name": n, "index": i, "edges": e} for n, i, e in features]
+    return {"name": f"inputs-{features[0][1]}", "drift": {"max": 0.2, "inputs": inputs}}
+
+
+def test_drift_on_inputs_gives_the_server_its_features_and_not_a_new_revision() -> None:
+    from coalmine.api.checks import input_features
+    from coalmine_serving.contract import format_input_features, parse_input_features
+
+    checks = [
+        _drift_inputs(("sepal_length", 0, [4.5, 5.5, 6.5]), ("petal_width", 3, [0.5, 1.5])),
+        {"name": "outputs", "drift": {"method": "chiSquare"}},
+        _drift_inputs(("sepal_width", 1, [3])),
+    ]
+    with_inputs = spec(canary={"steps": [{"weight": 10}], "analysis": {"checks": checks}})
+    features = input_features(with_inputs.canary.analysis.checks)
+    assert [(f.name, f.index, f.edges) for f in features] == [
+        ("sepal_length", 0, (4.5, 5.5, 6.5)),
+        ("petal_width", 3, (0.5, 1.5)),
+        ("sepal_width", 1, (3.0,)),
+    ]
+    # What the operator writes, the server reads back unchanged.
+    assert parse_input_features(format_input_features(features)) == sorted(
+        features, key=lambda f: f.name
+    )
+    assert with_inputs.canary.analysis.checks[1].drift.inputs is None  # type: ignore[union-attr]
+    assert with_inputs.revision() == spec().revision()  # analysis settings start no canary
+
+
+@pytest.mark.parametrize(
+    "drift,message",
+    [
+        ({"inputs": []}, "at least 1 item"),
+        ({"inputs": [{"name": "a", "index": 0, "edges": [1, float("inf")]}]}, "finite number"),
+        ({"inputs": [{"name": "a", "index": 0, "edges": []}]}, "at least 1 item"),
+    ],
+)
+def test_drift_inputs_the_examples_do_not_cover(drift: dict[str, object], message: str) -> None:
+    checks = [{"name": "d", "drift": drift}]
+    with pytest.raises(ValidationError, match=message):
+        spec(canary={"steps": [{"weight": 10}], "analysis": {"checks": checks}})

@@ -98,3 +98,45 @@ def test_act_only_writes():
     assert stable is not None
     env = stable["spec"]["template"]["spec"]["containers"]
     assert all(e.get("name") != "A" for c in env for e in c.get("env", []))
+
+
+def _with_drift(spec: ModelDeploymentSpec, drift: dict[str, Any]) -> ModelDeploymentSpec:
+    checks = [{"name": "inputs", "drift": drift}]
+    canary = {"steps": [{"weight": 10}], "analysis": {"checks": checks}}
+    return ModelDeploymentSpec.model_validate({**spec.to_manifest(), "canary": canary})
+
+
+def _server_args(manifest: dict[str, Any]) -> list[str]:
+    args: list[str] = manifest["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
+
+
+def test_both_sides_bucket_the_same_inputs_and_a_threshold_change_rolls_no_pod():
+    """Stable's pods come from its own runtime record, yet take the input features from
+    today's spec: a drift comparison needs the same buckets on both sides."""
+    old = _spec("v1", {})
+    v1 = RevisionRef(revision=old.revision(), version="v1", uri=MODEL["uri"], format="onnx")
+    inputs = [{"name": "petal_width", "index": 3, "edges": [0.5, 1.5]},
+              {"name": "sepal_length", "index": 0, "edges": [5, 6]}]  # fmt: skip
+    new = _with_drift(_spec("v2", {"A": "1"}), {"max": 0.2, "inputs": inputs})
+    v2 = RevisionRef(revision=new.revision(), version="v2", uri=MODEL["uri"], format="onnx")
+    kube, settings = FakeKube(), OperatorSettings()
+    subject = _subject(new)
+    kube.put(manifests.deployment(subject.owner, old, "stable", v1, 2, settings))
+    observed = _observed(kube, subject)
+
+    def built(spec: ModelDeploymentSpec, variant: manifests.Variant, rev: RevisionRef) -> Any:
+        from_spec = template_spec(observed, spec, rev.revision)
+        return manifests.deployment(subject.owner, from_spec, variant, rev, 1, settings)
+
+    stable, canary = built(new, "stable", v1), built(new, "canary", v2)
+    flag = "petal_width=3:0.5,1.5;sepal_length=0:5.0,6.0"
+    for side in (stable, canary):
+        args = _server_args(side)
+        assert args[args.index("--input-features") + 1] == flag
+    assert all(e["name"] != "A" for e in stable["spec"]["template"]["spec"]["containers"][0]["env"])
+    assert "--input-features" not in _server_args(built(old, "stable", v1))
+    # Thresholds and method are not in the flag: stable's pod template stays byte for byte.
+    stricter = _with_drift(new, {"method": "chiSquare", "max": 0.05, "inputs": inputs})
+    assert built(stricter, "stable", v1)["spec"]["template"] == stable["spec"]["template"]
+    assert stricter.revision() == new.revision()
