@@ -197,10 +197,13 @@ class Sandbox:
         os.killpg(self.operator.pid, signal.SIGKILL)
         self.operator.stop()
 
-    def start_traffic(self, skip_variant: str | None = None) -> TrafficGenerator:
+    def start_traffic(
+        self, skip_variant: str | None = None, canary_input_shift: float = 0.0
+    ) -> TrafficGenerator:
         self.traffic = TrafficGenerator(
-            self.api, self.standin, self.ns, self.name, "iris", skip_variant=skip_variant
-        )
+            self.api, self.standin, self.ns, self.name, "iris",
+            skip_variant=skip_variant, canary_input_shift=canary_input_shift,
+        )  # fmt: skip
         self.traffic.start()
         return self.traffic
 

@@ -44,11 +44,14 @@ class TrafficGenerator:
         rps: float = 25.0,
         skip_variant: str | None = None,
         label_delay: float = 2.0,
+        canary_input_shift: float = 0.0,
     ) -> None:
         self._api, self._standin = api, standin
         self._namespace, self._name, self._model = namespace, name, model
         self._period = 1.0 / rps
         self._skip_variant = skip_variant  # "no traffic reaches the canary" scenario
+        # "the canary's clients are another population": its rows get x3 moved by this much
+        self._canary_input_shift = canary_input_shift
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
         self._http = httpx.Client(timeout=5.0)
@@ -116,9 +119,11 @@ class TrafficGenerator:
 
     def _send(self, pod: StandInPod) -> None:
         row = [self._random.random() for _ in range(4)]
+        variant = pod.labels.get("coalmine.dev/variant", "?")
+        if variant == "canary":
+            row[3] += self._canary_input_shift
         body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [row]}]}
         base = f"http://{pod.address}/v2/models/{self._model}"
-        variant = pod.labels.get("coalmine.dev/variant", "?")
         try:
             reply = self._http.post(f"{base}/infer", json=body)
             self.statuses[reply.status_code] += 1

@@ -23,10 +23,12 @@ LATENCY = {"name": "latency-p99", "latency": {"quantile": 0.99, "maxSeconds": 1.
 ACCURACY = {"name": "accuracy", "quality": {"metric": "accuracy", "min": 0.8, "minLabels": 10}}
 
 
-def _serve_v1(h: Sandbox, models: ModelArtifacts, env: dict[str, str] | None = None) -> dict:
+def _serve_v1(
+    h: Sandbox, models: ModelArtifacts, env: dict[str, str] | None = None, **traffic: Any
+) -> dict:
     h.apply(spec(models.model("v1"), env=env, prometheus=h.prometheus.url))
     status = h.wait_status(lambda s: s.get("phase") == "Healthy", 90, "v1 to serve")
-    h.start_traffic()
+    h.start_traffic(**traffic)
     return status
 
 
@@ -85,6 +87,27 @@ def test_a_canary_whose_outputs_shift_is_rolled_back_by_the_drift_gate(
     done = _rolled_back(h)
     assert done["rollback"]["check"] == "output-drift", done["rollback"]
     assert _check(done, "output-drift")["value"] > 0.2
+
+
+def test_a_canary_whose_inputs_shift_is_rolled_back_naming_the_feature(
+    harness: Sandbox, models: ModelArtifacts
+):
+    h = harness
+    # The canary's clients send x3 moved by +0.6: the model barely looks at x3, so its
+    # outputs do not drift; only the input check can see it.
+    _serve_v1(h, models, canary_input_shift=0.6)
+    edges = [0.2, 0.4, 0.6, 0.8, 1.0]
+    inputs = [
+        {"name": "x0", "index": 0, "edges": edges},
+        {"name": "x3", "index": 3, "edges": edges},
+    ]
+    drift = {"name": "input-drift", "drift": {"method": "psi", "max": 0.2, "inputs": inputs}}
+    h.apply(spec(models.model("v2"), checks=[drift], prometheus=h.prometheus.url))
+    done = _rolled_back(h)
+    assert done["rollback"]["check"] == "input-drift", done["rollback"]
+    check = _check(done, "input-drift")
+    assert check["feature"] == "x3" and check["value"] > 0.2, check
+    assert "x3" in check["reason"], check
 
 
 def test_a_canary_twice_as_slow_as_stable_is_rolled_back_by_latency_vs_stable(
