@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from coalmine.api import ModelDeployment
-from coalmine.api.status import Condition
+from coalmine.api.status import Condition, ConditionStatus
 from coalmine.controls import ANNOTATION_ROTATE_KEYS, rotate_keys_requested
 from coalmine.k8s import KubeApi, Manifest, ObjectRef
 from coalmine.manifests.receiptkeys import (
@@ -71,32 +71,50 @@ def ensure_receipt_keys(
     ref = ObjectRef("Secret", subject.ref.namespace, name)
     found = kube.get(ref)
     generation = md.metadata.generation
-    if found is not None and not owned_by(found, subject.uid):
-        return _blocked(CONFLICT, _conflict_message(name), now, generation)
     try:
-        keys = keys_in(found) if found is not None else ()
-    except ValueError as exc:
-        return _blocked(INVALID, _invalid_message(name, exc), now, generation)
-    policy = KeyPolicy(
-        rotation=settings.receipt_key_rotation,
-        activation_delay=settings.receipt_key_activation_delay,
-        horizon=md.spec.feedback.horizon,
-    )
+        keys = _stored_keys(found, subject.uid, name)
+    except _UnusableKeysError as unusable:
+        return _blocked(unusable.reason, unusable.message, now, generation)
+    policy = _policy(settings, md)
     rotate = rotate_keys_requested(md.metadata.annotations)
     change = next_keys(keys, now, policy, rotate=rotate, random_bytes=random_bytes)
     if found is None:
         kube.create(receipt_keys_secret(subject.owner, change.keys))
-    elif change.keys != keys:
+    elif change.keys != keys:  # only the version that was read: 409 if it changed since
         kube.merge_patch(ref, _keys_patch(found, change.keys))
     _announce(kube, subject, name, created=found is None, change=change, rotate=rotate)
     if rotate:  # after the write: a crash before it leaves the request for the next tick
         kube.remove_annotations(subject.ref, [ANNOTATION_ROTATE_KEYS])
-    ready = Condition(
-        type=CONDITION, status="True", reason="KeysReady",
-        message=_ready_message(name, change.keys, now),
-        last_transition_time=now, observed_generation=generation,
-    )  # fmt: skip
+    ready = _condition("True", "KeysReady", _ready_message(name, change.keys, now), now, generation)
     return KeysOutcome(condition=ready, next_change=next_change(change.keys, now, policy))
+
+
+def _policy(settings: OperatorSettings, md: ModelDeployment) -> KeyPolicy:
+    return KeyPolicy(
+        rotation=settings.receipt_key_rotation,
+        activation_delay=settings.receipt_key_activation_delay,
+        horizon=md.spec.feedback.horizon,
+    )
+
+
+class _UnusableKeysError(Exception):
+    """The Secret exists but its keys cannot be used (not ours, or unreadable)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+def _stored_keys(found: Manifest | None, uid: str, name: str) -> tuple[ReceiptKey, ...]:
+    """The keys the Secret holds (none when it does not exist)."""
+    if found is None:
+        return ()
+    if not owned_by(found, uid):
+        raise _UnusableKeysError(CONFLICT, _conflict_message(name))
+    try:
+        return keys_in(found)
+    except ValueError as exc:
+        raise _UnusableKeysError(INVALID, _invalid_message(name, exc)) from exc
 
 
 def post_block_event(
@@ -115,8 +133,7 @@ def _keys_patch(found: Manifest, keys: tuple[ReceiptKey, ...]) -> Manifest:
     text = render_keys(keys)
     version = found["metadata"]["resourceVersion"]
     return {
-        # Only the version that was read may be changed (409 otherwise, retried next tick).
-        "metadata": {"resourceVersion": version},
+        "metadata": {"resourceVersion": version},  # a precondition, not a change
         "data": {KEYS_FILE: base64.b64encode(text.encode()).decode()},
     }
 
@@ -145,11 +162,16 @@ def _announce(
 
 
 def _blocked(reason: str, message: str, now: datetime, generation: int | None) -> KeysOutcome:
-    condition = Condition(
-        type=CONDITION, status="False", reason=reason, message=message,
+    return KeysOutcome(condition=_condition("False", reason, message, now, generation))
+
+
+def _condition(
+    status: ConditionStatus, reason: str, message: str, now: datetime, generation: int | None
+) -> Condition:
+    return Condition(
+        type=CONDITION, status=status, reason=reason, message=message,
         last_transition_time=now, observed_generation=generation,
     )  # fmt: skip
-    return KeysOutcome(condition=condition)
 
 
 def _conflict_message(name: str) -> str:
