@@ -6,7 +6,9 @@ ReplicaSet and Deployment controllers create and delete them and compute every D
 status the operator reads. What this stand-in does instead of a kubelet: for each pod it runs
 the pod's init containers and its server container as local processes (``coalmine-serve``
 with the pod's own args and env), each pod on its own loopback address (127.77.x.y:8080, the
-container port), maps the pod's emptyDir mounts to directories, marks the pod Ready in
+container port), maps the pod's emptyDir mounts to directories, copies its Secret volumes into
+files the way a kubelet lays them out and refreshes them when the Secret changes
+(``e2e.devcluster.secretvolumes``), marks the pod Ready in
 ``pods/status`` once ``/v2/health/ready`` answers, registers ready pods as Prometheus targets,
 and stops the processes of pods being deleted the way a kubelet does: out of traffic at once,
 then the preStop sleep, then SIGTERM. Not enforced here: images, resource limits,
@@ -26,8 +28,9 @@ from typing import Any
 
 import httpx
 
-from e2e.devcluster import PRODUCT_PYTHONPATH
+from e2e.devcluster import PRODUCT_PYTHONPATH, secretvolumes
 from e2e.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.secretvolumes import SecretVolume
 
 SERVE_COMMANDS = {"coalmine-serve": [sys.executable, "-m", "coalmine_serving.cli"]}
 POLL_SECONDS = 0.25
@@ -43,6 +46,8 @@ class StandInPod:
     workdir: Path
     drain_seconds: float = 0.0
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    secrets: list[SecretVolume] = field(default_factory=list)
+    """Filled once the pod's Secrets are in place; refreshed from then on."""
     ready: bool = False
     failed: str | None = None
 
@@ -72,6 +77,7 @@ class KubeletStandIn:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kubelet-standin", daemon=True)
         self._targets: list[str] = []
+        self._secrets_synced = 0.0
         self.errors: list[str] = []
 
     def start(self) -> None:
@@ -96,6 +102,7 @@ class KubeletStandIn:
         while not self._stop.is_set():
             try:
                 self._sync()
+                self._refresh_secrets()
             except Exception as exc:  # keep the node alive; the test sees errors
                 self.errors.append(f"{type(exc).__name__}: {exc}")
             self._stop.wait(POLL_SECONDS)
@@ -118,6 +125,16 @@ class KubeletStandIn:
         for item in new:
             threading.Thread(target=self._boot, args=(item,), daemon=True).start()
         self._update_targets()
+
+    def _refresh_secrets(self) -> None:
+        """Every pod's Secret volumes follow their Secret, a sync period late."""
+        if time.monotonic() - self._secrets_synced < secretvolumes.SYNC_SECONDS:
+            return
+        self._secrets_synced = time.monotonic()
+        with self._lock:
+            volumes = [volume for pod in self._pods.values() for volume in pod.secrets]
+        for volume in volumes:
+            secretvolumes.sync(self._api, self._namespace, volume)
 
     def _drain(self, pod: StandInPod) -> None:
         """A deleted pod leaves the endpoints at once but serves through its preStop sleep,
@@ -156,6 +173,7 @@ class KubeletStandIn:
             return
         try:
             mounts = _volume_dirs(pod_body, pod.workdir)
+            self._place_secrets(pod, secretvolumes.secret_volumes(pod_body, pod.workdir))
             for init in pod_body["spec"].get("initContainers", []):
                 self._run_init(pod, init, mounts)
             server = pod_body["spec"]["containers"][0]
@@ -165,6 +183,16 @@ class KubeletStandIn:
         except Exception as exc:
             pod.failed = f"{type(exc).__name__}: {exc}"
             self.errors.append(f"pod {name}: {pod.failed}")
+
+    def _place_secrets(self, pod: StandInPod, volumes: list[SecretVolume]) -> None:
+        """Like a kubelet, start no container before every Secret the pod mounts exists."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        for volume in volumes:
+            while not secretvolumes.sync(self._api, self._namespace, volume):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"Secret {volume.secret} never appeared")
+                time.sleep(POLL_SECONDS)
+        pod.secrets = volumes
 
     def _run_init(
         self, pod: StandInPod, container: dict[str, Any], mounts: dict[str, Path]

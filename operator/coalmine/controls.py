@@ -17,6 +17,9 @@ ANNOTATION_PROMOTE = "coalmine.dev/promote"
 ANNOTATION_PROMOTE_FULL = "coalmine.dev/promote-full"
 ANNOTATION_ABORT = "coalmine.dev/abort"
 ANNOTATION_RETRY = "coalmine.dev/retry"
+ANNOTATION_ROTATE_KEYS = "coalmine.dev/rotate-keys"
+"""Add a new receipt key now (``kubectl coalmine rotate-keys``). Not a ``Controls`` flag: the
+receipt keys are kept outside the rollout engine (``coalmine.receipts``), which consumes it."""
 
 ANNOTATIONS: dict[str, str] = {
     "promote": ANNOTATION_PROMOTE,
@@ -43,6 +46,11 @@ def parse_controls(annotations: Mapping[str, str] | None, paused: bool) -> Contr
     found = annotations or {}
     flags = {field: _is_set(found, key) for field, key in ANNOTATIONS.items()}
     return Controls(paused=paused, **flags)
+
+
+def rotate_keys_requested(annotations: Mapping[str, str] | None) -> bool:
+    """Whether a person asked for a new receipt key."""
+    return _is_set(annotations or {}, ANNOTATION_ROTATE_KEYS)
 
 
 def annotations_for(consumed: Controls) -> list[str]:

@@ -21,7 +21,9 @@ from coalmine.api.status import Condition, ModelDeploymentStatus, Phase
 from coalmine.controls import annotations_for
 from coalmine.k8s import KubeApi, ObjectRef
 from coalmine.observe import ProviderFactory, observe
+from coalmine.receipts import KeysOutcome, ensure_receipt_keys, post_block_event
 from coalmine.rollout import decide
+from coalmine.rollout.conditions import set_condition
 from coalmine.rollout.types import Decision
 from coalmine.routing import make_router
 from coalmine.settings import OperatorSettings
@@ -57,14 +59,23 @@ def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
         _report_invalid(deps, ref, body, exc)
         return None
     subject = Subject.build(ref, body["metadata"]["uid"], md.spec)
-    return run_tick(deps, subject, md).requeue_after
-
-
-def run_tick(deps: Deps, subject: Subject, md: ModelDeployment) -> Decision:
-    router = make_router(md.spec.traffic.router, deps.kube)
     now = deps.clock()
-    observed = observe(deps.kube, router, subject, md, deps.providers, deps.settings, now)
     status = md.status or ModelDeploymentStatus()
+    # The keys first: the Secret must exist before any Deployment that mounts it.
+    keys = ensure_receipt_keys(deps.kube, subject, md, deps.settings, now)
+    if keys.blocked:
+        return hold_for_keys(deps, subject, status, keys)
+    decision = run_tick(deps, subject, md, now, with_condition(status, keys))
+    return _sooner(decision.requeue_after, keys, now)
+
+
+def run_tick(
+    deps: Deps, subject: Subject, md: ModelDeployment, now: datetime, status: ModelDeploymentStatus
+) -> Decision:
+    """observe -> decide -> act -> write; ``status`` is the stored one with this tick's
+    receipt-keys condition folded in (the engine passes conditions it does not own through)."""
+    router = make_router(md.spec.traffic.router, deps.kube)
+    observed = observe(deps.kube, router, subject, md, deps.providers, deps.settings, now)
     decision = decide(md.spec, status, observed, now)
     log.info(
         "%s/%s: %s %s weight %s->%s",
@@ -72,8 +83,34 @@ def run_tick(deps: Deps, subject: Subject, md: ModelDeployment) -> Decision:
         observed.canary_weight, decision.canary_weight,
     )  # fmt: skip
     act(deps.kube, router, subject, observed, decision, deps.settings)
-    write(deps.kube, subject, status, decision)
+    write(deps.kube, subject, md.status or ModelDeploymentStatus(), decision)
     return decision
+
+
+def with_condition(status: ModelDeploymentStatus, keys: KeysOutcome) -> ModelDeploymentStatus:
+    return status.model_copy(
+        update={"conditions": set_condition(status.conditions, keys.condition)}
+    )
+
+
+def hold_for_keys(
+    deps: Deps, subject: Subject, status: ModelDeploymentStatus, keys: KeysOutcome
+) -> float:
+    """No usable receipt keys: no engine, no pod changes; say why in status and (once) in an
+    Event, and look again next tick. Pods already running keep serving."""
+    held = with_condition(status, keys).model_copy(update={"message": keys.condition.message})
+    if held != status:
+        deps.kube.apply_status(subject.ref, API_VERSION, status_manifest(held))
+    post_block_event(deps.kube, subject, status.conditions, keys)
+    log.warning("%s/%s: %s", subject.ref.namespace, subject.ref.name, keys.condition.message)
+    return deps.settings.tick_seconds
+
+
+def _sooner(requeue: float, keys: KeysOutcome, now: datetime) -> float:
+    """The engine's requeue, or sooner when a key rotation or retirement is due first."""
+    if keys.next_change is None:
+        return requeue
+    return max(1.0, min(requeue, (keys.next_change - now).total_seconds()))
 
 
 def write(kube: KubeApi, subject: Subject, old: ModelDeploymentStatus, decision: Decision) -> None:

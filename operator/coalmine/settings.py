@@ -5,6 +5,8 @@ Built by :func:`load_settings`, never at import time, so tests and the CLI can m
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
@@ -14,6 +16,18 @@ from coalmine_serving.contract import split_csv
 
 # Lists in env vars are written ``a,b,c``, as for the model server (see split_csv), not JSON.
 _CSV = BeforeValidator(split_csv)
+
+
+def _seconds_as_number(value: object) -> object:
+    """``"120"`` in an env var means 120 seconds (pydantic alone takes numbers or ISO 8601
+    text such as ``P30D``, but not digits as text)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+(\.[0-9]+)?\s*", value):
+        return float(value)
+    return value
+
+
+# A duration setting: seconds (``120``) or ISO 8601 (``PT2M``, ``P30D``).
+_SECONDS = BeforeValidator(_seconds_as_number)
 
 FIELD_MANAGER = "coalmine-operator"
 """Server-side apply field manager: every field the operator writes is owned under this name."""
@@ -69,6 +83,19 @@ class OperatorSettings(BaseSettings):
     tick_seconds: float = Field(5.0, gt=0.0, le=300.0)
     """How often the timer wakes per ModelDeployment; the object's own requeue time (analysis
     interval, step pause) decides whether a wake-up does any work."""
+
+    receipt_key_rotation: Annotated[
+        timedelta, _SECONDS, Field(ge=timedelta(hours=1), le=timedelta(days=365))
+    ] = timedelta(days=30)
+    """Age of the newest receipt-signing key at which a ModelDeployment gets a new one. Old
+    keys stay (verifying) until every receipt they signed is past ``spec.feedback.horizon``."""
+
+    receipt_key_activation_delay: Annotated[
+        timedelta, _SECONDS, Field(ge=timedelta(0), le=timedelta(hours=1))
+    ] = timedelta(seconds=120)
+    """How long a new key waits before pods sign with it. Longer than the kubelet takes to
+    update a mounted Secret (about a minute), so every pod can verify a key before any pod
+    signs with it."""
 
     liveness_port: int = Field(8081, ge=0, le=65535)
     """Port of the ``/healthz`` liveness endpoint (0 disables it)."""

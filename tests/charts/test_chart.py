@@ -126,7 +126,7 @@ def test_cluster_role_is_the_operator_rules_file_verbatim(helm: Helm) -> None:
     )
 
 
-def test_rbac_has_no_wildcards_no_secrets_and_no_deletes(helm: Helm, tmp_path: Path) -> None:
+def test_rbac_has_no_wildcards_no_secret_listing_and_no_deletes(helm: Helm, tmp_path: Path) -> None:
     namespaced = {"operator": {"watchNamespaces": ["ml"]}, "rbac": {"namespaced": True}}
     for objects in (helm.template(), helm.template(namespaced, tmp_path)):
         rules = [r for o in objects if o["kind"] in ("ClusterRole", "Role") for r in o["rules"]]
@@ -134,10 +134,15 @@ def test_rbac_has_no_wildcards_no_secrets_and_no_deletes(helm: Helm, tmp_path: P
         for rule in rules:
             for key in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule.get(key, []), rule
-            assert "secrets" not in rule["resources"], rule
             assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(
                 rule["verbs"]
             ), rule
+        # Secrets only by name (the receipt keys): never listed or watched, so the operator
+        # cannot sweep up the other Secrets of a namespace.
+        secret_rules = [r for r in rules if "secrets" in r["resources"]]
+        assert secret_rules == [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]}
+        ]
 
 
 def test_namespaced_mode_grants_roles_per_namespace_and_keeps_only_cluster_reads(

@@ -9,7 +9,7 @@ import copy
 from typing import Any, Literal
 
 from coalmine.analysis import QueryResult, Sample
-from coalmine.k8s import ObjectRef
+from coalmine.k8s import ConflictError, ObjectRef
 
 Manifest = dict[str, Any]
 
@@ -33,6 +33,33 @@ class FakeKube:
         merged = {**self.objects.get(ref, {}), **copy.deepcopy(manifest)}
         self.objects[ref] = merged
         return merged
+
+    def create(self, manifest: Manifest) -> Manifest:
+        ref = ObjectRef.of(manifest)
+        self.calls.append(("create", ref.kind, ref.name))
+        if ref in self.objects:
+            raise ConflictError(409, f"{ref.kind} {ref.name!r} already exists")
+        created = copy.deepcopy(manifest)
+        created["metadata"]["resourceVersion"] = "1"
+        self.objects[ref] = created
+        return copy.deepcopy(created)
+
+    def merge_patch(self, ref: ObjectRef, patch: Manifest) -> Manifest:
+        """Top-level and metadata keys merged one level deep; a resourceVersion in the patch
+        must match, as on the API server, and every write moves it on."""
+        self.calls.append(("patch", ref.kind, ref.name))
+        current = self.objects[ref]
+        meta = dict(patch.get("metadata", {}))
+        wanted = meta.pop("resourceVersion", None)
+        version = current["metadata"].get("resourceVersion", "0")
+        if wanted is not None and wanted != version:
+            raise ConflictError(409, "the object has been modified")
+        for key, value in patch.items():
+            if key != "metadata":
+                current[key] = {**current.get(key, {}), **copy.deepcopy(value)}
+        current["metadata"].update(copy.deepcopy(meta))
+        current["metadata"]["resourceVersion"] = str(int(version) + 1)
+        return copy.deepcopy(current)
 
     def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:
         self.calls.append(("status", ref.kind, ref.name))

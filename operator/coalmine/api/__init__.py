@@ -18,6 +18,7 @@ from coalmine.api.checks import (
     QualityVsStable,
     default_checks,
 )
+from coalmine.api.feedback import Feedback
 from coalmine.api.model import ModelFormat, ModelSource
 from coalmine.api.resource import (
     API_VERSION,
@@ -59,6 +60,7 @@ __all__ = [
     "Duration",
     "ErrorRateCheck",
     "ErrorRateVsStable",
+    "Feedback",
     "GatewayApiRoute",
     "HistoryEntry",
     "LatencyCheck",

@@ -7,6 +7,7 @@ import json
 
 from coalmine.api.base import ApiModel
 from coalmine.api.canary import CanaryStrategy, RollbackPolicy, Step
+from coalmine.api.feedback import Feedback
 from coalmine.api.model import ModelSource
 from coalmine.api.rules import Rule, RuleChecked
 from coalmine.api.runtime import Runtime
@@ -28,6 +29,9 @@ class ModelDeploymentSpec(ApiModel, RuleChecked):
     automatically (a person can still abort)."""
 
     rollback: RollbackPolicy = RollbackPolicy()
+    feedback: Feedback = Feedback()
+    """Delayed labels: how long a receipt stays redeemable. Not part of the revision: changing
+    it restarts the pods in place (a rolling update), it starts no canary."""
 
     # Transition rules sit here, not on `traffic`, because CEL compares with oldSelf only
     # where the old object had the field: an omitted `traffic` means the default router.

@@ -18,6 +18,7 @@ from coalmine.controls import (
     ANNOTATION_PROMOTE,
     ANNOTATION_PROMOTE_FULL,
     ANNOTATION_RETRY,
+    ANNOTATION_ROTATE_KEYS,
 )
 
 # A canary can be promoted or aborted only while it is moving or held.
@@ -32,6 +33,7 @@ class Control(StrEnum):
     PROMOTE_FULL = "promote --full"
     ABORT = "abort"
     RETRY = "retry"
+    ROTATE_KEYS = "rotate-keys"
 
 
 ANNOTATIONS: dict[Control, str] = {
@@ -39,6 +41,7 @@ ANNOTATIONS: dict[Control, str] = {
     Control.PROMOTE_FULL: ANNOTATION_PROMOTE_FULL,
     Control.ABORT: ANNOTATION_ABORT,
     Control.RETRY: ANNOTATION_RETRY,
+    Control.ROTATE_KEYS: ANNOTATION_ROTATE_KEYS,
 }
 
 
@@ -79,7 +82,7 @@ def refusal(control: Control, name: str, status: ModelDeploymentStatus) -> Refus
         verb = control.value.split()[0]
         return Refusal(f"nothing to {verb}: {name} has no canary in progress (phase {phase})")
     if control is not Control.RETRY:
-        return None
+        return None  # rotate-keys makes sense in every phase
     if phase in _RETRYABLE or (phase is Phase.PAUSED and status.paused_by == "analysis"):
         return None
     if phase is Phase.PAUSED:

@@ -196,6 +196,19 @@ def retry(ctx: click.Context, name: str, force: bool, **where: Any) -> None:
     _request(ctx, Control.RETRY, name, force, where)
 
 
+@cli.command("rotate-keys")
+@click.argument("name")
+@_cluster_options
+@click.pass_context
+@_reports_errors
+def rotate_keys(ctx: click.Context, name: str, **where: Any) -> None:
+    """Add a new receipt-signing key now (say, after a key may have leaked).
+
+    Pods sign with it once every pod has it (the operator's activation delay); older keys
+    keep verifying until the labels they signed for have expired."""
+    _request(ctx, Control.ROTATE_KEYS, name, False, where)
+
+
 def _set_paused(ctx: click.Context, name: str, paused: bool, where: Any) -> None:
     cluster = _open(ctx, **where)
     verb = "paused" if paused else "resumed"

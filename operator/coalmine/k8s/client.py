@@ -80,6 +80,12 @@ class KubernetesApi:
         ref = ObjectRef.of(manifest)
         return self._call("PATCH", ref.path(), manifest, APPLY, [("force", "true")])
 
+    def create(self, manifest: Manifest) -> Manifest:
+        # Once, without the conflict retries: a 409 here means the object exists, and
+        # re-sending cannot change that.
+        ref = ObjectRef.of(manifest)
+        return self._once("POST", ref.collection_path(), manifest, JSON, [])
+
     def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:
         body = {
             "apiVersion": api_version,
@@ -93,6 +99,10 @@ class KubernetesApi:
         self._call("PATCH", ref.path("scale"), {"spec": {"replicas": replicas}}, MERGE)
 
     def merge_patch(self, ref: ObjectRef, patch: Manifest) -> Manifest:
+        if "resourceVersion" in patch.get("metadata", {}):
+            # A precondition: after a 409 the object has moved on, and only a fresh read
+            # (the next tick) can make a correct patch.
+            return self._once("PATCH", ref.path(), patch, MERGE, [])
         return self._call("PATCH", ref.path(), patch, MERGE)
 
     def remove_annotations(self, ref: ObjectRef, keys: list[str]) -> None:

@@ -19,6 +19,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
     "ModelDeployment": ("/apis/coalmine.dev/v1alpha1", "modeldeployments"),
     "Event": ("/api/v1", "events"),
+    "Secret": ("/api/v1", "secrets"),
 }
 
 
@@ -53,6 +54,16 @@ class KubeApi(Protocol):
 
     def apply(self, manifest: Manifest) -> Manifest:
         """Server-side apply under the operator's field manager (creates if missing)."""
+        ...
+
+    def create(self, manifest: Manifest) -> Manifest:
+        """Create the object; ``ConflictError`` if one of that name exists (never overwrites:
+        for objects whose content must survive, such as receipt keys)."""
+        ...
+
+    def merge_patch(self, ref: ObjectRef, patch: Manifest) -> Manifest:
+        """JSON merge patch; with ``metadata.resourceVersion`` in the patch it applies only to
+        that version of the object (``ConflictError`` if it changed since it was read)."""
         ...
 
     def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:

@@ -7,6 +7,8 @@ server-side applied.
 - ``template``: the ``coalmine.dev/template`` annotation (how a revision's pods were built)
 - ``deployment``: the Deployment and its pod; ``containers`` and ``artifact`` build its parts
 - ``services``: the ClusterIP Service every router puts in front of the pods
+- ``receiptkeys``: the receipt-key Secret and the rules of its keys (imported as a module by
+  ``coalmine.receipts``; the pods only need its mount path and volume name)
 
 The routers' own objects (the client Service, the HTTPRoute) are built by the routers in
 ``coalmine.routing``. The names below are the package's surface for the rest of the operator.

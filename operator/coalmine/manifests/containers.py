@@ -17,6 +17,7 @@ from coalmine.manifests.artifact import (
     mounts,
 )
 from coalmine.manifests.labels import Manifest, Variant
+from coalmine.manifests.receiptkeys import KEYS_PATH, MOUNT_DIR, VOLUME
 from coalmine.settings import OperatorSettings
 from coalmine_serving import contract
 
@@ -70,7 +71,8 @@ def fetch_container(
 def server_args(
     spec: ModelDeploymentSpec, variant: Variant, revision: RevisionRef, settings: OperatorSettings
 ) -> list[str]:
-    """``coalmine-serve serve`` flags: identity (the metric labels), artifact, limits, and the
+    """``coalmine-serve serve`` flags: identity (the metric labels and the revision its
+    receipts name), artifact, limits, the receipt keys and horizon of delayed labels, and the
     input features the drift checks compare.
 
     The input features come from today's spec for every revision, stable's older one too
@@ -87,6 +89,9 @@ def server_args(
         "--model-format", revision.format or spec.model.format.value,
         "--port", str(SERVING_PORT),
         "--max-body-bytes", str(settings.max_body_bytes),
+        "--revision", revision.revision,
+        "--receipt-keys-file", KEYS_PATH,
+        "--feedback-horizon-seconds", _seconds(spec.feedback.horizon.total_seconds()),
     ]  # fmt: skip
     args += ["--sha256", revision.sha256] if revision.sha256 else ["--no-require-sha256"]
     if settings.allow_pickle and (revision.format or "") == "joblib":
@@ -126,11 +131,22 @@ def server_container(
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "securityContext": _container_security(),
         "resources": _resources(runtime, settings),
-        "volumeMounts": mounts(source, models_read_only=True),
+        "volumeMounts": [*mounts(source, models_read_only=True), _receipt_keys_mount()],
     }
     if runtime.image_pull_policy:
         container["imagePullPolicy"] = runtime.image_pull_policy
     return container
+
+
+def _receipt_keys_mount() -> Manifest:
+    # The directory, not the file (no subPath): only a directory mount sees the kubelet swap
+    # in a rotated Secret; a subPath mount would keep the keys the pod started with.
+    return {"name": VOLUME, "mountPath": MOUNT_DIR, "readOnly": True}
+
+
+def _seconds(value: float) -> str:
+    """``172800.0`` -> ``172800``; fractions stay (``0.5``)."""
+    return str(int(value)) if value == int(value) else str(value)
 
 
 def _probe(path: str, period: int, failures: int) -> Manifest:

@@ -17,6 +17,7 @@ from coalmine.manifests.labels import (
     metadata,
     selector,
 )
+from coalmine.manifests.receiptkeys import VOLUME, secret_name
 from coalmine.manifests.template import TEMPLATE_ANNOTATION, template_record
 from coalmine.settings import OperatorSettings
 
@@ -49,7 +50,7 @@ def deployment(
             "strategy": _rolling_update(),
             "template": {
                 "metadata": {"labels": pod_labels, "annotations": _pod_annotations(spec.runtime)},
-                "spec": pod_spec(spec, variant, revision, settings),
+                "spec": pod_spec(owner, spec, variant, revision, settings),
             },
         },
     }
@@ -83,11 +84,21 @@ def _pod_annotations(runtime: Runtime) -> dict[str, str]:
     }
 
 
+def _receipt_keys_volume(owner: Owner) -> Manifest:
+    # 0440: the server's group (fsGroup) reads the keys; no one else in the pod may.
+    return {"name": VOLUME, "secret": {"secretName": secret_name(owner), "defaultMode": 0o440}}
+
+
 def pod_spec(
-    spec: ModelDeploymentSpec, variant: Variant, revision: RevisionRef, settings: OperatorSettings
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    variant: Variant,
+    revision: RevisionRef,
+    settings: OperatorSettings,
 ) -> Manifest:
     """Pod Security "restricted": non-root, no escalation, no capabilities, RuntimeDefault
-    seccomp, read-only root filesystem with writable emptyDirs for the model and /tmp."""
+    seccomp, read-only root filesystem with writable emptyDirs for the model and /tmp, and
+    the receipt keys as a read-only Secret volume (allowed by "restricted")."""
     runtime = spec.runtime
     source = artifact_source(revision)
     init = [fetch_container(revision, source, runtime, settings)] if revision.sha256 else []
@@ -103,7 +114,7 @@ def pod_spec(
         },
         "initContainers": init,
         "containers": [server_container(spec, variant, revision, source, settings)],
-        "volumes": volumes(source),
+        "volumes": [*volumes(source), _receipt_keys_volume(owner)],
     }
     optional = {
         "nodeSelector": runtime.node_selector or None,

@@ -16,6 +16,7 @@ from tests.coalmine.cli.samples import NOW
         (Control.PROMOTE_FULL, "coalmine.dev/promote-full"),
         (Control.ABORT, "coalmine.dev/abort"),
         (Control.RETRY, "coalmine.dev/retry"),
+        (Control.ROTATE_KEYS, "coalmine.dev/rotate-keys"),
     ],
 )
 def test_each_control_is_one_timestamped_annotation(control: Control, annotation: str) -> None:
@@ -75,3 +76,8 @@ def test_retry_is_refused_otherwise(phase: Phase) -> None:
 
     assert refused is not None
     assert refused.message.startswith(f"nothing to retry: iris is {phase}")
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+def test_rotate_keys_is_never_refused(phase: Phase) -> None:
+    assert refusal(Control.ROTATE_KEYS, "iris", ModelDeploymentStatus(phase=phase)) is None

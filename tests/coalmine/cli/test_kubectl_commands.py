@@ -77,6 +77,7 @@ def test_watch_prints_a_page_per_change_until_interrupted(cluster: FakeUserApi) 
         (["promote", "iris", "--full"], "coalmine.dev/promote-full"),
         (["abort", "iris"], "coalmine.dev/abort"),
         (["retry", "old"], "coalmine.dev/retry"),
+        (["rotate-keys", "old"], "coalmine.dev/rotate-keys"),  # in any phase
     ],
 )
 def test_controls_set_their_annotation(

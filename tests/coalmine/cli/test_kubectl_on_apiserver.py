@@ -163,7 +163,9 @@ def test_status_shows_the_rollout_and_its_events(scene: Scene) -> None:
 
 
 def test_every_control_works_with_only_the_documented_role(scene: Scene, admin: Admin) -> None:
-    for args in (["promote"], ["promote", "--full"], ["abort"], ["history"], ["pause"], ["resume"]):
+    controls = (["promote"], ["promote", "--full"], ["abort"], ["history"], ["pause"], ["resume"],
+                ["rotate-keys"])  # fmt: skip
+    for args in controls:
         result = kubectl_coalmine(scene.ann, args[0], scene.name, *args[1:])
         assert result.exit_code == 0, f"{args}: {result.output}"
     # retry makes no sense while the canary progresses: refused, then forced.
@@ -172,7 +174,7 @@ def test_every_control_works_with_only_the_documented_role(scene: Scene, admin: 
 
     obj = admin.object(scene.namespace, scene.name)
     annotations = obj["metadata"].get("annotations", {})
-    for key in ("promote", "promote-full", "abort", "retry"):
+    for key in ("promote", "promote-full", "abort", "retry", "rotate-keys"):
         assert datetime.fromisoformat(annotations[f"coalmine.dev/{key}"]).tzinfo is not None
     assert obj["spec"]["paused"] is False  # paused, then resumed
     assert obj["spec"]["model"]["version"] == "v1"  # a merge patch leaves the rest alone

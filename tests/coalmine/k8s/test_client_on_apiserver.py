@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from coalmine.k8s import (
+    ConflictError,
     ForbiddenError,
     KindNotServedError,
     NotFoundError,
@@ -107,6 +108,29 @@ def test_posted_events_are_listed_for_their_object(api: KubernetesApi, namespace
     assert [(e["reason"], e["message"]) for e in events] == [("Probed", "hello")]
     assert events[0]["source"]["component"] == "coalmine-operator"
     assert api.list_events(ObjectRef("Deployment", namespace, "other")) == []
+
+
+def test_create_never_overwrites_and_a_versioned_patch_never_lands_on_a_newer_object(
+    api: KubernetesApi, namespace: str
+) -> None:
+    ref = ObjectRef("Secret", namespace, "keys")
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "keys", "namespace": namespace},
+        "data": {"k": "b25l"},
+    }
+    read = api.create(secret)
+    with pytest.raises(ConflictError):
+        api.create({**secret, "data": {"k": "dHdv"}})
+    api.merge_patch(ref, {"metadata": {"labels": {"someone": "edited"}}})  # moves the version on
+
+    stale = {"metadata": {"resourceVersion": read["metadata"]["resourceVersion"]}}
+    with pytest.raises(ConflictError):
+        api.merge_patch(ref, {**stale, "data": {"k": "dHdv"}})
+    assert api.read(ref)["data"] == {"k": "b25l"}
+    fresh = {"metadata": {"resourceVersion": api.read(ref)["metadata"]["resourceVersion"]}}
+    assert api.merge_patch(ref, {**fresh, "data": {"k": "dHdv"}})["data"] == {"k": "dHdv"}
 
 
 def test_a_person_without_rbac_gets_forbidden_and_the_context_namespace(

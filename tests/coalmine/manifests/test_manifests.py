@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from coalmine import manifests
-from coalmine.api import ModelDeploymentSpec, RevisionRef
+from coalmine.api import Feedback, ModelDeploymentSpec, RevisionRef
 from coalmine.manifests import Owner, Variant
 from coalmine.routing.gatewayapi import http_route, variant_service
 from coalmine.routing.replicas import client_service
@@ -148,3 +148,53 @@ def test_pickle_needs_the_operator_setting():
 def test_replicas_are_capped_by_the_operator_limit(replicas: int):
     built = manifests.deployment(OWNER, _spec(), "stable", REVISION, replicas, SETTINGS)
     assert built["spec"]["replicas"] == min(replicas, SETTINGS.max_replicas)
+
+
+# Volume types Pod Security "restricted" admits (everything else, hostPath first, is refused).
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                      "persistentVolumeClaim", "projected", "secret"}  # fmt: skip
+
+
+def test_server_gets_the_receipt_keys_revision_and_horizon():
+    spec = _spec().model_copy(update={"feedback": Feedback.model_validate({"horizon": "90m"})})
+    args = manifests.server_args(spec, "canary", REVISION, SETTINGS)
+    flags = dict(zip(args[1::2], args[2::2], strict=False))
+    assert flags["--revision"] == "r2"
+    assert flags["--receipt-keys-file"] == "/var/run/coalmine/receipts/keys.json"
+    assert flags["--feedback-horizon-seconds"] == "5400"
+    default = manifests.server_args(_spec(), "canary", REVISION, SETTINGS)
+    assert default[default.index("--feedback-horizon-seconds") + 1] == "172800"  # 48h
+
+
+def test_receipt_keys_are_mounted_read_only_as_a_directory_into_the_server_only():
+    pod = manifests.deployment(OWNER, _spec(), "stable", REVISION, 1, SETTINGS)["spec"]["template"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["receipt-keys"] == {
+        "name": "receipt-keys",
+        "secret": {"secretName": "iris-receipt-keys", "defaultMode": 0o440},
+    }
+    (server,) = pod["spec"]["containers"]
+    (mount,) = [m for m in server["volumeMounts"] if m["name"] == "receipt-keys"]
+    # No subPath: only a directory mount sees the kubelet swap in rotated keys.
+    assert mount == {"name": "receipt-keys", "mountPath": "/var/run/coalmine/receipts",
+                     "readOnly": True}  # fmt: skip
+    (init,) = pod["spec"]["initContainers"]
+    assert all(m["name"] != "receipt-keys" for m in init["volumeMounts"])
+
+
+def test_every_volume_is_one_pod_security_restricted_admits():
+    revision = REVISION.model_copy(update={"uri": "pvc://models/iris/m.onnx"})
+    for built in (REVISION, revision):
+        pod = manifests.deployment(OWNER, _spec(), "stable", built, 1, SETTINGS)
+        for volume in pod["spec"]["template"]["spec"]["volumes"]:
+            assert set(volume) - {"name"} <= RESTRICTED_VOLUMES, volume
+
+
+def test_the_feedback_horizon_changes_the_pods_but_not_the_revision():
+    # A new horizon reaches running pods by a rolling update; it is no new model, so no canary.
+    spec = _spec()
+    longer = spec.model_copy(update={"feedback": Feedback.model_validate({"horizon": "72h"})})
+    assert longer.revision() == spec.revision()
+    before = manifests.deployment(OWNER, spec, "stable", REVISION, 1, SETTINGS)
+    after = manifests.deployment(OWNER, longer, "stable", REVISION, 1, SETTINGS)
+    assert before["spec"]["template"] != after["spec"]["template"]

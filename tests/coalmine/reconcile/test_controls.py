@@ -1,7 +1,13 @@
 from dataclasses import fields
 
 from coalmine.cli import controls as cli_controls
-from coalmine.controls import ANNOTATIONS, annotations_for, parse_controls
+from coalmine.controls import (
+    ANNOTATION_ROTATE_KEYS,
+    ANNOTATIONS,
+    annotations_for,
+    parse_controls,
+    rotate_keys_requested,
+)
 from coalmine.rollout.types import Controls
 
 
@@ -38,4 +44,13 @@ def test_consumed_controls_map_to_annotation_keys():
 
 
 def test_the_kubectl_plugin_writes_the_keys_the_operator_reads():
-    assert set(cli_controls.ANNOTATIONS.values()) == set(ANNOTATIONS.values())
+    operator_reads = {*ANNOTATIONS.values(), ANNOTATION_ROTATE_KEYS}
+    assert set(cli_controls.ANNOTATIONS.values()) == operator_reads
+
+
+def test_rotate_keys_is_read_outside_the_engine_and_false_means_no():
+    assert rotate_keys_requested({"coalmine.dev/rotate-keys": "2026-12-01T03:10:00Z"})
+    assert not rotate_keys_requested({"coalmine.dev/rotate-keys": "false"})
+    assert not rotate_keys_requested(None)
+    # The engine never sees it, so it never consumes (removes) it.
+    assert parse_controls({"coalmine.dev/rotate-keys": ""}, paused=False) == Controls()

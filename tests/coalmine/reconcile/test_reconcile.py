@@ -100,6 +100,7 @@ def test_lowering_the_weight_moves_traffic_before_touching_deployments(seen):
     assert seen[0].canary_weight == 33  # 1 of 3 ready pods
     assert seen[0].controls.abort
     assert kube.calls == [
+        ("create", "Secret", "iris-receipt-keys"),  # the keys before any pod that mounts them
         ("apply", "Service", "iris"),  # traffic to stable first
         ("apply", "Deployment", "iris-stable"),
         ("apply", "Deployment", "iris-canary"),  # its pods stay until the router is seen at 0
@@ -107,8 +108,10 @@ def test_lowering_the_weight_moves_traffic_before_touching_deployments(seen):
         ("unannotate", "ModelDeployment", "coalmine.dev/abort"),
     ]
     assert kube.events == [
-        ("Warning", "RollingBack", "rolling back v2: aborted by the abort annotation")
-    ]
+        ("Normal", "ReceiptKeysCreated",
+         "created Secret iris-receipt-keys with receipt key k20260101t000000, active now"),
+        ("Warning", "RollingBack", "rolling back v2: aborted by the abort annotation"),
+    ]  # fmt: skip
     # Traffic is seen on stable; after the scale-down delay the canary goes to zero.
     kube.calls.clear()
     reconcile(_deps(kube, clock), "ml", "iris")
@@ -136,7 +139,8 @@ def test_raising_the_weight_starts_pods_before_routing_to_them(seen):
     kube.calls.clear()
     reconcile(_deps(kube), "ml", "iris")
     assert seen[0].canary_weight == 0
-    assert [c[:3] for c in kube.calls[:3]] == [
+    assert kube.calls[0] == ("create", "Secret", "iris-receipt-keys")
+    assert [c[:3] for c in kube.calls[1:4]] == [
         ("apply", "Deployment", "iris-stable"),
         ("apply", "Deployment", "iris-canary"),
         ("apply", "Service", "iris"),
