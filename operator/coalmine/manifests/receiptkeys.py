@@ -44,7 +44,7 @@ def secret_name(owner: Owner) -> str:
 
 @dataclass(frozen=True)
 class ReceiptKey:
-    """One HMAC key as the model server reads it."""
+    """One receipt MAC key as the model server reads it."""
 
     id: str
     secret: str
