@@ -126,6 +126,10 @@ class RollbackRecord(ApiModel):
     ``Aborted`` (a person), ``Superseded`` (the stable revision was applied again)."""
     check: str | None = None
     value: float | None = None
+    stable_value: float | None = None
+    """What the canary was compared with, for checks against stable."""
+    samples: int | None = None
+    """Requests, labels or predictions the deciding value rests on."""
     threshold: str | None = None
     feature: str | None = None
     """Drift on inputs: the feature that drifted most; ``value`` is its score."""

@@ -160,8 +160,12 @@ def _rollback(record: RollbackRecord | None, now: datetime) -> str:
     ]
     if record.check is not None:
         on = f" on feature {record.feature}" if record.feature else ""
+        stable = (
+            f", stable {number(record.stable_value)}" if record.stable_value is not None else ""
+        )
+        samples = f", {record.samples} samples" if record.samples is not None else ""
         lines.append(
-            f"  Check:    {record.check} = {number(record.value)}{on}"
+            f"  Check:    {record.check} = {number(record.value)}{on}{stable}{samples}"
             f" (threshold {record.threshold or MISSING})"
         )
     timeline = [f"started {age(record.started_at, now)} ago"]

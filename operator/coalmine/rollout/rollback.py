@@ -42,6 +42,8 @@ def start_rollback(
         outcome=outcome,
         check=culprit.name if culprit else None,
         value=culprit.value if culprit else None,
+        stable_value=culprit.stable_value if culprit else None,
+        samples=culprit.samples if culprit else None,
         threshold=culprit.threshold if culprit else None,
         feature=culprit.feature if culprit else None,
     )
