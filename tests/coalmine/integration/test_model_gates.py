@@ -110,15 +110,17 @@ def test_a_canary_twice_as_slow_as_stable_is_rolled_back_by_latency_vs_stable(
     harness: Sandbox, models: ModelArtifacts
 ):
     h = harness
-    # Both sides slowed on purpose, so "twice as slow" holds whatever the machine's load.
-    _serve_v1(h, models, env={"COALMINE_SERVING_FAULT_LATENCY_SECONDS": "0.02"})
+    # Both sides slowed on purpose, so "twice as slow" holds whatever the machine's load. The
+    # delays sit inside different latency buckets (0.025-0.05 s, 0.075-0.1 s): a quantile from
+    # a histogram cannot tell apart two latencies that share a bucket.
+    _serve_v1(h, models, env={"COALMINE_SERVING_FAULT_LATENCY_SECONDS": "0.04"})
     vs_stable = {
         "name": "latency-vs-stable",
         "latency": {"quantile": 0.5, "vsStable": {"maxRatio": 1.5}},
     }
     slower = spec(
         models.model("v2"),
-        env={"COALMINE_SERVING_FAULT_LATENCY_SECONDS": "0.04"},
+        env={"COALMINE_SERVING_FAULT_LATENCY_SECONDS": "0.08"},
         checks=[vs_stable],
         prometheus=h.prometheus.url,
     )
@@ -135,10 +137,13 @@ def test_twice_stable_error_rate_is_rolled_back_by_error_rate_vs_stable(
     h = harness
     _serve_v1(h, models, env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.1"})
     vs_stable = {"name": "errors-vs-stable", "errorRate": {"vsStable": {}}}  # no absolute max
+    # One long step: a comparison of two error rates needs a few hundred requests per side
+    # before it can tell 20% from 10% at the confidence the check asks for.
     worse = spec(
         models.model("v2"),
         env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"},
         checks=[vs_stable],
+        steps=[{"weight": 50, "pause": "40s"}],
         prometheus=h.prometheus.url,
     )
     h.apply(worse)
