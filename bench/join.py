@@ -14,7 +14,9 @@ B5  Labels/s one server process (one pod, one core) joins: batches of 1,000 labe
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import math
 import os
 import statistics
@@ -69,7 +71,8 @@ class B4Case:
 @dataclass
 class B4Result:
     cases: dict[str, dict[str, list[WrkResult]]]  # case title -> side -> rounds
-    receipt_us: dict[int, float]  # rows -> in-process receipt_for p50, µs
+    receipt_us: dict[int, float]  # rows -> receipt_for alone in a tight loop, p50 µs
+    request_cpu_us: dict[int, dict[str, float]]  # rows -> side -> CPU µs per in-process request
     load: tuple[str, str]  # load average at the start and at the end
 
 
@@ -114,7 +117,9 @@ def run_b4(work: Path, model: Path, sha: str, seconds: float, rounds: int) -> B4
     finally:
         stop(procs)
     load = (load_start, loadavg())
-    return B4Result(cases, {rows: receipt_us(rows, keys) for rows in B4_ROWS}, load)
+    signing = {rows: receipt_us(rows, keys) for rows in B4_ROWS}
+    cpu = {rows: asyncio.run(request_cpu_us(rows, keys)) for rows in B4_ROWS}
+    return B4Result(cases, signing, cpu, load)
 
 
 def check_receipts(urls: dict[str, str], body: bytes) -> None:
@@ -136,6 +141,47 @@ def receipt_us(rows: int, keys: Path) -> float:
     joiner = FeedbackJoiner(settings, ServingMetrics(settings))
     outputs = np.zeros(rows, dtype=np.int64)
     return _p50_us(lambda: joiner.receipt_for(outputs, Task.CLASSIFICATION), 20_000)
+
+
+async def request_cpu_us(rows: int, keys: Path, rounds: int = 5) -> dict[str, float]:
+    """CPU time per inference request with and without the receipt, the app called in-process
+    (no sockets, no client): the cost wrk's p50 shows blurred by the machine's noise.
+
+    Alternated round by round like the HTTP runs; process time, so a 100-row predict on a
+    worker thread counts too. The receipt costs more here than :func:`receipt_us` says (most
+    likely the rest of a request pushes its code and data out of the CPU caches).
+    """
+    from bench.servers import TrivialRuntime, ours, without_receipts
+
+    def app() -> Any:
+        return ours(1, TrivialRuntime(), receipt_keys_file=keys, inline_predict_max_seconds=0.01)
+
+    apps = {"receipt": app(), "no receipt": without_receipts(app())}
+    body = v2_body(rows)
+    scope = {"type": "http", "method": "POST", "path": f"/v2/models/{MODEL}/infer",
+             "headers": [(b"content-length", str(len(body)).encode())]}  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200, message
+
+    times = 10_000 if rows == 1 else 2_000
+    cpu: dict[str, list[float]] = {side: [] for side in apps}
+    async with contextlib.AsyncExitStack() as stack:
+        for server in apps.values():
+            await stack.enter_async_context(server.router.lifespan_context(server))
+            while not server.state.service.predictor.ready:
+                await asyncio.sleep(0.05)
+        for _ in range(rounds):
+            for side, server in apps.items():
+                started = time.process_time()
+                for _ in range(times):
+                    await server(scope, receive, send)
+                cpu[side].append((time.process_time() - started) / times * 1e6)
+    return {side: statistics.median(values) for side, values in cpu.items()}
 
 
 def _p50_us(call: Callable[[], object], times: int) -> float:
