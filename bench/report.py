@@ -250,8 +250,8 @@ def render_b4(b4: B4Result, args: argparse.Namespace) -> str:
     lines += [
         "",
         "- target: at most +0.1 ms p50 at c=1",
-        "- differences and ratios are medians of per-round pairs (min to max in brackets); wrk",
-        "  reports p50 in steps of 10 µs, so differences below that are noise",
+        "- differences and ratios are medians of per-round pairs (min to max in brackets); from",
+        "  1 ms up wrk prints p50 in steps of 10 µs",
         "- at c=1 req/s is 1 / mean latency, so the machine's pauses (see p99) move it more than",
         "  the p50",
         "",
