@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# One command for the serving benchmarks (B1-B3). Like every make target, it installs what it
+# One command for the serving benchmarks (B1-B5). Like every make target, it installs what it
 # needs when missing: Debian's wrk (apt-get update once, then apt-get install); taskset comes
 # with util-linux. MLServer is installed into its own venv under ~/.cache/coalmine-bench.
-#   bench/run.sh [--seconds N --rounds N]    run the benchmarks (about 12 minutes)
+#   bench/run.sh [--seconds N --rounds N]    run the benchmarks (about 15 minutes)
+#   bench/run.sh --only B4,B5 --seconds 5 --rounds 3
+#                                            only the receipt cost and label ingestion (~3 min);
+#                                            the report keeps the other sections as they are
 #   bench/run.sh --deps-only                 only install what they need
 set -euo pipefail
 cd "$(dirname "$0")/.."

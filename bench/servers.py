@@ -2,10 +2,15 @@
 
     python -m bench.servers ours-trivial PORT
     python -m bench.servers ours-model PORT MODEL.skops SHA256
+    python -m bench.servers ours-trivial-noreceipt PORT
+    python -m bench.servers ours-model-noreceipt PORT MODEL.skops SHA256
     python -m bench.servers starlette PORT RESPONSE_FILE
 
 All use the same uvicorn settings (1 worker, uvloop, httptools, no access log), so B1 compares
-only what happens between the socket and the response bytes.
+only what happens between the socket and the response bytes. Our server reads the rest of its
+settings from ``COALMINE_SERVING_*`` variables (B5 passes ``RECEIPT_KEYS_FILE`` that way). The
+``-noreceipt`` kinds are B4's peer: the same server with the receipt step removed, here only;
+the product has no setting to turn receipts off.
 """
 
 from __future__ import annotations
@@ -16,9 +21,6 @@ from typing import Any
 
 import numpy as np
 import uvicorn
-
-UVICORN = {"host": "127.0.0.1", "loop": "uvloop", "http": "httptools", "access_log": False,
-           "log_level": "warning", "workers": 1}  # fmt: skip
 
 
 class TrivialRuntime:
@@ -44,6 +46,21 @@ def ours(port: int, model: Any, **settings: Any) -> Any:
     return create_app(load_settings(model_name="iris", port=port, **settings), model=model)
 
 
+def without_receipts(app: Any) -> Any:
+    """Answer every prediction with an empty receipt: what a prediction costs without one.
+
+    The response keeps its shape (``"parameters": {"receipt": ""}``) and drops the
+    ``coalmine-receipt`` header (only non-empty receipts get one), so the difference to the
+    real server is signing the outputs and carrying the token.
+    """
+
+    def no_receipt(outputs: np.ndarray, task: object) -> str:
+        return ""
+
+    app.state.service.joiner.receipt_for = no_receipt
+    return app
+
+
 def bare_starlette(body: bytes) -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -59,15 +76,21 @@ def bare_starlette(body: bytes) -> Any:
 
 def main(argv: list[str]) -> None:
     kind, port = argv[0], int(argv[1])
-    if kind == "ours-trivial":
+    base = kind.removesuffix("-noreceipt")
+    if base == "ours-trivial":
         app = ours(port, TrivialRuntime())
-    elif kind == "ours-model":
+    elif base == "ours-model":
         app = ours(port, None, model_uri=argv[2], model_format="skops", sha256=argv[3])
     elif kind == "starlette":
         app = bare_starlette(Path(argv[2]).read_bytes())
     else:
         raise SystemExit(f"unknown server kind {kind}")
-    uvicorn.run(app, port=port, **UVICORN)
+    if kind.endswith("-noreceipt"):
+        app = without_receipts(app)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", access_log=False,
+        log_level="warning", workers=1,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

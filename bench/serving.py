@@ -1,18 +1,20 @@
-"""Serving benchmarks B1-B3: one command, A and B interleaved, server and wrk on separate cores.
+"""Serving benchmarks B1-B5: one command, A and B interleaved, server and wrk on separate cores.
 
     bench/run.sh            # or: python -m bench.serving --seconds 10 --rounds 5
+    python -m bench.serving --only B4,B5 --seconds 5 --rounds 3     # some of them
 
 B1  our server (trivial model) vs a bare Starlette route returning the same bytes, c=32.
 B2  our server vs MLServer (own virtualenv) on the same scikit-learn model and V2 request,
     1 worker each, c = 1, 8, 64.
 B3  our p50 at c=1 minus the in-process predict p50 for the same row.
+B4  what a prediction's receipt costs (see bench/join.py), c=1.
+B5  labels/s one server process joins, batched and one by one (see bench/join.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -21,52 +23,15 @@ from pathlib import Path
 
 import httpx
 
-from bench import mlserver_peer, report
-from bench.wrk import WrkResult, lua_script, priority, run_wrk
+from bench import join, mlserver_peer, report
+from bench.harness import CACHE, interleave, start, stop, wait_ready
+from bench.wrk import WrkResult, lua_script
 
-SERVER_CORE, CLIENT_CORE = 0, 1
-CACHE = Path(os.environ.get("COALMINE_BENCH_CACHE", Path.home() / ".cache" / "coalmine-bench"))
 BODY = (
     b'{"id":"bench","inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP32",'
     b'"data":[5.1,3.5,1.4,0.2]}]}'
 )
 ROW = [[5.1, 3.5, 1.4, 0.2]]
-
-
-def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [*priority(), "taskset", "-c", str(SERVER_CORE), *cmd], stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )  # fmt: skip
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server for {url} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(url)
-
-
-def interleave(
-    urls: dict[str, str], script: Path, conns: int, seconds: float, rounds: int
-) -> dict[str, list[WrkResult]]:
-    """ABAB...: drift on the machine hits both sides equally."""
-    results: dict[str, list[WrkResult]] = {name: [] for name in urls}
-    for url in urls.values():  # warm-up, not recorded
-        run_wrk(url, script, conns, 2, CLIENT_CORE)
-    for _ in range(rounds):
-        for name, url in urls.items():
-            results[name].append(run_wrk(url, script, conns, seconds, CLIENT_CORE))
-    return results
 
 
 def predict_p50_ms(model: Path, sha: str) -> float:
@@ -92,11 +57,52 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--skip-mlserver", action="store_true")
+    parser.add_argument(
+        "--only", type=_groups, default=_groups(",".join(GROUPS)),
+        help="comma-separated: B1,B2,B3 (these run together), B4, B5; the report keeps the "
+        "sections of the others as they are",
+    )  # fmt: skip
     args = parser.parse_args()
-    args.loadavg_start = report._loadavg()
+    args.loadavg_start = report.loadavg()
     work = CACHE / "run"
     work.mkdir(parents=True, exist_ok=True)
     model, sha = mlserver_peer.build_model(work)
+    raw: dict[str, object] = {}
+    if "B1" in args.only:
+        text = run_b1_to_b3(work, model, sha, args, raw)
+    else:
+        text = args.out.read_text() if args.out.exists() else "# Serving benchmarks\n"
+    if "B4" in args.only:
+        b4 = join.run_b4(work, model, sha, args.seconds, args.rounds)
+        raw["b4"] = b4
+        text = report.replace_section(text, report.render_b4(b4, args))
+    if "B5" in args.only:
+        b5 = join.run_b5(work, args.seconds, args.rounds)
+        raw["b5"] = b5
+        text = report.replace_section(text, report.render_b5(b5, args))
+    (work / "results.json").write_text(json.dumps(raw, default=vars, indent=1))  # re-analysis
+    args.out.write_text(text)
+    print(text)
+
+
+GROUPS = ("B1", "B2", "B3", "B4", "B5")
+
+
+def _groups(text: str) -> set[str]:
+    names = {name.strip().upper() for name in text.split(",") if name.strip()}
+    if unknown := names - set(GROUPS):
+        raise argparse.ArgumentTypeError(
+            f"unknown benchmark(s) {sorted(unknown)}: pick from {GROUPS}"
+        )
+    if names & {"B1", "B2", "B3"} and not {"B1", "B2", "B3"} <= names:
+        raise argparse.ArgumentTypeError("B1, B2 and B3 run and report together: name all three")
+    return names
+
+
+def run_b1_to_b3(
+    work: Path, model: Path, sha: str, args: argparse.Namespace, raw: dict[str, object]
+) -> str:
+    """B1-B3 as the whole report (header, sections, notes) for B4/B5 to be put into."""
     script = lua_script(work / "post.lua", BODY)
     procs: list[subprocess.Popen[bytes]] = []
     py = sys.executable
@@ -133,9 +139,7 @@ def main() -> None:
         b1 = interleave(
             {"ours": trivial_url, "starlette": starlette_url}, script, 32, args.seconds, args.rounds
         )
-        for proc in procs:
-            proc.terminate()
-        procs.clear()
+        stop(procs)
 
         procs.append(
             start(
@@ -154,15 +158,10 @@ def main() -> None:
         b2 = {c: interleave(urls, script, c, args.seconds, args.rounds) for c in (1, 8, 64)}
         fixed = fixed_rate(urls, b2[8], work, args) if "mlserver" in urls else None
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(20)
+        stop(procs)
     p50 = predict_p50_ms(model, sha)
-    raw = {"b1": b1, "b2": b2, "fixed": fixed, "predict_p50_ms": p50}
-    (work / "results.json").write_text(json.dumps(raw, default=vars, indent=1))  # for re-analysis
-    text = report.render(b1, b2, p50, args, fixed)
-    args.out.write_text(text)
-    print(text)
+    raw.update({"b1": b1, "b2": b2, "fixed": fixed, "predict_p50_ms": p50})
+    return report.render(b1, b2, p50, args, fixed)
 
 
 def fixed_rate(

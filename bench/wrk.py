@@ -31,12 +31,76 @@ def lua_script(path: Path, body: bytes, delay_ms: float | None = None) -> Path:
     return path
 
 
+def pool_script(path: Path, bodies: Path, fresh: bool, expect: str | None = None) -> Path:
+    """POST each line of ``bodies`` once, in order: for requests that must differ (every label
+    joins only once). ``fresh`` sends ``Connection: close``, so each request opens a new
+    connection. A response counts as bad unless it is a 200 whose body contains ``expect``.
+    ``done`` prints ``pool: answered=N bad=N wrapped=N`` (see :func:`parse_pool`): wrapped
+    means the lines ran out and were sent again, so those answers are duplicates.
+    """
+    connection = '["Connection"] = "close", ' if fresh else ""
+    needle = "nil" if expect is None else _lua_string(expect)
+    text = f"""
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args)
+  requests, sent, answered, bad, wrapped = {{}}, 0, 0, 0, 0
+  local headers = {{{connection}["Content-Type"] = "application/json"}}
+  for line in io.lines({_lua_string(str(bodies.resolve()))}) do
+    requests[#requests + 1] = wrk.format("POST", nil, headers, line)
+  end
+end
+function request()
+  sent = sent + 1
+  if sent > #requests then wrapped = wrapped + 1 end
+  return requests[(sent - 1) % #requests + 1]
+end
+local expect = {needle}
+function response(status, headers, body)
+  answered = answered + 1
+  if status ~= 200 or (expect and not string.find(body, expect, 1, true)) then bad = bad + 1 end
+end
+function done(_summary, _latency, _requests)
+  local answered, bad, wrapped = 0, 0, 0
+  for _, thread in ipairs(threads) do
+    answered = answered + thread:get("answered")
+    bad = bad + thread:get("bad")
+    wrapped = wrapped + thread:get("wrapped")
+  end
+  io.write(string.format("pool: answered=%d bad=%d wrapped=%d\\n", answered, bad, wrapped))
+end
+"""
+    path.write_text(text)
+    return path
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class PoolCheck:
+    answered: int
+    bad: int  # not 200, or 200 without the expected text (a batch that did not fully join)
+    wrapped: int  # requests sent after the pool ran out: the run needs a bigger pool
+
+
+def parse_pool(out: str) -> PoolCheck:
+    match = re.search(r"^pool: answered=(\d+) bad=(\d+) wrapped=(\d+)$", out, re.M)
+    if not match:
+        raise ValueError(f"no pool line in wrk output:\n{out}")
+    return PoolCheck(*(int(group) for group in match.groups()))
+
+
 def run_wrk(url: str, script: Path, connections: int, seconds: float, core: int) -> WrkResult:
+    return parse(wrk_output(url, script, connections, seconds, core))
+
+
+def wrk_output(url: str, script: Path, connections: int, seconds: float, core: int) -> str:
     cmd = [*priority(), "taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}"]
     cmd.append(f"-d{round(seconds)}s")
     cmd += ["--latency", "-s", str(script), url]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return parse(out)
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
 def priority() -> list[str]:
