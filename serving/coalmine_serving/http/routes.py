@@ -102,7 +102,7 @@ class Routes:
             body = await read_body(request.receive, declared, self.settings.max_body_bytes)
             feedback = codec.decode_feedback(body, self.settings.feedback_max_batch)
             if feedback.labels is not None:
-                return json_response(self.service.feedback_batch(feedback.labels))
+                return json_response(await self.service.feedback_batch(feedback.labels))
             return json_response(self.service.feedback(feedback.receipt, feedback.truth))
         except ServingError as error:
             return error_response(error)

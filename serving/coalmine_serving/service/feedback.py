@@ -155,6 +155,19 @@ class FeedbackJoiner:
         return {"rows": len(errors), "meanAbsoluteError": float(errors.mean())}
 
 
+def merge_batches(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One batch answer from the answers of its slices, in order."""
+    rejected: Counter[str] = Counter()
+    for part in parts:
+        rejected.update(part["rejected"])
+    return {
+        "joined": sum(part["joined"] for part in parts),
+        "rows": sum(part["rows"] for part in parts),
+        "rejected": dict(rejected),
+        "results": [result for part in parts for result in part["results"]],
+    }
+
+
 def _label_fields(item: Any) -> tuple[Any, Any]:
     if not isinstance(item, dict) or "truth" not in item:
         raise BadRequestError("each label must be an object with 'receipt' and 'truth'")

@@ -8,6 +8,7 @@ knows settings and runtimes but no HTTP framework.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any, NamedTuple
 
@@ -16,9 +17,11 @@ import numpy as np
 from coalmine_serving.errors import OverloadedError
 from coalmine_serving.metrics import ServingMetrics
 from coalmine_serving.service.faults import with_faults
-from coalmine_serving.service.feedback import FeedbackJoiner
+from coalmine_serving.service.feedback import FeedbackJoiner, merge_batches
 from coalmine_serving.service.predictor import Predictor
 from coalmine_serving.settings import ServingSettings
+
+LABELS_PER_SLICE = 256  # about 8 ms of event loop per slice
 
 
 class InferenceService:
@@ -54,9 +57,18 @@ class InferenceService:
         """Join one delayed label with the prediction its receipt carries."""
         return self.joiner.join(receipt, truth)
 
-    def feedback_batch(self, labels: list[Any]) -> dict[str, Any]:
-        """Join a batch of labels, each with its own status."""
-        return self.joiner.join_batch(labels)
+    async def feedback_batch(self, labels: list[Any]) -> dict[str, Any]:
+        """Join a batch of labels, each with its own status, a slice at a time.
+
+        A label costs about 30 µs of CPU on the event loop, so 10,000 of them would hold
+        every prediction on this pod for a third of a second; between slices the loop
+        serves what is waiting."""
+        parts: list[dict[str, Any]] = []
+        for start in range(0, len(labels), LABELS_PER_SLICE):
+            if parts:
+                await asyncio.sleep(0)
+            parts.append(self.joiner.join_batch(labels[start : start + LABELS_PER_SLICE]))
+        return merge_batches(parts)
 
 
 class Prediction(NamedTuple):

@@ -289,3 +289,13 @@ def test_feedback_and_inference_share_the_model_gate_and_the_body_limit(artifact
             assert big.json() == {"error": "request body of 5000 bytes exceeds 2048"}
         unknown = client.get("/no/such/path")
         assert unknown.status_code == 404 and unknown.json() == {"detail": "Not Found"}
+
+
+def test_a_batch_larger_than_a_slice_keeps_every_answer_in_order(artifacts) -> None:  # type: ignore[no-untyped-def]
+    with client_for(artifacts["onnx_clf"]) as client:
+        receipts = [_receipt(client, [ROW])[0] for _ in range(300)]  # slices of 256 and 44
+        labels = [{"receipt": r, "truth": 1} for r in receipts]
+        labels[280] = {"receipt": receipts[0], "truth": 1}  # a duplicate in the second slice
+        body = client.post("/v2/models/iris/feedback", json={"labels": labels}).json()
+        assert body["joined"] == 299 and body["rejected"] == {"duplicate": 1}
+        assert [i for i, r in enumerate(body["results"]) if r["status"] != 200] == [280]
