@@ -164,7 +164,11 @@ def test_a_healthy_canary_with_every_check_is_promoted(
     _serve_v1(h, models)
     every_check = [
         {"name": "error-rate", "errorRate": {"max": 0.05, "vsStable": {}}},
-        {"name": "latency", "latency": {"quantile": 0.99, "maxSeconds": 1.0, "vsStable": {}}},
+        {"name": "latency-p99", "latency": {"quantile": 0.99, "maxSeconds": 1.0}},
+        # Against stable at the median: a p99 of the few dozen requests a fresh canary gets in
+        # a step is its slowest request, and on a loaded machine that alone rolled back 3 of 4
+        # healthy canaries (issue 13: latency vs stable needs a real test).
+        {"name": "latency-vs-stable", "latency": {"quantile": 0.5, "vsStable": {}}},
         {
             "name": "accuracy",
             "quality": {"metric": "accuracy", "min": 0.8, "minLabels": 10, "vsStable": {}},
