@@ -39,6 +39,9 @@ class SteadyTraffic:
     def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
         self._random = random.Random(7)
+        # One client without keep-alive: each request opens its own connection, and the client
+        # is made once (making one loads the CA bundle: 30-200 ms, which capped the rate).
+        self._http = httpx.Client(timeout=5.0, limits=httpx.Limits(max_keepalive_connections=0))
         self.labels = LabelPipeline(lambda: self.service_url, self.model, delay=self.label_delay)
 
     def start(self) -> SteadyTraffic:
@@ -49,6 +52,7 @@ class SteadyTraffic:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=15)
+        self._http.close()
         self.labels.stop()
 
     def _run(self) -> None:
@@ -62,17 +66,16 @@ class SteadyTraffic:
                             "data": [row]}]}  # fmt: skip
         base = f"{self.service_url}/v2/models/{self.model}"
         try:
-            with httpx.Client(timeout=5.0) as http:  # one connection: one pod
-                reply = http.post(f"{base}/infer", json=body)
-                self.statuses[reply.status_code] += 1
-                if reply.status_code != 200:
-                    self.errors.append(
-                        f"{time.strftime('%X')} HTTP {reply.status_code}: {reply.text[:200]}"
-                    )
-                    return
-                answer = reply.json()
-                self.by_version[str(answer.get("model_version"))] += 1
-                self.labels.add(answer["parameters"]["receipt"], [truth_of(row)])
+            reply = self._http.post(f"{base}/infer", json=body)  # a new connection: one pod
+            self.statuses[reply.status_code] += 1
+            if reply.status_code != 200:
+                self.errors.append(
+                    f"{time.strftime('%X')} HTTP {reply.status_code}: {reply.text[:200]}"
+                )
+                return
+            answer = reply.json()
+            self.by_version[str(answer.get("model_version"))] += 1
+            self.labels.add(answer["parameters"]["receipt"], [truth_of(row)])
         except httpx.TransportError as exc:
             self.statuses[NO_REPLY] += 1
             self.errors.append(f"{time.strftime('%X')} {type(exc).__name__}: {exc}")
