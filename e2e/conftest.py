@@ -22,6 +22,15 @@ from e2e.support.rollout import RESTRICTED, World
 from e2e.support.traffic import Traffic
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that build and remove node clusters of their own run first: one node cluster fits
+    a machine, and the suite's shared one, started by the first test that needs it, stays up
+    until the session ends. Naming them first on the command line is not enough: pytest
+    collects a directory given after them in file-name order, so test_model_gates.py came
+    before test_node_teardown.py."""
+    items.sort(key=lambda item: "own_node_workdir" not in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTest]:
     under_test = start_cluster(tmp_path_factory.mktemp("cluster"))
