@@ -114,8 +114,11 @@ def test_a_canary_whose_outputs_shift_is_rolled_back_by_the_drift_gate(
 def test_a_canary_twice_as_slow_as_stable_is_rolled_back_by_latency_vs_stable(
     world: World, ns: str
 ) -> None:
-    # Given v1 serving steady traffic, slowed on purpose so "twice as slow" holds at any load
-    given_v1_serving(world, ns, env={"COALMINE_SERVING_FAULT_LATENCY_SECONDS": "0.02"})
+    # Given v1 serving steady traffic, slowed on purpose so "twice as slow" holds at any load.
+    # The delays sit in different latency buckets (0.025-0.05 s, 0.075-0.1 s): a quantile from
+    # a histogram cannot tell apart two latencies that share one (0.02 s plus a busy node's
+    # overhead can pass 0.025 s).
+    given_v1_serving(world, ns, env={"COALMINE_SERVING_FAULT_LATENCY_SECONDS": "0.04"})
     traffic = SteadyTraffic(world.kube.service_url(ns, NAME), NAME).start()
     vs_stable = {
         "name": "latency-vs-stable",
@@ -124,7 +127,7 @@ def test_a_canary_twice_as_slow_as_stable_is_rolled_back_by_latency_vs_stable(
     try:
         # When v2 takes twice as long
         world.apply_version(
-            ns, "v2", env={"COALMINE_SERVING_FAULT_LATENCY_SECONDS": "0.04"}, checks=[vs_stable]
+            ns, "v2", env={"COALMINE_SERVING_FAULT_LATENCY_SECONDS": "0.08"}, checks=[vs_stable]
         )
         # Then it is rolled back on its latency relative to stable's
         done = rollback_decided(world, ns, "v2")
