@@ -17,6 +17,7 @@ charts/install-helm.sh >/dev/null
 # Outside pytest: a cold image build takes minutes; inside a test it would count against the
 # per-test timeout. Warm, this is a few seconds.
 "$python" -m e2e.devcluster.images
-# The demo and node-teardown tests first: they build and remove node clusters of their own,
-# which must not overlap the suite's shared one (started by the first test that needs it).
-exec "$python" -m pytest -m e2e e2e/test_demo_on_node.py e2e/test_node_teardown.py e2e "$@"
+# e2e/conftest.py runs the demo and node-teardown tests first: they build and remove node
+# clusters of their own, which must not overlap the suite's shared one (started by the first
+# test that needs it).
+exec "$python" -m pytest -m e2e e2e "$@"

@@ -1,79 +1,27 @@
 """The product on a real cluster: the operator, installed by our Helm chart, rolls model
 versions out on real pods behind a real Service, analysed by a real Prometheus, under real
-client traffic (issue 7, scenarios 1-5).
+client traffic (issue 7, scenarios 1-3 and 5; scenario 4, the quality gate, is in
+test_model_gates.py with the other model gates).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from e2e.devcluster.images import OPERATOR, SERVING
-from e2e.devcluster.product import OPERATOR_NAMESPACE, InstalledProduct
+from e2e.devcluster.product import OPERATOR_NAMESPACE
 from e2e.devcluster.servicetraffic import SteadyTraffic
-from e2e.support.clusters import ClusterUnderTest
 from e2e.support.kube import Kube, eventually
-from e2e.support.rollout import kubectl_coalmine, model_deployment, wait_status
+from e2e.support.rollout import (
+    NAME,
+    World,
+    given_v1_serving,
+    kubectl_coalmine,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
-NAME = "iris"
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
-
-
-@dataclass
-class World:
-    kube: Kube
-    kube_config: Path
-    product: InstalledProduct
-
-    def apply_version(self, ns: str, version: str, artifact: str = "good", **kw: Any) -> None:
-        model = self.product.model(version, getattr(self.product.models, artifact))
-        self.kube.apply(model_deployment(ns, NAME, model, **kw))
-
-    def events(self, ns: str, reason: str) -> list[str]:
-        return [e for e in self.kube.events(ns) if f": {reason}: " in e]
-
-
-@pytest.fixture(scope="module")
-def world(cluster: ClusterUnderTest, kube: Kube, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[World]:  # fmt: skip
-    if not (cluster.routable and cluster.host_address):
-        pytest.skip(
-            "pods must reach this machine (COALMINE_E2E_HOST_ADDRESS: artifacts, Prometheus) "
-            "and it must route to them (COALMINE_E2E_ROUTABLE=1); e2e/kind/run.sh sets both"
-        )
-    product = InstalledProduct(
-        cluster.kubeconfig,
-        tmp_path_factory.mktemp("rollouts"),
-        cluster.image(OPERATOR),
-        cluster.image(SERVING),
-        host_address=cluster.host_address,
-    )
-    # Scenario 1 begins here: the operator is installed the way users install it.
-    product.start()
-    try:
-        yield World(kube, cluster.kubeconfig, product)
-    finally:
-        product.stop()
-
-
-@pytest.fixture
-def ns(kube: Kube) -> Iterator[str]:
-    name = kube.create_namespace("rollout", labels=RESTRICTED)
-    try:
-        yield name
-    finally:
-        kube.delete_namespace(name)
-
-
-def given_v1_serving(world: World, ns: str) -> dict[str, Any]:
-    world.apply_version(ns, "v1")
-    return wait_status(world.kube, ns, NAME, lambda s: s.get("phase") == "Healthy", 300,
-                       "v1 to become Healthy")  # fmt: skip
 
 
 def test_v1_becomes_available_and_serves_through_its_service(world: World, ns: str) -> None:
@@ -149,28 +97,6 @@ def test_v3_with_injected_errors_rolls_back_and_says_why(world: World, ns: str) 
 def _wait_requests(traffic: SteadyTraffic, count: int) -> None:
     eventually(lambda: True if sum(traffic.statuses.values()) >= count else None,
                timeout=60, what=f"{count} client requests")  # fmt: skip
-
-
-def test_v4_with_worse_accuracy_rolls_back_on_quality(world: World, ns: str) -> None:
-    # Given v1 serving steady client traffic, each prediction followed by its true label
-    given_v1_serving(world, ns)
-    traffic = SteadyTraffic(world.kube.service_url(ns, NAME), NAME).start()
-    checks = [
-        {"name": "error-rate", "errorRate": {"max": 0.05}},
-        {"name": "latency-p99", "latency": {"quantile": 0.99, "maxSeconds": 1.0}},
-        {"name": "accuracy", "quality": {"metric": "accuracy", "min": 0.8, "minLabels": 10}},
-    ]
-    try:
-        # When v4 is confidently wrong (no errors, normal latency)
-        world.apply_version(ns, "v4", artifact="inverted", checks=checks)
-        # Then it is rolled back on quality alone
-        done = wait_status(world.kube, ns, NAME, lambda s: s.get("phase") == "Degraded", 420,
-                           "v4 to be rolled back")  # fmt: skip
-    finally:
-        traffic.stop()
-    assert done["rollback"]["check"] == "accuracy", done["rollback"]
-    verdicts = {c["name"]: c["verdict"] for c in done.get("analysis", {}).get("checks", [])}
-    assert verdicts.get("error-rate") != "fail" and verdicts.get("latency-p99") != "fail", verdicts
 
 
 def test_a_new_operator_pod_continues_the_rollout_where_the_old_one_was(

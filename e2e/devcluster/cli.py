@@ -49,7 +49,8 @@ def cli() -> None:
     help="Keep logs and state here instead of a temporary directory removed at the end.",
 )
 def demo(cluster: str, workdir: Path | None) -> None:
-    """v1 serving, a good v2 that promotes, a bad v3 that rolls back, live, then a summary.
+    """v1 serving, a good v2 that promotes, then a v3 that answers HTTP 200 but predicts
+    wrongly, rolled back by its accuracy gate on delayed labels; live, then a summary.
 
     Real API server, etcd, controller-manager, Prometheus, model servers and operator; on the
     real node also real pods, images, Services and a helm-installed operator. Exits non-zero

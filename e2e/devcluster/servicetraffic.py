@@ -29,26 +29,37 @@ NO_REPLY = 0  # the status recorded when the connection was refused, reset or ti
 class SteadyTraffic:
     service_url: str  # http://<ClusterIP>:<port>
     model: str
-    rps: float = 10.0
+    rps: float = 10.0  # per client; a client sends one request at a time, so less if slow
     label_delay: float = 3.0
+    clients: int = 1  # concurrent senders, for rates one sender cannot reach
     statuses: Counter[int] = field(default_factory=Counter)  # HTTP status (NO_REPLY) -> count
     by_version: Counter[str] = field(default_factory=Counter)  # the version that answered 200
     errors: list[str] = field(default_factory=list)  # what each failed request saw, for reports
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"traffic-{n}", daemon=True)
+            for n in range(self.clients)
+        ]
+        self._counting = threading.Lock()
         self._random = random.Random(7)
+        # One client without keep-alive: each request opens its own connection, and the client
+        # is made once (making one loads the CA bundle: 30-200 ms, which capped the rate).
+        self._http = httpx.Client(timeout=5.0, limits=httpx.Limits(max_keepalive_connections=0))
         self.labels = LabelPipeline(lambda: self.service_url, self.model, delay=self.label_delay)
 
     def start(self) -> SteadyTraffic:
         self.labels.start()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=15)
+        for thread in self._threads:
+            thread.join(timeout=15)
+        self._http.close()
         self.labels.stop()
 
     def _run(self) -> None:
@@ -62,20 +73,25 @@ class SteadyTraffic:
                             "data": [row]}]}  # fmt: skip
         base = f"{self.service_url}/v2/models/{self.model}"
         try:
-            with httpx.Client(timeout=5.0) as http:  # one connection: one pod
-                reply = http.post(f"{base}/infer", json=body)
-                self.statuses[reply.status_code] += 1
-                if reply.status_code != 200:
-                    self.errors.append(
-                        f"{time.strftime('%X')} HTTP {reply.status_code}: {reply.text[:200]}"
-                    )
-                    return
-                answer = reply.json()
-                self.by_version[str(answer.get("model_version"))] += 1
-                self.labels.add(answer["parameters"]["receipt"], [truth_of(row)])
+            reply = self._http.post(f"{base}/infer", json=body)  # a new connection: one pod
         except httpx.TransportError as exc:
-            self.statuses[NO_REPLY] += 1
-            self.errors.append(f"{time.strftime('%X')} {type(exc).__name__}: {exc}")
+            self._count(NO_REPLY, f"{time.strftime('%X')} {type(exc).__name__}: {exc}")
+            return
+        if reply.status_code != 200:
+            self._count(reply.status_code, f"{time.strftime('%X')} HTTP {reply.status_code}: "
+                                           f"{reply.text[:200]}")  # fmt: skip
+            return
+        answer = reply.json()
+        self._count(200, version=str(answer.get("model_version")))
+        self.labels.add(answer["parameters"]["receipt"], [truth_of(row)])
+
+    def _count(self, status: int, error: str | None = None, version: str | None = None) -> None:
+        with self._counting:  # several clients may count at once
+            self.statuses[status] += 1
+            if error is not None:
+                self.errors.append(error)
+            if version is not None:
+                self.by_version[version] += 1
 
     @property
     def sent(self) -> int:

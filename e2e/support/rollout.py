@@ -1,4 +1,4 @@
-"""ModelDeployments and status waits for the operator scenarios."""
+"""The installed product, ModelDeployments and status waits for the operator scenarios."""
 
 from __future__ import annotations
 
@@ -6,16 +6,77 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from e2e.devcluster.binaries import kube_bin_dir
+from e2e.devcluster.product import InstalledProduct
 from e2e.devcluster.specs import DEFAULT_CHECKS as CHECKS
 from e2e.support.kube import Kube, eventually
 
 GROUP_VERSION = "coalmine.dev/v1alpha1"
 # Longer than the integration tier's: real pods take seconds to start and to drain.
 FAST_ANALYSIS = {"interval": "2s", "window": "8s"}
+STEPS = [{"weight": 20, "pause": "6s"}, {"weight": 50, "pause": "6s"}]
+NAME = "iris"
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+
+
+@dataclass
+class World:
+    """The operator installed by helm on the cluster under test, with the tiny models'
+    artifacts served to pods and a Prometheus that discovers them."""
+
+    kube: Kube
+    kube_config: Path
+    product: InstalledProduct
+
+    def apply_version(self, ns: str, version: str, artifact: str = "good", **kw: Any) -> None:
+        """``artifact``: good, inverted or shifted (e2e.devcluster.tinymodels)."""
+        model = self.product.model(version, getattr(self.product.models, artifact))
+        self.kube.apply(model_deployment(ns, NAME, model, **kw))
+
+    def events(self, ns: str, reason: str) -> list[str]:
+        return [e for e in self.kube.events(ns) if f": {reason}: " in e]
+
+
+def given_v1_serving(world: World, ns: str, **kw: Any) -> dict[str, Any]:
+    world.apply_version(ns, "v1", **kw)
+    return wait_status(world.kube, ns, NAME, lambda s: s.get("phase") == "Healthy", 300,
+                       "v1 to become Healthy")  # fmt: skip
+
+
+def rolled_back(world: World, ns: str, version: str, timeout: float = 420) -> dict[str, Any]:
+    """The status once the canary is rolled back (Degraded); fails if it is promoted."""
+
+    def degraded(status: dict[str, Any]) -> bool:
+        promoted = (status.get("stable") or {}).get("version") == version
+        assert not promoted, f"{version} was promoted: {status.get('analysis')}"
+        return status.get("phase") == "Degraded"
+
+    return wait_status(world.kube, ns, NAME, degraded, timeout, f"{version} to be rolled back")
+
+
+def rollback_decided(world: World, ns: str, version: str, timeout: float = 420) -> dict[str, Any]:
+    """The status once the operator has decided to roll the canary back (``status.rollback``
+    names the check), without waiting the few seconds its pods take to drain: for scenarios
+    about which check decides; how a rollback unfolds is test_rollouts.py's."""
+
+    def decided(status: dict[str, Any]) -> bool:
+        promoted = (status.get("stable") or {}).get("version") == version
+        assert not promoted, f"{version} was promoted: {status.get('analysis')}"
+        return bool((status.get("rollback") or {}).get("check"))
+
+    return wait_status(world.kube, ns, NAME, decided, timeout, f"{version} to be rolled back")
+
+
+def check_status(status: dict[str, Any], name: str) -> dict[str, Any]:
+    """The named check's record in the status' last analysis."""
+    checks = (status.get("analysis") or {}).get("checks") or []
+    found: list[dict[str, Any]] = [c for c in checks if c["name"] == name]
+    assert found, f"no check {name} in {checks}"
+    return found[0]
 
 
 def model_deployment(
@@ -25,16 +86,19 @@ def model_deployment(
     *,
     env: dict[str, str] | None = None,
     checks: list[dict[str, Any]] | None = None,
+    replicas: int = 2,
+    steps: list[dict[str, Any]] | None = None,
+    analysis: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     spec = {
         "model": model,
         "runtime": {
-            "replicas": 2,
+            "replicas": replicas,
             "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
         },
         "canary": {
-            "steps": [{"weight": 20, "pause": "6s"}, {"weight": 50, "pause": "6s"}],
-            "analysis": {**FAST_ANALYSIS, "checks": checks or CHECKS},
+            "steps": steps or STEPS,
+            "analysis": {**FAST_ANALYSIS, **(analysis or {}), "checks": checks or CHECKS},
             "policy": {
                 "failureLimit": 2,
                 "minSamples": 10,

@@ -1,5 +1,6 @@
-"""`python -m e2e.devcluster demo`: v1 serving, a good v2 that promotes, a bad v3 that rolls
-back by itself.
+"""`python -m e2e.devcluster demo`: v1 serving, a good v2 that promotes, then a v3 that answers
+HTTP 200 to every request but predicts wrongly, rolled back by its accuracy gate on the true
+labels a label pipeline posts later (to any pod, through the Service, by signed receipt).
 
 Runs on real pods (a single-node cluster built on this machine, the operator installed by
 helm) when this machine can, else on the integration tier's kubelet stand-in; it says which,
@@ -22,10 +23,13 @@ from typing import Any
 
 from e2e.devcluster.demo.view import Stage, progress_key, progress_line, summary
 from e2e.devcluster.demo.worlds import StandInWorld, World, choose
-from e2e.devcluster.specs import spec
+from e2e.devcluster.specs import DEFAULT_CHECKS, spec
 
 STEPS = [{"weight": 20, "pause": "4s"}, {"weight": 50, "pause": "4s"}]
-FAULTS = {"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"}  # v3 answers 20% of requests with a 500
+# v3's gate: the Wilson bound of its accuracy, over at least 20 labels, must reach 0.8. The
+# request-level checks stay on and must pass: v3 is fast and never fails a request.
+ACCURACY = {"name": "accuracy", "quality": {"metric": "accuracy", "min": 0.8, "minLabels": 20}}
+V3_CHECKS = [*DEFAULT_CHECKS, ACCURACY]
 
 
 class StoryError(Exception):
@@ -82,29 +86,51 @@ def _start(world: World, *, fallback: bool, root: Path) -> World:
 
 def _story(world: World) -> None:
     url = world.prometheus_for_operator()
-    stages = [Stage("v1: first rollout"), Stage("v2: good canary"), Stage("v3: 20% errors")]
+    stages = [Stage("v1: first rollout"), Stage("v2: good canary"), Stage("v3: wrong, HTTP 200")]
 
     say("== v1: first version ==")
     world.apply(spec(world.model("v1"), steps=STEPS, prometheus=url))
     _watch(world, stages[0], lambda s: _healthy_on(s, "v1"))
     stages[0].outcome = "Healthy, stable v1"
     world.start_traffic()
-    say("client traffic started (up to 25 requests/s, each prediction then its true label)\n")
+    say("client traffic started (up to 25 requests/s); each prediction's receipt and true")
+    say("label go to a label pipeline that posts them a few seconds later, in batches\n")
 
     say("== v2: a good new version, under traffic ==")
     world.apply(spec(world.model("v2"), steps=STEPS, prometheus=url))
     _watch(world, stages[1], lambda s: _healthy_on(s, "v2"))
     stages[1].outcome = "promoted, stable v2"
 
-    say("\n== v3: a bad version (the server fails 20% of requests) ==")
-    world.apply(spec(world.model("v3"), steps=STEPS, env=FAULTS, prometheus=url))
+    say("\n== v3: a wrong model (HTTP 200 to every request, the opposite class), with an")
+    say("   accuracy gate on the true labels next to the error-rate and latency checks ==")
+    world.apply(spec(world.model("v3", "inverted"), steps=STEPS, checks=V3_CHECKS, prometheus=url))
     last = _watch(world, stages[2], _rolled_back)
-    stages[2].outcome = "rolled back automatically, stable v2"
-    if (last.get("stable") or {}).get("version") != "v2":
-        raise StoryError(f"after the rollback stable is not v2: {last.get('stable')}")
+    stages[2].outcome = "rolled back on accuracy, stable v2"
     record = (_status(world).get("analysis") or {}).get("checks") or stages[2].checks
-    say(summary(stages, record, last.get("rollback") or {}))
-    say("\nRESULT: v2 promoted, then v3 rolled back automatically, as expected.")
+    _confirm_the_gate_did_it(last, record, stages[2])
+    say("\nstopping the clients; the label pipeline posts the labels still waiting ...")
+    world.stop_traffic()
+    say(summary(stages, record, last.get("rollback") or {}, world.label_counts()))
+    say("\nRESULT: v2 promoted, then v3 (HTTP 200 to its clients, wrong answers) rolled back")
+    say("automatically by its accuracy gate, as expected.")
+
+
+def _confirm_the_gate_did_it(
+    status: dict[str, Any], record: list[dict[str, Any]], stage: Stage
+) -> None:
+    """The story's claims about v3: the accuracy gate rolled it back while error rate and
+    latency passed, no client got an HTTP error, and stable is v2 again."""
+    if (status.get("stable") or {}).get("version") != "v2":
+        raise StoryError(f"after the rollback stable is not v2: {status.get('stable')}")
+    rollback = status.get("rollback") or {}
+    if rollback.get("check") != "accuracy":
+        raise StoryError(f"v3 was rolled back, but not by its accuracy gate: {rollback}")
+    verdicts = {check["name"]: check.get("verdict") for check in record}
+    others = {name: verdicts.get(name) for name in ("error-rate", "latency-p99")}
+    if set(others.values()) != {"pass"}:
+        raise StoryError(f"v3's error-rate and latency checks did not both pass: {others}")
+    if stage.clients.failed.total():
+        raise StoryError(f"clients got HTTP errors while v3 ran: {dict(stage.clients.failed)}")
 
 
 def _status(world: World) -> dict[str, Any]:
@@ -120,7 +146,7 @@ def _healthy_on(status: dict[str, Any], version: str) -> bool:
 
 def _rolled_back(status: dict[str, Any]) -> bool:
     if status.get("phase") == "Healthy" and (status.get("stable") or {}).get("version") == "v3":
-        raise StoryError("v3 was promoted although it fails 20% of its requests")
+        raise StoryError("v3 was promoted although its predictions are wrong")
     rollback = status.get("rollback") or {}
     return status.get("phase") == "Degraded" and rollback.get("stage") == "Done"
 
@@ -128,7 +154,7 @@ def _rolled_back(status: dict[str, Any]) -> bool:
 def _watch(world: World, stage: Stage, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """Print a line per change and every new Event until `done`; count the clients' requests."""
     began = time.monotonic()
-    counts_before = world.client_counts()
+    counts_before, labels_before = world.client_counts(), world.label_counts()
     phase, phase_began = "", began
     seen_key: tuple[Any, ...] | None = None
     seen_events = {e["metadata"]["uid"] for e in world.events()}
@@ -160,6 +186,7 @@ def _watch(world: World, stage: Stage, done: Callable[[dict[str, Any]], bool]) -
     stage.seconds = time.monotonic() - began
     _account(stage, phase, time.monotonic() - phase_began)
     stage.clients = world.client_counts() - counts_before
+    stage.labels = world.label_counts() - labels_before
     return status
 
 

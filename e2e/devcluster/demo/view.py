@@ -10,7 +10,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-WHAT_IS_REAL_NODE = """\
+STORY = """\
+THE STORY: v1 serves; a good v2 is promoted under client traffic; then v3 answers HTTP 200 to
+       every request but predicts the wrong class. Error rate and latency cannot see that;
+       only the true labels can. A label pipeline posts them seconds after each prediction,
+       in batches, to ANY pod through the Service, each with the prediction's signed receipt,
+       and v3's accuracy gate rolls it back.
+"""
+
+WHAT_IS_REAL_NODE = (
+    """\
 coalmine demo: a canary release and an automatic rollback, on real pods on this machine.
 
 REAL:  a single-node Kubernetes cluster built from source: etcd, kube-apiserver,
@@ -19,10 +28,14 @@ REAL:  a single-node Kubernetes cluster built from source: etcd, kube-apiserver,
        from images built from our own Dockerfiles; the operator is installed by `helm install`
        of charts/coalmine, under the chart's RBAC. Prometheus discovers the model pods through
        the API server. Client requests go through the Service's ClusterIP.
-NOT IN THE CLUSTER: the clients (a thread of this process) and Prometheus.
+NOT IN THE CLUSTER: the clients and the label pipeline (threads of this process) and
+       Prometheus.
 """
+    + STORY
+)
 
-WHAT_IS_REAL_STANDIN = """\
+WHAT_IS_REAL_STANDIN = (
+    """\
 coalmine demo: a canary release and an automatic rollback, on this machine.
 
 REAL:  etcd, kube-apiserver and kube-controller-manager (built from source), Prometheus
@@ -31,8 +44,11 @@ REAL:  etcd, kube-apiserver and kube-controller-manager (built from source), Pro
 STAND-IN: there is NO kubelet and NO node in this mode. A kubelet stand-in (the same one the
        integration tests use, e2e.devcluster.standin) runs each pod's containers as
        local processes on 127.77.x.y and marks the pod Ready; a client generator splits
-       requests across ready pods the way kube-proxy would.
+       requests across ready pods the way kube-proxy would, and the label pipeline posts
+       to a ready pod of the Service picked anew for each batch.
 """
+    + STORY
+)
 
 
 @dataclass
@@ -55,6 +71,29 @@ class ClientCounts:
 
 
 @dataclass
+class LabelCounts:
+    """What the label pipeline did: labels it took from the clients, labels the pods joined,
+    batches posted, and labels the pods refused, by reason (forged, unknown, duplicate,
+    expired)."""
+
+    added: int = 0
+    joined: int = 0
+    batches: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+
+    def __sub__(self, before: LabelCounts) -> LabelCounts:
+        return LabelCounts(
+            self.added - before.added,
+            self.joined - before.joined,
+            self.batches - before.batches,
+            self.refused - before.refused,
+        )
+
+    def refused_text(self) -> str:
+        return ", ".join(f"{n} {reason}" for reason, n in sorted(self.refused.items())) or "none"
+
+
+@dataclass
 class Stage:
     """One act of the story, with what the clients saw while it ran."""
 
@@ -62,6 +101,7 @@ class Stage:
     seconds: float = 0.0
     outcome: str = "did not finish"
     clients: ClientCounts = field(default_factory=ClientCounts)
+    labels: LabelCounts = field(default_factory=LabelCounts)
     checks: list[dict[str, Any]] = field(default_factory=list)  # the last analysis seen
     phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds spent in it
 
@@ -109,12 +149,35 @@ def progress_key(status: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def summary(stages: list[Stage], record: list[dict[str, Any]], rollback: dict[str, Any]) -> str:
+def summary(
+    stages: list[Stage],
+    record: list[dict[str, Any]],
+    rollback: dict[str, Any],
+    labels_total: LabelCounts | None = None,
+) -> str:
+    """Durations, what the clients saw, what the label pipeline did (``labels_total``: its
+    totals after it flushed what was still waiting) and the rollback's decision record."""
     lines = ["", "=" * 78, "SUMMARY", "", f"{'stage':<24}{'duration':>9}  outcome"]
     for s in stages:
         lines += [f"{s.title:<24}{s.seconds:>8.1f}s  {s.outcome}", f"{'':<35}({s.phase_text()})"]
+    lines += _client_table(stages) + _label_table(stages, labels_total)
+    lines += ["", "decision record of the rollback (last analysis before it):"]
+    lines += [line for check in record for line in _check_lines(check)] or [
+        "  (no analysis recorded)"
+    ]
+    if rollback:
+        lines.append(
+            f"  -> rolled back on {rollback.get('check')}: value {_number(rollback.get('value'))}"
+            f" vs {rollback.get('threshold')}; all traffic on stable at "
+            f"{rollback.get('trafficOnStableAt')}, then canary scaled down, done at "
+            f"{rollback.get('completedAt')}"
+        )
+    return "\n".join(lines)
+
+
+def _client_table(stages: list[Stage]) -> list[str]:
     header = f"{'client requests during':<24}{'sent to':<9}{'sent':>7}{'HTTP errors':>13}"
-    lines += ["", header + f"{'no reply':>10}"]
+    lines = ["", header + f"{'no reply':>10}"]
     for stage in stages:
         seen = stage.clients
         for route in sorted(seen.sent):
@@ -127,16 +190,53 @@ def summary(stages: list[Stage], record: list[dict[str, Any]], rollback: dict[st
         "('no reply': connection refused or timed out; stopping pods drain for their preStop"
         " sleep first, so this should stay 0)"
     )
-    lines += ["", "decision record of the rollback (last analysis before it):"]
-    lines += [f"  {check_text(check)}" for check in record] or ["  (no analysis recorded)"]
-    if rollback:
+    return lines
+
+
+def _label_table(stages: list[Stage], total: LabelCounts | None) -> list[str]:
+    """Labels posted through the Service, per stage, and the pipeline's totals."""
+    header = f"{'labels posted during':<24}{'added':>7}{'joined':>8}{'batches':>9}  refused"
+    lines = ["", header]
+    for stage in stages:
+        got = stage.labels
+        if not (got.added or got.batches):
+            continue  # before the clients started
+        counts = f"{got.added:>7}{got.joined:>8}{got.batches:>9}"
+        lines.append(f"{stage.title:<24}{counts}  {got.refused_text()}")
+    if total is not None:
+        share = f" ({total.joined / total.added:.2%})" if total.added else ""
+        lines += [
+            "after the clients stopped, the pipeline posted the labels still waiting:",
+            f"  {total.joined} of {total.added} labels joined{share} in {total.batches} batches;"
+            f" refused: {total.refused_text()}",
+        ]
+    lines.append(
+        "(each label waits a few seconds, then goes out in a batch on a new connection to the"
+        " Service: any pod joins it, by the prediction's signed receipt)"
+    )
+    return lines
+
+
+def _check_lines(check: dict[str, Any]) -> list[str]:
+    """The check's verdict line, then the numbers behind it: its sample count (labels, for
+    a quality check), the reason the operator gave, and labels the pods refused."""
+    lines = [f"  {check_text(check)}"]
+    samples = check.get("samples")
+    unit = "labels" if check.get("kind") == "quality" else "samples"
+    detail = f"{samples} {unit}" if samples is not None else ""
+    reason = check.get("reason") or ""
+    if detail or reason:
+        lines.append(f"      {detail}{': ' if detail and reason else ''}{reason}")
+    if check.get("kind") == "quality" and check.get("verdict") == "fail" and "bounds" in reason:
         lines.append(
-            f"  -> rolled back on {rollback.get('check')}: value {_number(rollback.get('value'))}"
-            f" vs {rollback.get('threshold')}; all traffic on stable at "
-            f"{rollback.get('trafficOnStableAt')}, then canary scaled down, done at "
-            f"{rollback.get('completedAt')}"
+            "      (it fails only when even the upper end of the accuracy's confidence interval"
+            " is below the minimum: not a few unlucky labels)"
         )
-    return "\n".join(lines)
+    refused = check.get("refusedLabels") or {}
+    if refused:
+        counts = ", ".join(f"{n} {why}" for why, n in sorted(refused.items()))
+        lines.append(f"      labels refused by the pods: {counts}")
+    return lines
 
 
 def _number(value: Any) -> str:

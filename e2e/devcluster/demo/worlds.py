@@ -24,8 +24,14 @@ import httpx
 from e2e.devcluster.binaries import kube_bin_dir
 from e2e.devcluster.cluster import LocalCluster
 from e2e.devcluster.controlplane import ControlPlane
-from e2e.devcluster.demo.view import WHAT_IS_REAL_NODE, WHAT_IS_REAL_STANDIN, ClientCounts
+from e2e.devcluster.demo.view import (
+    WHAT_IS_REAL_NODE,
+    WHAT_IS_REAL_STANDIN,
+    ClientCounts,
+    LabelCounts,
+)
 from e2e.devcluster.images import OPERATOR, SERVING
+from e2e.devcluster.labels import LabelPipeline
 from e2e.devcluster.nodeconfig import CNI_BIN_DIR
 from e2e.devcluster.process import wait_until
 from e2e.devcluster.product import OPERATOR_NAMESPACE, InstalledProduct
@@ -52,14 +58,16 @@ class World(Protocol):
 
     def start(self, say: Say) -> None: ...
     def stop(self) -> None: ...
-    def model(self, version: str) -> dict[str, Any]: ...
+    def model(self, version: str, artifact: str = "good") -> dict[str, Any]: ...
     def prometheus_for_operator(self) -> str: ...
     def apply(self, spec: dict[str, Any]) -> None: ...
     def md(self) -> dict[str, Any]: ...
     def events(self) -> list[dict[str, Any]]: ...
     def operator_failure(self) -> str | None: ...
     def start_traffic(self) -> None: ...
+    def stop_traffic(self) -> None: ...
     def client_counts(self) -> ClientCounts: ...
+    def label_counts(self) -> LabelCounts: ...
     def diagnostics(self) -> str: ...
 
 
@@ -120,8 +128,9 @@ class StandInWorld:
                  self.plane and self.plane.stop]  # fmt: skip
         _stop_each([part for part in parts if part])
 
-    def model(self, version: str) -> dict[str, Any]:
-        return self.models.model(version)
+    def model(self, version: str, artifact: str = "good") -> dict[str, Any]:
+        """``artifact``: good, inverted or shifted (e2e.devcluster.tinymodels)."""
+        return self.models.model(version, getattr(self.models, artifact))
 
     def prometheus_for_operator(self) -> str:
         return str(self.prometheus.url)
@@ -142,11 +151,19 @@ class StandInWorld:
     def start_traffic(self) -> None:
         self.sandbox.start_traffic()
 
+    def stop_traffic(self) -> None:
+        if self.sandbox.traffic is not None:
+            self.sandbox.traffic.stop()
+
     def client_counts(self) -> ClientCounts:
         traffic = self.sandbox.traffic
         if traffic is None:
             return ClientCounts()
         return ClientCounts(traffic.sent.copy(), traffic.failed.copy(), traffic.dropped.copy())
+
+    def label_counts(self) -> LabelCounts:
+        traffic = self.sandbox.traffic
+        return label_counts(traffic.labels) if traffic is not None else LabelCounts()
 
     def diagnostics(self) -> str:
         operator = self.sandbox.operator if self.sandbox else None
@@ -193,8 +210,9 @@ class NodeWorld:
                  self.api and self.api.close, self.cluster and self.cluster.stop]  # fmt: skip
         _stop_each([part for part in parts if part])
 
-    def model(self, version: str) -> dict[str, Any]:
-        return dict(self.product.model(version))
+    def model(self, version: str, artifact: str = "good") -> dict[str, Any]:
+        """``artifact``: good, inverted or shifted (e2e.devcluster.tinymodels)."""
+        return dict(self.product.model(version, getattr(self.product.models, artifact)))
 
     def prometheus_for_operator(self) -> str:
         return str(self.product.prometheus_url_for_pods)
@@ -231,6 +249,13 @@ class NodeWorld:
                    what=f"Service {NAME} to route to its pods")  # fmt: skip
         self.traffic = SteadyTraffic(url, NAME, rps=25.0).start()
 
+    def stop_traffic(self) -> None:
+        if self.traffic is not None:
+            self.traffic.stop()
+
+    def label_counts(self) -> LabelCounts:
+        return label_counts(self.traffic.labels) if self.traffic is not None else LabelCounts()
+
     def client_counts(self) -> ClientCounts:
         if self.traffic is None:
             return ClientCounts()
@@ -248,6 +273,10 @@ class NodeWorld:
             return ""
         logs = self.cluster.node.paths.pod_logs
         return f"pod logs (operator, model servers) are under {logs}"
+
+
+def label_counts(pipeline: LabelPipeline) -> LabelCounts:
+    return LabelCounts(pipeline.added, pipeline.joined, pipeline.batches, pipeline.rejected.copy())
 
 
 def _answers(url: str) -> bool | None:

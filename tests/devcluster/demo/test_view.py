@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from e2e.devcluster.demo.view import ClientCounts, Stage, progress_key, progress_line, summary
+from e2e.devcluster.demo.view import (
+    ClientCounts,
+    LabelCounts,
+    Stage,
+    progress_key,
+    progress_line,
+    summary,
+)
 
 CANARY = {
     "phase": "Progressing",
@@ -63,3 +70,57 @@ def test_summary_says_which_version_answered_requests_sent_through_a_service() -
     rows = [line.split() for line in text.splitlines()]
     assert ["v2:", "good", "canary", "Service", "250", "3", "0"] in rows
     assert "answered by: v1 200, v2 47" in text
+
+
+ACCURACY = {
+    "name": "accuracy",
+    "kind": "quality",
+    "value": 0.0217,
+    "threshold": "wilson bound >= 0.8",
+    "verdict": "fail",
+    "samples": 46,
+    "reason": "accuracy 0.0217 (1/46), bounds [0.00385, 0.113] below 0.8",
+    "refusedLabels": {"forged": 1},
+}
+
+
+def test_summary_shows_the_labels_the_pipeline_posted_and_what_the_pods_refused() -> None:
+    before = LabelCounts(added=100, joined=90, batches=10)
+    now = LabelCounts(added=400, joined=370, batches=31, refused=Counter(duplicate=2, forged=1))
+    stage = Stage("v3: wrong, HTTP 200", 20.0, "rolled back", labels=now - before)
+    total = LabelCounts(added=450, joined=447, batches=35, refused=Counter(duplicate=2, forged=1))
+    text = summary([stage], [ACCURACY], {}, total)
+    rows = [line.split() for line in text.splitlines()]
+    assert [
+        "v3:",
+        "wrong,",
+        "HTTP",
+        "200",
+        "300",
+        "280",
+        "21",
+        "2",
+        "duplicate,",
+        "1",
+        "forged",
+    ] in rows
+    assert "447 of 450 labels joined (99.33%) in 35 batches; refused: 2 duplicate, 1 forged" in text
+
+
+def test_summary_with_nothing_refused_says_none() -> None:
+    stage = Stage("v2: good canary", labels=LabelCounts(added=5, joined=5, batches=1))
+    text = summary([stage], [], {}, LabelCounts(added=5, joined=5, batches=1))
+    assert ["v2:", "good", "canary", "5", "5", "1", "none"] in [
+        ln.split() for ln in text.splitlines()
+    ]
+    assert "5 of 5 labels joined (100.00%) in 1 batches; refused: none" in text
+
+
+def test_the_decision_record_shows_the_quality_gates_labels_bound_threshold_and_reason() -> None:
+    rollback = {"check": "accuracy", "value": 0.0217, "threshold": "wilson bound >= 0.8"}
+    text = summary([], [ACCURACY, CANARY["analysis"]["checks"][0]], rollback)  # type: ignore[index]
+    assert "accuracy 0.0217 vs wilson bound >= 0.8 fail" in text
+    assert "46 labels: accuracy 0.0217 (1/46), bounds [0.00385, 0.113] below 0.8" in text
+    assert "upper end of the accuracy's confidence interval is below the minimum" in text
+    assert "labels refused by the pods: 1 forged" in text
+    assert "rolled back on accuracy: value 0.0217 vs wilson bound >= 0.8" in text
