@@ -25,6 +25,7 @@ from coalmine.rollout.tick import (
     with_history,
 )
 from coalmine.rollout.types import Action, Event
+from coalmine.rollout.verdicts import fmt
 
 
 def start_rollback(
@@ -139,6 +140,7 @@ def _rolled_back_event(record: RollbackRecord) -> Event:
     """The Event that closes a rollback, with the failing check's numbers when there was one."""
     numbers = ""
     if record.check is not None:
-        numbers = f" (check {record.check}, value {record.value}, threshold {record.threshold})"
+        value = "none" if record.value is None else fmt(record.value)
+        numbers = f" (check {record.check}, value {value}, threshold {record.threshold})"
     kind = normal if record.outcome == "Superseded" else warning
     return kind("RolledBack", f"{record.version} rolled back: {record.reason}{numbers}")
