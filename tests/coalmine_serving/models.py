@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,3 +115,15 @@ class ServerProcess:
             self.process.kill()
             self.process.wait()
         self._log.close()
+
+
+@contextmanager
+def all_ready(procs: dict[str, ServerProcess]) -> Iterator[dict[str, ServerProcess]]:
+    """The started servers once every one answers ready; every one stopped afterwards."""
+    try:
+        for proc in procs.values():
+            proc.wait_ready()
+        yield procs
+    finally:
+        for proc in procs.values():
+            proc.stop()

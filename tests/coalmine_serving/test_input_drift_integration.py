@@ -55,13 +55,8 @@ def servers(artifacts, tmp_path: Path) -> Iterator[dict[str, models.ServerProces
         )
         for variant, version in (("stable", "v1"), ("canary", "v2"))
     }  # fmt: skip
-    try:
-        for proc in procs.values():
-            proc.wait_ready()
+    with models.all_ready(procs):
         yield procs
-    finally:
-        for proc in procs.values():
-            proc.stop()
 
 
 def _send(server: models.ServerProcess, sepal_lengths: list[float]) -> None:

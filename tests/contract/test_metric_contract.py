@@ -37,13 +37,8 @@ def servers(artifacts, tmp_path: Path) -> Iterator[dict[str, models.ServerProces
             "--revision", "r6", *shared, *inputs,
         ),
     }  # fmt: skip
-    try:
-        for proc in procs.values():
-            proc.wait_ready()
+    with models.all_ready(procs):
         yield procs
-    finally:
-        for proc in procs.values():
-            proc.stop()
 
 
 def _traffic(canary: models.ServerProcess, stable: models.ServerProcess) -> None:
