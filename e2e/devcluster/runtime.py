@@ -108,7 +108,11 @@ class ContainerRuntime:
         wait_until(removed, timeout=timeout, what="every pod sandbox removed", interval=1.0)
 
     def _kill_running_tasks(self) -> None:
+        # Every task not yet stopped, CREATED ones too: a start cancelled between create and
+        # start leaves a CREATED task, and containerd refuses to delete its container
+        # ("cannot delete running task") just as for a RUNNING one. `delete --force` kills and
+        # deletes in one step.
         rows = [row.split() for row in self._ctr("tasks", "list").stdout.splitlines()[1:]]
         for task_id, _pid, status in (row for row in rows if len(row) == 3):  # TASK PID STATUS
-            if status == "RUNNING":
-                self._ctr("tasks", "kill", "--signal=SIGKILL", task_id)
+            if status != "STOPPED":
+                self._ctr("tasks", "delete", "--force", task_id)
