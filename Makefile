@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export COALMINE_CACHE ?= $(HOME)/.cache/coalmine
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test demo deps node-deps python-deps system-deps kube-binaries helm lint unit integration e2e bench crd clean
+.PHONY: test demo deps node-deps python-deps system-deps kube-binaries helm lint unit integration e2e bench crd lock clean
 
 # Everything CI runs: lint, unit and integration tiers, then (as root, which a node needs)
 # the e2e tier on a single-node cluster built here, the demo on real pods included.
@@ -71,6 +71,17 @@ bench: python-deps
 crd: python-deps  ## Regenerate crds/ and the chart's copy from the API models.
 	$(BIN)/coalmine crd --write crds/modeldeployment.yaml
 	cp crds/modeldeployment.yaml charts/coalmine/crds/modeldeployment.yaml
+
+# The images' lock files (docker/*.lock.txt): exact versions with sha256 hashes, resolved by uv
+# for the images' Python 3.11 on x86_64 Linux. uv lives in its own cached venv (pinned, so the
+# same version writes the locks everywhere), not in the project's. Existing pins are kept while
+# pyproject.toml allows them; `make lock UPGRADE=1` moves every pin to the newest release.
+UV_VERSION := 0.13.9
+LOCK_TOOLS := $(COALMINE_CACHE)/uv-$(UV_VERSION)
+lock: python-deps  ## Re-lock the images' dependencies after a change to pyproject.toml.
+	test -x $(LOCK_TOOLS)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOLS) \
+	  && $(LOCK_TOOLS)/bin/pip install --quiet uv==$(UV_VERSION); }
+	$(BIN)/python docker/locks.py write --uv $(LOCK_TOOLS)/bin/uv $(if $(UPGRADE),--upgrade)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

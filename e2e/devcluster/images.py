@@ -1,8 +1,9 @@
 """Build the project's images from its own Dockerfiles and load them into the node.
 
 buildah (Debian's, daemonless) runs `bud` on serving/Dockerfile and operator/Dockerfile with
-`--build-arg BASE_IMAGE=<the locally made base>` and `--pull=never`: no registry is contacted;
-`RUN pip install` inside the build reaches PyPI, the one package index allowed. `--layers`
+`--build-arg BASE_IMAGE=<the locally made base, by digest>` and `--pull=never`: no registry is
+contacted; `RUN pip install` of the hashed lock files (docker/*.lock.txt) inside the build
+reaches PyPI, the one package index allowed. `--layers`
 keeps every step's layer in buildah's storage (a cache dir), so rebuilding after a code change
 redoes only the steps from the first changed COPY on. Images are tagged by buildah's image id,
 so a changed image gets a new name and a pod spec that names it is a real rollout.
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from e2e.devcluster import REPO_ROOT
 from e2e.devcluster.baseimage import build_base_archive
+from e2e.devcluster.oci import manifest_digest
 from e2e.devcluster.runtime import ContainerRuntime
 
 HOST_PIP_CONF = Path("/etc/pip.conf")
@@ -83,12 +85,19 @@ class ImageBuilder:
         return result.stdout
 
     def base_image(self) -> str:
-        """The base image's name, present in buildah's storage (built and loaded once)."""
+        """The base image by digest (`repository@sha256:...`), present in buildah's storage
+        (built and loaded once).
+
+        The digest is read from the archive this machine built, not from the store: `bud`
+        then uses exactly that image, and fails ("image not known") rather than build on
+        whatever else carries the tag.
+        """
         name, archive = build_base_archive(self.cache_dir)
-        if name not in self._buildah("images", "--format={{.Name}}:{{.Tag}}").split():
+        pinned = f"{name.rsplit(':', 1)[0]}@{manifest_digest(archive)}"
+        if self._run("inspect", "--type=image", pinned).returncode != 0:
             image_id = self._buildah("pull", f"oci-archive:{archive}").split()[-1]
             self._buildah("tag", image_id, name)
-        return name
+        return pinned
 
     def build(self, spec: ImageSpec, build_args: dict[str, str] | None = None) -> str:
         """Build `spec` from its Dockerfile; returns the image's name (tag = image id)."""

@@ -95,6 +95,19 @@ def write_image_archive(
     return out
 
 
+def manifest_digest(archive: Path) -> str:
+    """The digest (`sha256:...`) of the one image manifest in the OCI archive at `archive`:
+    the image's name by content, which a builder can be told to use instead of a tag."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("index.json")
+        if member is None:
+            raise ValueError(f"{archive}: index.json is not a file")
+        manifests = json.load(member)["manifests"]
+    if len(manifests) != 1:
+        raise ValueError(f"{archive}: {len(manifests)} manifests, expected one")
+    return str(manifests[0]["digest"])
+
+
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o644, 0

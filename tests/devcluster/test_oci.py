@@ -9,7 +9,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from e2e.devcluster.oci import LayerFile, layer_from_files, write_image_archive
+from e2e.devcluster.oci import LayerFile, layer_from_files, manifest_digest, write_image_archive
 
 
 def _blobs(archive: Path) -> dict[str, bytes]:
@@ -44,3 +44,12 @@ def test_the_same_input_gives_the_same_archive(tmp_path: Path) -> None:
     first = write_image_archive(tmp_path / "a.tar", "n:1", [layer], {})
     second = write_image_archive(tmp_path / "b.tar", "n:1", [layer], {})
     assert first.read_bytes() == second.read_bytes()  # cacheable by content
+
+
+def test_the_manifest_digest_is_the_sha256_of_the_manifest_blob(tmp_path: Path) -> None:
+    """What the image builder pins the e2e base image by (`name@digest`)."""
+    layer = layer_from_files([LayerFile("bin/hello", b"hi\n")])
+    archive = write_image_archive(tmp_path / "img.tar", "localhost/x:1", [layer], {"Cmd": ["x"]})
+    digest = manifest_digest(archive)
+    manifest = _blobs(archive)["blobs/sha256/" + digest.removeprefix("sha256:")]
+    assert digest == "sha256:" + hashlib.sha256(manifest).hexdigest()
