@@ -155,7 +155,7 @@ def test_a_spec_beyond_the_operator_is_refused_with_the_operator_message(
     done = policy.create(policy.watched, spec)
 
     assert done.returncode != 0, f"{case} was admitted"
-    assert "denied request" in done.stderr
+    assert f"is forbidden: ValidatingAdmissionPolicy '{policy.name}'" in done.stderr
     assert expected in done.stderr  # the field, and the same words as the operator's status
 
 
