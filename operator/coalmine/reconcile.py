@@ -21,6 +21,7 @@ from coalmine.api.status import Condition, ModelDeploymentStatus, Phase
 from coalmine.controls import annotations_for
 from coalmine.k8s import KubeApi, ObjectRef
 from coalmine.observe import ProviderFactory, observe
+from coalmine.policy import refusals
 from coalmine.receipts import KeysOutcome, ensure_receipt_keys, post_block_event
 from coalmine.rollout import decide
 from coalmine.rollout.conditions import set_condition
@@ -56,7 +57,12 @@ def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
     try:
         md = ModelDeployment.from_manifest(body)
     except ValidationError as exc:
-        _report_invalid(deps, ref, body, exc)
+        _report_invalid(deps, ref, body, _validation_message(exc))
+        return None
+    refused = refusals(md.spec, deps.settings)
+    if refused:
+        # Before the keys and the engine: a spec beyond the operator's policy changes no pod.
+        _report_invalid(deps, ref, body, "; ".join(refused)[:1000])
         return None
     subject = Subject.build(ref, body["metadata"]["uid"], md.spec)
     now = deps.clock()
@@ -131,22 +137,26 @@ def status_manifest(status: ModelDeploymentStatus) -> dict[str, Any]:
     return status.to_manifest()
 
 
-def _report_invalid(deps: Deps, ref: ObjectRef, body: dict[str, Any], exc: ValidationError) -> None:
-    """A spec the API server admitted but our models reject (an older CRD, a bug): say so in
-    the status instead of failing silently in a log."""
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())[:1000]
+
+
+def _report_invalid(deps: Deps, ref: ObjectRef, body: dict[str, Any], message: str) -> None:
+    """A spec the API server admitted but our models or the operator's policy reject (an
+    older CRD, a bug, an image not allowed): say so in the status instead of failing
+    silently in a log."""
     try:
         status = ModelDeploymentStatus.model_validate(body.get("status") or {})
     except ValidationError:
         status = ModelDeploymentStatus()
-    message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())[:1000]
     ready = Condition(
         type="Ready", status="False", reason="InvalidSpec", message=message,
         last_transition_time=deps.clock(), observed_generation=body["metadata"].get("generation"),
     )  # fmt: skip
-    others = [c for c in status.conditions if c.type != "Ready"]
     updated = status.model_copy(
         update={
-            "conditions": [*others, ready],
+            # The first refusal's time stays: a held spec is not rewritten on every tick.
+            "conditions": set_condition(status.conditions, ready),
             "message": message,
             "phase": status.phase or Phase.FAILED,
         }

@@ -49,6 +49,22 @@ class OperatorSettings(BaseSettings):
     default_serving_image: str = "coalmine/serving:0.1.0"
     """Image of the model-server pods when ``spec.runtime.image`` is not set."""
 
+    allowed_images: Annotated[list[str], NoDecode, _CSV] = []
+    """Images a ModelDeployment may name in ``spec.runtime.image`` besides the default serving
+    image (comma separated). An entry is an exact reference (``reg/serving:1.2``), a
+    repository (``reg/serving``: any tag or digest of it) or a prefix ending in ``/``
+    (``reg/coalmine/``). Empty: only ``defaultServingImage``."""
+
+    allowed_service_accounts: Annotated[list[str], NoDecode, _CSV] = []
+    """ServiceAccount names a ModelDeployment may put in ``spec.runtime.serviceAccountName``
+    (comma separated). Empty: none, the pods run as their namespace's ``default``. An
+    account can carry cloud identity (IRSA, Workload Identity) that webhooks inject into the
+    pod, so choosing one is the operator's grant, not the spec author's."""
+
+    max_artifact_bytes: int = Field(20 * 1024**3, ge=1024 * 1024)
+    """Largest model artifact the init container fetches; also sizes the pod's ``/models``
+    emptyDir, so a fetch cannot fill the node's disk."""
+
     serve_command: Annotated[list[str], NoDecode, _CSV] = ["coalmine-serve"]
     """Command that starts the model server in the serving image (comma separated)."""
 
@@ -64,7 +80,8 @@ class OperatorSettings(BaseSettings):
     load). A cluster-level decision, so it lives here and not in the ModelDeployment."""
 
     skops_trusted_types: Annotated[list[str], NoDecode, _CSV] = []
-    """Types every skops model may load in addition to its own ``trustedTypes``."""
+    """Types skops models may load besides skops' own defaults. A ModelDeployment's
+    ``trustedTypes`` may only narrow this list (name a subset), never add to it."""
 
     max_replicas: int = Field(50, ge=1, le=1000)
     """Upper bound on the pods of one revision, whatever the spec asks."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from coalmine_serving.contract import redact_text
 from coalmine_serving.errors import ArtifactError
 from coalmine_serving.settings import ServingSettings, load_settings
 
@@ -30,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
             return _fetch(parsed)
         return _serve(parsed)
     except (ArtifactError, ValidationError, ValueError, OSError) as exc:
-        print(f"coalmine-serve: error: {exc}", file=sys.stderr)
+        # Redacted: the message may quote a URI with credentials (userinfo, a presigned
+        # query), and init-container logs are readable by anyone who can read pods.
+        print(f"coalmine-serve: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
 
 

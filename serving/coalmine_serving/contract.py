@@ -7,8 +7,9 @@ Prometheus and checks every spec below, so a rename breaks a test rather than a 
 
 The same goes for the other things both sides must agree on: the artifact formats
 (:class:`ModelFormat`, in the CRD and in the server's ``--model-format``), how a list is
-written in a flag or an environment variable (:func:`split_csv`), and which input features
-the server buckets (:class:`InputFeature`, written by the operator in ``--input-features``).
+written in a flag or an environment variable (:func:`split_csv`), which input features
+the server buckets (:class:`InputFeature`, written by the operator in ``--input-features``),
+and how a URI appears in any message either side prints (:func:`redact_uri`).
 
 Pure stdlib on purpose: the operator (its pure API models included) imports this module and
 must not pull in prometheus_client, Starlette or numpy.
@@ -40,6 +41,7 @@ import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit, urlunsplit
 
 # --- Label names ---------------------------------------------------------------------------
 
@@ -82,6 +84,37 @@ class ModelFormat(StrEnum):
     ONNX = "onnx"
     SKOPS = "skops"
     JOBLIB = "joblib"  # pickle underneath: executes code on load, so off unless allow_pickle
+
+
+# --- URIs in messages: never their credentials ---------------------------------------------
+
+REDACTED = "REDACTED"
+_URI_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` as it may appear in an error, a log line or a status: without userinfo
+    (``user:password@``) and with the query replaced, since presigned S3/GCS/Azure URLs carry
+    their signature (``X-Amz-Signature``, ``sig``) there. The host and path stay, so a
+    message still says which artifact failed.
+
+    >>> redact_uri("https://u:pw@bucket.s3.example/m.onnx?X-Amz-Signature=abc#frag")
+    'https://REDACTED@bucket.s3.example/m.onnx?REDACTED'
+    """
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = REDACTED if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_text(text: str) -> str:
+    """Every URI inside ``text`` redacted (for messages built from other libraries' errors)."""
+    return _URI_IN_TEXT.sub(lambda match: redact_uri(match.group(0)), text)
 
 
 def split_csv(value: object) -> object:

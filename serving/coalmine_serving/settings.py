@@ -165,7 +165,10 @@ class ServingSettings(BaseSettings):
         if uri.startswith("file://"):
             uri = uri[len("file://") :]
         elif "://" in uri:
-            raise ValueError(f"model_uri {uri!r} is not local: run `coalmine-serve fetch` first")
+            raise ValueError(
+                f"model_uri {contract.redact_uri(uri)!r} is not local: run `coalmine-serve "
+                "fetch` first"
+            )
         return Path(uri)
 
 

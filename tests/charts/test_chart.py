@@ -80,10 +80,15 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
             "defaultServingImage": "registry.local/serving:1.2",
             "defaultPrometheusAddress": "http://prom.monitoring:9090",
             "allowPickle": True,
+            "skopsTrustedTypes": ["a.A", "b.B"],
+            "allowedImages": ["registry.local/team/", "registry.local/other"],
+            "allowedServiceAccounts": ["model-reader"],
+            "maxArtifactBytes": 1073741824,
             "extraEnv": [{"name": "COALMINE_MAX_REPLICAS", "value": "20"}],
         }
     }
-    container = container_of(helm.template(values, tmp_path))
+    objects = helm.template(values, tmp_path)
+    container = container_of(objects)
 
     assert container["command"] == ["coalmine", "operator"]
     assert env(container) == {
@@ -91,10 +96,33 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
         "COALMINE_DEFAULT_SERVING_IMAGE": "registry.local/serving:1.2",
         "COALMINE_DEFAULT_PROMETHEUS_ADDRESS": "http://prom.monitoring:9090",
         "COALMINE_ALLOW_PICKLE": "true",
+        "COALMINE_SKOPS_TRUSTED_TYPES": "a.A,b.B",
+        "COALMINE_ALLOWED_IMAGES": "registry.local/team/,registry.local/other",
+        "COALMINE_ALLOWED_SERVICE_ACCOUNTS": "model-reader",
+        "COALMINE_MAX_ARTIFACT_BYTES": "1073741824",
         "COALMINE_LIVENESS_PORT": "8081",
         "POD_NAMESPACE": None,
         "COALMINE_MAX_REPLICAS": "20",
     }
+    # The admission policy's parameters come from the very same values.
+    params = one(objects, "ConfigMap")
+    assert params["metadata"]["name"] == "demo-coalmine-policy"
+    assert params["data"] == {
+        "allowPickle": "true",
+        "defaultServingImage": "registry.local/serving:1.2",
+        "allowedImages": "registry.local/team/,registry.local/other",
+        "skopsTrustedTypes": "a.A,b.B",
+        "allowedServiceAccounts": "model-reader",
+    }
+    binding = one(objects, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["paramRef"]["parameterNotFoundAction"] == "Deny"
+    (selector,) = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector["values"] == ["ml", "prod"]
+
+
+def test_the_admission_policy_can_be_left_out(helm: Helm, tmp_path: Path) -> None:
+    kinds = {o["kind"] for o in helm.template({"admissionPolicy": {"enabled": False}}, tmp_path)}
+    assert "ValidatingAdmissionPolicy" not in kinds and "ConfigMap" not in kinds
 
 
 def test_image_tag_defaults_to_the_app_version(helm: Helm, tmp_path: Path) -> None:

@@ -41,15 +41,15 @@ class ModelSource(ApiModel, RuleChecked):
     passes validation, but the model server cannot fetch it yet: its pods never get ready."""
 
     format: ModelFormat
-    """Serialisation format: ``onnx``, ``skops`` or ``joblib`` (joblib needs the operator's
-    pickle policy to allow it)."""
+    """Serialisation format: ``onnx``, ``skops`` or ``joblib`` (joblib only when the operator's
+    ``allowPickle`` is true; otherwise the operator refuses the spec)."""
 
     sha256: Annotated[str | None, Field(pattern=SHA256_PATTERN)] = None
     """Lower-case hex sha256 of the artifact, verified before loading. Required for remote URIs."""
 
     trusted_types: Annotated[list[str], Field(max_length=64)] = []
-    """skops only: extra types to trust when loading, in addition to the operator's allowlist.
-    Trust never comes from the artifact itself."""
+    """skops only: narrows the operator's ``skopsTrustedTypes`` to these types (each must be
+    in it; the operator refuses others). Trust never comes from the artifact itself."""
 
     __rules__ = (
         Rule(

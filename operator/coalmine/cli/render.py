@@ -19,6 +19,7 @@ from coalmine.api import (
 )
 from coalmine.api.spec import DEFAULT_STEPS
 from coalmine.cli.text import MISSING, age, number, parse_time, table
+from coalmine_serving.contract import redact_uri
 
 EVENTS_SHOWN = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -99,7 +100,7 @@ def _revision(
 ) -> str:
     if ref is None:
         return "none"
-    text = f"{ref.version} (revision {ref.revision}, {ref.uri})"
+    text = f"{ref.version} (revision {ref.revision}, {redact_uri(ref.uri)})"
     if started is not None and now is not None:
         text += f", started {age(started, now)} ago"
     return text

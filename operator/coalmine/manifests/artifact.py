@@ -53,10 +53,22 @@ def mounts(source: ArtifactSource, models_read_only: bool) -> list[Manifest]:
     return mounted
 
 
-def volumes(source: ArtifactSource) -> list[Manifest]:
-    """The pod's volumes behind ``mounts``; /tmp lives in memory and is capped."""
+# Room above the artifact cap for the filesystem's own rounding (blocks, directory entries):
+# the fetch stops at the cap, so only a bug or another writer could reach the limit.
+MODELS_DIR_SLACK_BYTES = 16 * 1024 * 1024
+
+
+def models_size_limit(max_artifact_bytes: int) -> str:
+    """``sizeLimit`` of the ``/models`` emptyDir: the artifact cap plus a little slack. The
+    fetch writes one temporary file and renames it, so one artifact is all that lands there;
+    past the limit the kubelet evicts the pod instead of letting the node's disk fill."""
+    return str(max_artifact_bytes + MODELS_DIR_SLACK_BYTES)
+
+
+def volumes(source: ArtifactSource, max_artifact_bytes: int) -> list[Manifest]:
+    """The pod's volumes behind ``mounts``; /tmp lives in memory; both are capped."""
     listed: list[Manifest] = [
-        {"name": "models", "emptyDir": {}},
+        {"name": "models", "emptyDir": {"sizeLimit": models_size_limit(max_artifact_bytes)}},
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
     ]
     if source.claim:

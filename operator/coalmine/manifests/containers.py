@@ -56,6 +56,7 @@ def fetch_container(
     target = model_path(revision, source)
     fetch_args = ["fetch", "--uri", source.uri, "--sha256", revision.sha256 or ""]
     fetch_args += ["--dest", MODELS_DIR, "--filename", target.rsplit("/", 1)[-1]]
+    fetch_args += ["--max-bytes", str(settings.max_artifact_bytes)]
     return {
         "name": "fetch-model",
         "image": runtime.image or settings.default_serving_image,
@@ -94,15 +95,36 @@ def server_args(
         "--feedback-horizon-seconds", _seconds(spec.feedback.horizon.total_seconds()),
     ]  # fmt: skip
     args += ["--sha256", revision.sha256] if revision.sha256 else ["--no-require-sha256"]
-    if settings.allow_pickle and (revision.format or "") == "joblib":
-        args.append("--allow-pickle")
-    trusted = [*settings.skops_trusted_types, *spec.model.trusted_types]
-    if trusted:
-        args += ["--skops-trusted-types", ",".join(trusted)]
+    args += safety_args(spec, revision, settings)
     features = input_features(spec.canary.analysis.checks)
     if features:
         args += ["--input-features", contract.format_input_features(features)]
     return args
+
+
+def safety_args(
+    spec: ModelDeploymentSpec, revision: RevisionRef, settings: OperatorSettings
+) -> list[str]:
+    """Every safety setting as an explicit flag, allowed or not: a flag left out would let the
+    server fall back to its ``COALMINE_SERVING_*`` environment, which a ModelDeployment must
+    never set (the CRD refuses those names, and this keeps a pod from an older CRD safe too).
+
+    Pickle is allowed only when the operator allows it and this revision is joblib; skops
+    trusts the operator's list, narrowed by the ModelDeployment's ``trustedTypes`` (a type
+    the operator does not trust never reaches the server, even if the spec names it)."""
+    pickle = settings.allow_pickle and (revision.format or "") == "joblib"
+    return [
+        "--allow-pickle" if pickle else "--no-allow-pickle",
+        "--skops-trusted-types", ",".join(effective_trusted_types(spec, settings)),
+    ]  # fmt: skip
+
+
+def effective_trusted_types(spec: ModelDeploymentSpec, settings: OperatorSettings) -> list[str]:
+    """The operator's skops allowlist, or the part of it the ModelDeployment names."""
+    allowed = list(settings.skops_trusted_types)
+    if not spec.model.trusted_types:
+        return allowed
+    return [name for name in allowed if name in spec.model.trusted_types]
 
 
 def server_container(

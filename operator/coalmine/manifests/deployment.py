@@ -114,7 +114,7 @@ def pod_spec(
         },
         "initContainers": init,
         "containers": [server_container(spec, variant, revision, source, settings)],
-        "volumes": [*volumes(source), _receipt_keys_volume(owner)],
+        "volumes": [*volumes(source, settings.max_artifact_bytes), _receipt_keys_volume(owner)],
     }
     optional = {
         "nodeSelector": runtime.node_selector or None,

@@ -3,7 +3,8 @@
 Supports ``file://`` (or a plain path) and ``http(s)://``. The bytes are hashed while they are
 written to a temporary file, and only a verified file is renamed into place, so the serving
 container never sees a partial or tampered artifact. ``s3://`` and ``gs://`` are not supported
-yet and fail with a clear message.
+yet and fail with a clear message. A URI appears in messages only redacted (no userinfo, no
+query: presigned URLs carry their signature there).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import BinaryIO
 from urllib.parse import ParseResult, unquote, urlparse
 
 from coalmine_serving.artifacts.archive import ExtractLimits, extract, is_archive
+from coalmine_serving.contract import redact_text, redact_uri
 from coalmine_serving.errors import ArtifactError
 
 _CHUNK = 1024 * 1024
@@ -47,7 +49,7 @@ def fetch(
             digest = _copy(parsed.scheme, uri, parsed, out, max_bytes, timeout)
         if not hmac.compare_digest(digest, sha256.lower()):
             raise ArtifactError(
-                f"sha256 mismatch for {uri}: expected {sha256.lower()}, got {digest}"
+                f"sha256 mismatch for {redact_uri(uri)}: expected {sha256.lower()}, got {digest}"
             )
         final = dest_dir / name
         tmp.replace(final)
@@ -75,18 +77,24 @@ def _copy(
             f"{scheme}:// is not supported yet; mirror the artifact to https or a volume"
         )
     else:
-        raise ArtifactError(f"unsupported URI scheme {scheme!r} in {uri}")
+        raise ArtifactError(f"unsupported URI scheme {scheme!r} in {redact_uri(uri)}")
     return sink.hexdigest()
 
 
 def _download(uri: str, sink: _HashingSink, timeout: float) -> None:
     import httpx
 
-    with httpx.stream("GET", uri, follow_redirects=True, timeout=timeout) as response:
-        if response.status_code != 200:
-            raise ArtifactError(f"GET {uri} returned HTTP {response.status_code}")
-        for chunk in response.iter_bytes(_CHUNK):
-            sink.write(chunk)
+    try:
+        with httpx.stream("GET", uri, follow_redirects=True, timeout=timeout) as response:
+            if response.status_code != 200:
+                raise ArtifactError(f"GET {redact_uri(uri)} returned HTTP {response.status_code}")
+            for chunk in response.iter_bytes(_CHUNK):
+                sink.write(chunk)
+    except httpx.HTTPError as exc:
+        # httpx's own messages may quote the URL (or a redirect's): keep only what is safe,
+        # and no chained traceback that would print the original.
+        detail = redact_text(str(exc)) or type(exc).__name__
+        raise ArtifactError(f"GET {redact_uri(uri)} failed: {detail}") from None
 
 
 class _HashingSink:

@@ -131,3 +131,17 @@ def test_status_from_an_incompatible_operator_is_an_error_not_a_wrong_page() -> 
 
     with pytest.raises(ValidationError):
         render_status(obj, [], NOW)
+
+
+def test_a_revision_uri_is_shown_without_its_credentials() -> None:
+    # A presigned URL (or user:password@) in spec.model.uri lands in status; the page shown to
+    # whoever runs `kubectl coalmine status` keeps host and path only.
+    md = progressing()
+    md["status"]["canary"]["uri"] = (
+        "https://alice:hunter2@bucket.s3.example/iris/v2.onnx?X-Amz-Signature=presignedsig"
+    )
+
+    page = render_status(md, [], NOW)
+
+    assert "https://REDACTED@bucket.s3.example/iris/v2.onnx?REDACTED" in page
+    assert "hunter2" not in page and "presignedsig" not in page

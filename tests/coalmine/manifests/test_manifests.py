@@ -97,7 +97,20 @@ def test_init_container_fetches_and_verifies_into_the_shared_volume():
     pod = manifests.deployment(OWNER, _spec(), "stable", REVISION, 1, SETTINGS)["spec"]["template"]
     (init,) = pod["spec"]["initContainers"]
     assert init["args"][:5] == ["fetch", "--uri", "https://models/iris.onnx", "--sha256", SHA]
-    assert init["args"][5:] == ["--dest", "/models", "--filename", "model.onnx"]
+    assert init["args"][5:] == [
+        "--dest", "/models", "--filename", "model.onnx", "--max-bytes", str(20 * 1024**3),
+    ]  # fmt: skip
+
+
+def test_models_volume_is_sized_by_the_artifact_cap():
+    # The fetch stops at the operator's cap, and the kubelet evicts a pod whose /models grows
+    # past sizeLimit: a hostile or broken artifact cannot fill the node's disk.
+    settings = SETTINGS.model_copy(update={"max_artifact_bytes": 100 * 1024**2})
+    pod = manifests.deployment(OWNER, _spec(), "stable", REVISION, 1, settings)["spec"]["template"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["models"]["emptyDir"] == {"sizeLimit": str(116 * 1024**2)}
+    (init,) = pod["spec"]["initContainers"]
+    assert init["args"][-2:] == ["--max-bytes", str(100 * 1024**2)]
 
 
 def test_selector_names_variant_but_not_revision():
@@ -140,8 +153,27 @@ def test_pickle_needs_the_operator_setting():
     allowed = manifests.server_args(
         _spec(), "stable", revision, SETTINGS.model_copy(update={"allow_pickle": True})
     )
-    assert "--allow-pickle" not in refused
-    assert "--allow-pickle" in allowed
+    # Refused is said out loud: a missing flag would let COALMINE_SERVING_ALLOW_PICKLE decide.
+    assert "--no-allow-pickle" in refused and "--allow-pickle" not in refused
+    assert "--allow-pickle" in allowed and "--no-allow-pickle" not in allowed
+
+
+def _trusted(spec: ModelDeploymentSpec, settings: OperatorSettings) -> str:
+    args = manifests.server_args(spec, "stable", REVISION, settings)
+    return args[args.index("--skops-trusted-types") + 1]
+
+
+def test_skops_trust_is_always_explicit_and_only_narrowed_by_the_spec():
+    settings = SETTINGS.model_copy(update={"skops_trusted_types": ["a.A", "b.B"]})
+    spec = _spec()
+    narrowed = spec.model_copy(
+        update={"model": spec.model.model_copy(update={"trusted_types": ["b.B", "evil.E"]})}
+    )
+    # Empty is passed too, so the server's environment can never add a type.
+    assert _trusted(spec, SETTINGS) == ""
+    assert _trusted(spec, settings) == "a.A,b.B"
+    # A type the operator does not trust never reaches the server, even past the policy check.
+    assert _trusted(narrowed, settings) == "b.B"
 
 
 @pytest.mark.parametrize("replicas", [1, 1000])

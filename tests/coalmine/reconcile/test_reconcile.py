@@ -181,3 +181,31 @@ def test_an_invalid_spec_is_reported_in_status(seen):
     assert written is not None
     (ready,) = written["status"]["conditions"]
     assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "False", "InvalidSpec")
+
+
+def test_a_spec_beyond_the_operator_policy_changes_no_pod(seen):
+    # A canary in flight, then an edit asks for an image the operator does not allow and a
+    # pickle it forbids: the tick stops before the keys and the engine, says why naming the
+    # fields, and leaves the running pods alone.
+    kube = FakeKube()
+    _serving_canary(kube)
+    body = _md(_in_flight(50))
+    body["spec"] = {
+        **SPEC,
+        "model": {**MODEL, "format": "joblib", "uri": "file:///m.joblib"},
+        "runtime": {"replicas": 2, "image": "evil.example/serving:1"},
+    }
+    kube.put(body)
+    kube.calls.clear()
+
+    assert reconcile(_deps(kube), "ml", "iris") is None
+    assert reconcile(_deps(kube, [NOW + timedelta(seconds=5)]), "ml", "iris") is None
+
+    assert seen == []
+    assert kube.calls == [("status", "ModelDeployment", "iris")], "written once, nothing applied"
+    status = kube.get(ObjectRef("ModelDeployment", "ml", "iris"))["status"]  # type: ignore[index]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert ready["message"].startswith("spec.model.format: joblib is refused")
+    assert "; spec.runtime.image: evil.example/serving:1 is not" in ready["message"]
+    assert status["canary"]["revision"] == R2, "the rollout state is kept for when it is fixed"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 import tarfile
 import threading
 import zipfile
@@ -106,7 +107,12 @@ def http_server(tmp_path: Path) -> Iterator[str]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path != "/model.onnx":
+            if self.path.startswith("/hop"):  # a redirect to a scheme httpx cannot follow
+                self.send_response(302)
+                self.send_header("Location", "gopher://u:hopsecret@127.0.0.1/x?sig=hopsecret")
+                self.end_headers()
+                return
+            if self.path.split("?", 1)[0] != "/model.onnx":  # a presigned query is ignored
                 self.send_error(404)
                 return
             self.send_response(200)
@@ -141,3 +147,43 @@ def test_fetch_unpacks_a_verified_archive(tmp_path: Path) -> None:
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     out = fetch(str(archive), tmp_path / "dest", digest, unpack=True)
     assert (out / "model.onnx").read_bytes() == b"abc"
+
+
+SECRETS = ("hunter2", "presignedsig", "hopsecret")
+
+
+@pytest.mark.parametrize(
+    ("path", "sha256", "reason"),
+    [
+        ("/nope", None, "returned HTTP 404"),
+        ("/model.onnx", "0" * 64, "sha256 mismatch for http://REDACTED@127.0.0.1:"),
+        ("/hop", None, "failed: "),
+    ],
+)
+def test_fetch_errors_never_show_credentials(  # type: ignore[no-untyped-def]
+    http_server: str, tmp_path: Path, capsys, path: str, sha256: str | None, reason: str
+) -> None:
+    # Basic-auth userinfo and a presigned signature in the query: init-container logs are
+    # readable by anyone who can read pods, so neither may appear in any message.
+    host = http_server.removeprefix("http://")
+    uri = f"http://alice:hunter2@{host}{path}?X-Amz-Signature=presignedsig&X-Amz-Expires=60"
+    digest = sha256 or hashlib.sha256(b"served-over-http").hexdigest()
+
+    code = main(["fetch", "--uri", uri, "--sha256", digest, "--dest", str(tmp_path)])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert reason in err
+    assert "?REDACTED" in err or path == "/hop"
+    assert not any(secret in err for secret in SECRETS), err
+
+
+def test_unreachable_host_error_is_redacted(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    uri = f"https://alice:hunter2@127.0.0.1:{port}/m.onnx?sig=presignedsig"
+    assert main(["fetch", "--uri", uri, "--sha256", "0" * 64, "--dest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "GET https://REDACTED@127.0.0.1:" in err
+    assert not any(secret in err for secret in SECRETS), err
