@@ -23,6 +23,10 @@ from coalmine_serving import contract
 MAX_INPUT_FEATURES = contract.MAX_INPUT_FEATURES
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Confidence = Annotated[float, Field(ge=0.5, le=0.9999)]
+ComparisonMethod = Literal["sequential", "fixedLooks"]
+"""How a count is compared with stable (docs/analysis.md): ``sequential``, a mixture sequential
+probability ratio test valid at any number of looks; ``fixedLooks``, Fisher's exact test at
+the confidence split over the looks the rollout plans (valid only for that many)."""
 
 
 class CheckKind(StrEnum):
@@ -64,6 +68,7 @@ class ErrorRateVsStable(ApiModel):
     floor: Fraction = 0.01
     """A canary error rate below this never fails the comparison: a tiny, noisy canary with a
     couple of errors does not roll back by chance."""
+    method: ComparisonMethod = "sequential"
 
 
 class ErrorRateCheck(ApiModel, RuleChecked):
@@ -118,6 +123,9 @@ class QualityVsStable(ApiModel):
     """How much worse than stable the canary's quality may be (accuracy points, or MAE units)."""
 
     max_degradation: Annotated[float, Field(ge=0.0)] = 0.02
+    method: ComparisonMethod = "sequential"
+    """accuracy: how the canary's wrong answers are compared with stable's (as for
+    ``errorRate.vsStable.method``)."""
 
 
 class QualityCheck(ApiModel, RuleChecked):
@@ -290,6 +298,12 @@ class Check(ApiModel, RuleChecked):
     promql: PromQLCheck | None = None
     min_samples: Annotated[int | None, Field(ge=1)] = None
     """Overrides ``policy.minSamples`` for this check."""
+    dry_run: bool = False
+    """Measure, judge and record the check, but never act on it: its failures neither roll
+    back nor pause, and its verdict neither holds nor advances a step."""
+    on_fail: Literal["rollback", "pause"] = "rollback"
+    """At ``policy.failureLimit`` consecutive failures: roll back, or hold the canary at its
+    weight for a person (``coalmine.dev/retry`` resumes it, ``abort`` rolls it back)."""
 
     def kinds_set(self) -> list[CheckKind]:
         """The kinds whose settings are present (exactly one on a valid check)."""

@@ -84,6 +84,10 @@ class CheckStatus(ApiModel):
     duplicate, expired); shown, not judged."""
     feature: str | None = None
     """Drift on inputs: the feature that drifted most; ``value`` is its score."""
+    dry_run: bool = False
+    """The check is in dry run: measured and recorded here, never acted on."""
+    on_fail: Literal["rollback", "pause"] = "rollback"
+    """What reaching ``policy.failureLimit`` does (the check's ``onFail``)."""
     consecutive_failures: int = 0
     recent: Annotated[list[Verdict], Field(max_length=RECENT_VERDICTS_LIMIT)] = []
     """The last few verdicts, newest last."""

@@ -1,7 +1,9 @@
 """From check verdicts to what the rollout does: consecutive failures, the inconclusive budget,
 and when a step may advance.
 
-* A check **fails the rollout** after ``policy.failureLimit`` consecutive failed measurements.
+* A check **fails the rollout** after ``policy.failureLimit`` consecutive failed measurements:
+  it rolls back, or with ``onFail: pause`` holds the canary for a person. A check in
+  ``dryRun`` is judged and recorded but never acted on, and never holds a step.
   A pass resets its count; an inconclusive measurement leaves it as it was (no data is no news:
   it neither excuses a failure nor adds one), so error, error, ok, error under a limit of 3
   never rolls back.
@@ -109,7 +111,11 @@ def judge_all(
 ) -> tuple[CheckVerdict, ...]:
     """Every check of the spec judged on its measurement (a missing one is inconclusive)."""
     by_name = {m.check: m for m in measurements}
-    judging = Judging(min_samples=canary.policy.min_samples, looks=planned_looks(canary))
+    judging = Judging(
+        min_samples=canary.policy.min_samples,
+        looks=planned_looks(canary),
+        segments=len(canary.steps),
+    )
     return tuple(judge(c, by_name.get(c.name), judging) for c in canary.analysis.checks)
 
 
@@ -139,6 +145,8 @@ def fold_check(previous: CheckStatus | None, verdict: CheckVerdict) -> CheckStat
         reason=verdict.reason[:512],
         refused_labels=dict(verdict.refused_labels),
         feature=verdict.feature,
+        dry_run=verdict.dry_run,
+        on_fail=verdict.on_fail,
         consecutive_failures=failures,
         recent=recent,
     )
@@ -154,7 +162,8 @@ def fold_analysis(
     """The analysis record after one more measurement at ``step``."""
     before = {c.name: c for c in previous.checks} if previous else {}
     checks = [fold_check(before.get(v.name), v) for v in verdicts]
-    verdict = overall([c.verdict for c in checks])
+    # A check in dry run is recorded but never acted on: it neither holds nor advances a step.
+    verdict = overall([c.verdict for c in checks if not c.dry_run])
     since = previous.inconclusive_since if previous else None
     passed_at = previous.passed_at if previous and previous.step == step else None
     if verdict == "pass":
@@ -172,10 +181,16 @@ def fold_analysis(
     )
 
 
+CHECK_FAILED = "CheckFailed"
+"""The reason analysis holds a canary when a check with ``onFail: pause`` failed."""
+
+
 class Assessment(StrEnum):
     """What the analysis asks of the rollout."""
 
     ROLL_BACK = "RollBack"
+    PAUSE = "Pause"
+    """A check with ``onFail: pause`` reached its failure limit: hold for a person."""
     INCONCLUSIVE_LIMIT = "InconclusiveLimit"
     PASSING = "Passing"
     HOLD = "Hold"
@@ -192,9 +207,16 @@ def assess(analysis: AnalysisStatus | None, policy: Policy, now: datetime) -> Ju
     """Failure limit first (a failing check outranks everything), then the inconclusive budget."""
     if analysis is None:
         return Judgement(Assessment.HOLD)
-    for check in analysis.checks:
-        if check.consecutive_failures >= policy.failure_limit:
+    failed = [
+        c
+        for c in analysis.checks
+        if c.consecutive_failures >= policy.failure_limit and not c.dry_run
+    ]
+    for check in failed:  # a rollback outranks a pause
+        if check.on_fail == "rollback":
             return Judgement(Assessment.ROLL_BACK, check)
+    if failed:
+        return Judgement(Assessment.PAUSE, failed[0])
     since = analysis.inconclusive_since
     if since is not None and now - since >= policy.inconclusive_limit:
         return Judgement(Assessment.INCONCLUSIVE_LIMIT)

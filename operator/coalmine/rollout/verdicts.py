@@ -34,6 +34,10 @@ class CheckVerdict:
     """quality: labels refused in the window, by reason (shown, not judged)."""
     feature: str | None = None
     """drift on inputs: the feature that drifted most (``value`` is its score)."""
+    dry_run: bool = False
+    """Recorded, never acted on (the check's ``dryRun``)."""
+    on_fail: Literal["rollback", "pause"] = "rollback"
+    """What the check's failure limit does (the check's ``onFail``)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,18 @@ class Judging:
     """Measurements a rollout plans to take (see ``policy.planned_looks``): a comparison with
     stable at confidence c is made at significance (1 - c) / looks on each of them, so the
     whole rollout, not each look, keeps the stated confidence (Bonferroni)."""
+
+    segments: int = 1
+    """Separate sequential tests a rollout runs: one per step, since each step's window
+    starts afresh at its own traffic split. Each gets (1 - c) / segments."""
+
+    def e_threshold(self, confidence: float) -> float:
+        """The e-value at which a sequential comparison fails: 1 / its share of 1 - c.
+
+        >>> Judging(min_samples=50, segments=2).e_threshold(0.975)
+        80.0
+        """
+        return round(self.segments / (1 - confidence), 9)
 
     def alpha(self, confidence: float) -> float:
         """Significance of one comparison at one measurement.
