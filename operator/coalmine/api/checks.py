@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Literal, Protocol
 
 from pydantic import Field
@@ -46,7 +47,12 @@ class CheckKind(StrEnum):
     @property
     def field(self) -> str:
         """The attribute of ``Check`` that holds this kind's settings (``error_rate``)."""
-        return to_snake(self.value)
+        return _field_of(self.value)
+
+
+@cache
+def _field_of(kind: str) -> str:
+    return to_snake(kind)  # a regex: the engine asks for every check at every look
 
 
 class KindSettings(Protocol):
@@ -123,6 +129,10 @@ class QualityVsStable(ApiModel):
     """How much worse than stable the canary's quality may be (accuracy points, or MAE units)."""
 
     max_degradation: Annotated[float, Field(ge=0.0)] = 0.02
+    confidence: Confidence = 0.99
+    """accuracy: fail only when the canary is less accurate than stable with this confidence.
+    0.99: at 0.95 the sequential test rolled back 2% of healthy canaries in simulated rollouts
+    (it compares at every look; docs/analysis.md)."""
     method: ComparisonMethod = "sequential"
     """accuracy: how the canary's wrong answers are compared with stable's (as for
     ``errorRate.vsStable.method``)."""

@@ -55,4 +55,5 @@ def _inconclusive(base: CheckVerdict, why: InconclusiveError) -> CheckVerdict:
         verdict="inconclusive",
         samples=why.samples,
         reason=why.reason,
+        e_value=why.e_value,
     )

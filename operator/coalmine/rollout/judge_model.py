@@ -64,24 +64,29 @@ def _accuracy(
     numbers = f"canary {correct}/{n} vs stable {stable_correct}/{stable_n}"
     if drop <= spec.vs_stable.max_degradation:
         return replace(verdict, verdict="pass", reason=f"{numbers}: drop {fmt(drop)}")
-    worse, evidence = _less_accurate(spec, (correct, n, stable_correct, stable_n), judging)
+    worse, evidence, e = _less_accurate(spec, (correct, n, stable_correct, stable_n), judging)
+    verdict = replace(verdict, e_value=e)
     if worse:
         return replace(verdict, verdict="fail", reason=f"{numbers}: drop {fmt(drop)}, {evidence}")
-    raise InconclusiveError(f"{numbers}: drop {fmt(drop)} not yet significant ({evidence})", n)
+    why = f"{numbers}: drop {fmt(drop)} not yet significant ({evidence})"
+    raise InconclusiveError(why, n, e)
 
 
 def _less_accurate(
     spec: QualityCheck, counts: tuple[int, int, int, int], judging: Judging
-) -> tuple[bool, str]:
+) -> tuple[bool, str, float | None]:
     """Whether the canary is significantly less accurate than stable: its wrong answers
-    compared with stable's like errors (sequential e-value), or Fisher's p."""
+    compared with stable's like errors (the sequential e-value times the earlier steps', and
+    this step's alone), or Fisher's p."""
     assert spec.vs_stable is not None
     correct, n, stable_correct, stable_n = counts
     if spec.vs_stable.method == "sequential":
         e = share_worse_e_value(n - correct, n, stable_n - stable_correct, stable_n)
-        return e >= judging.e_threshold(spec.confidence), f"e={e:.3g}"
+        evidence = e * judging.carried
+        confidence = spec.vs_stable.confidence
+        return evidence >= judging.e_threshold(confidence), f"e={evidence:.3g}", e
     p = accuracy_worse_p(correct, n, stable_correct, stable_n)
-    return p < 1 - spec.confidence, f"p={p:.3g}"
+    return p < 1 - spec.vs_stable.confidence, f"p={p:.3g}", None
 
 
 def _mae(spec: QualityCheck, m: Measurement, judging: Judging, base: CheckVerdict) -> CheckVerdict:

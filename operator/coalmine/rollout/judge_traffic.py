@@ -52,7 +52,8 @@ def judge_error_rate(
     stable_n = sample_count(stable, "stable", judging)
     stable_errors = _errors(stable, stable_n, "stable")
     verdict = replace(verdict, stable_value=stable_errors / stable_n)
-    worse, numbers = _worse_than_stable(spec, (errors, n, stable_errors, stable_n), judging)
+    worse, numbers, e = _worse_than_stable(spec, (errors, n, stable_errors, stable_n), judging)
+    verdict = replace(verdict, e_value=e)
     # Both halves hold with the stated confidence: worse than stable and above the floor (the
     # Wilson lower bound, not the point estimate, so a canary whose true rate sits at the
     # floor is not failed by its noise).
@@ -64,18 +65,20 @@ def judge_error_rate(
 
 def _worse_than_stable(
     spec: ErrorRateCheck, counts: tuple[int, int, int, int], judging: Judging
-) -> tuple[bool, str]:
-    """Whether the canary's errors are significantly more frequent than stable's, and the
-    numbers that say so: the sequential e-value, or Fisher's p at the per-look significance."""
+) -> tuple[bool, str, float | None]:
+    """Whether the canary's errors are significantly more frequent than stable's, the numbers
+    that say so, and this step's e-value: the sequential e-value times the earlier steps'
+    (``judging.carried``), or Fisher's p at the per-look significance."""
     assert spec.vs_stable is not None
     errors, n, stable_errors, stable_n = counts
     numbers = f"canary {errors}/{n} vs stable {stable_errors}/{stable_n}"
     confidence = spec.vs_stable.confidence
     if spec.vs_stable.method == "sequential":
         e = share_worse_e_value(errors, n, stable_errors, stable_n)
-        return e >= judging.e_threshold(confidence), f"{numbers}, e={e:.3g}"
+        evidence = e * judging.carried
+        return evidence >= judging.e_threshold(confidence), f"{numbers}, e={evidence:.3g}", e
     p = error_rate_worse_p(errors, n, stable_errors, stable_n)
-    return p < judging.alpha(confidence), f"{numbers}, p={p:.3g}"
+    return p < judging.alpha(confidence), f"{numbers}, p={p:.3g}", None
 
 
 def _error_threshold(spec: ErrorRateCheck, judging: Judging) -> str:

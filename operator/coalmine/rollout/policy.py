@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -107,16 +107,45 @@ def measurement_due(
 
 
 def judge_all(
-    canary: CanaryStrategy, measurements: Sequence[Measurement]
+    canary: CanaryStrategy,
+    measurements: Sequence[Measurement],
+    previous: AnalysisStatus | None = None,
+    step: int = 0,
 ) -> tuple[CheckVerdict, ...]:
-    """Every check of the spec judged on its measurement (a missing one is inconclusive)."""
+    """Every check of the spec judged on its measurement (a missing one is inconclusive),
+    with the sequential evidence its earlier steps carried."""
     by_name = {m.check: m for m in measurements}
-    judging = Judging(
-        min_samples=canary.policy.min_samples,
-        looks=planned_looks(canary),
-        segments=len(canary.steps),
+    judging = Judging(min_samples=canary.policy.min_samples, looks=planned_looks(canary))
+    before = {c.name: c for c in previous.checks} if previous else {}
+    same_step = previous is not None and previous.step == step
+    return tuple(
+        judge(
+            c,
+            by_name.get(c.name),
+            replace(judging, carried=carried_evidence(before.get(c.name), same_step)),
+        )
+        for c in canary.analysis.checks
     )
-    return tuple(judge(c, by_name.get(c.name), judging) for c in canary.analysis.checks)
+
+
+def carried_evidence(previous: CheckStatus | None, same_step: bool) -> float:
+    """The e-value a check brings into this look from earlier steps.
+
+    Each step's window starts afresh, at its own traffic split, so each step runs its own
+    sequential test, stopped at the step's last look. Multiplying the value each step ended
+    with by the running one is still an e-process (a product of test supermartingales, each
+    started when the one before stopped), so the whole rollout keeps one alpha instead of
+    splitting it over the steps, and a regression seen a little in every step adds up.
+
+    >>> first = CheckStatus(name="e", kind="errorRate", verdict="pass", e_value=3.0)
+    >>> carried_evidence(first, same_step=False), carried_evidence(first, same_step=True)
+    (3.0, 1.0)
+    """
+    if previous is None:
+        return 1.0
+    if same_step:
+        return previous.carried_e_value
+    return previous.carried_e_value * (previous.e_value or 1.0)
 
 
 def overall(verdicts: Sequence[Verdict]) -> Verdict:
@@ -126,8 +155,14 @@ def overall(verdicts: Sequence[Verdict]) -> Verdict:
     return "inconclusive" if "inconclusive" in verdicts else "pass"
 
 
-def fold_check(previous: CheckStatus | None, verdict: CheckVerdict) -> CheckStatus:
-    """The check's record after one more measurement (counters and the capped recent list)."""
+def fold_check(
+    previous: CheckStatus | None, verdict: CheckVerdict, same_step: bool = True
+) -> CheckStatus:
+    """The check's record after one more measurement (counters, the capped recent list, and
+    the sequential evidence: an inconclusive look keeps the step's last e-value)."""
+    e_value = verdict.e_value
+    if e_value is None and previous is not None and same_step:
+        e_value = previous.e_value
     failures = previous.consecutive_failures if previous else 0
     if verdict.verdict == "fail":
         failures += 1
@@ -145,6 +180,8 @@ def fold_check(previous: CheckStatus | None, verdict: CheckVerdict) -> CheckStat
         reason=verdict.reason[:512],
         refused_labels=dict(verdict.refused_labels),
         feature=verdict.feature,
+        e_value=e_value,
+        carried_e_value=carried_evidence(previous, same_step),
         dry_run=verdict.dry_run,
         on_fail=verdict.on_fail,
         consecutive_failures=failures,
@@ -161,7 +198,8 @@ def fold_analysis(
 ) -> AnalysisStatus:
     """The analysis record after one more measurement at ``step``."""
     before = {c.name: c for c in previous.checks} if previous else {}
-    checks = [fold_check(before.get(v.name), v) for v in verdicts]
+    same_step = previous is not None and previous.step == step
+    checks = [fold_check(before.get(v.name), v, same_step) for v in verdicts]
     # A check in dry run is recorded but never acted on: it neither holds nor advances a step.
     verdict = overall([c.verdict for c in checks if not c.dry_run])
     since = previous.inconclusive_since if previous else None

@@ -31,7 +31,7 @@ def analyse(t: Tick) -> Plan:
     step = status.current_step or 0
     due = measurement_due(status.analysis, step, canary.analysis.interval, t.now)
     if t.obs.measurements is not None and due:
-        verdicts = judge_all(canary, t.obs.measurements)
+        verdicts = judge_all(canary, t.obs.measurements, status.analysis, step)
         record = fold_analysis(status.analysis, verdicts, step, status.weight, t.now)
         status = update(status, analysis=record)
         t = t.with_status(status)

@@ -38,6 +38,8 @@ class CheckVerdict:
     """Recorded, never acted on (the check's ``dryRun``)."""
     on_fail: Literal["rollback", "pause"] = "rollback"
     """What the check's failure limit does (the check's ``onFail``)."""
+    e_value: float | None = None
+    """Sequential comparisons: the evidence of this step's window alone (not ``carried``)."""
 
 
 @dataclass(frozen=True)
@@ -51,17 +53,18 @@ class Judging:
     stable at confidence c is made at significance (1 - c) / looks on each of them, so the
     whole rollout, not each look, keeps the stated confidence (Bonferroni)."""
 
-    segments: int = 1
-    """Separate sequential tests a rollout runs: one per step, since each step's window
-    starts afresh at its own traffic split. Each gets (1 - c) / segments."""
+    carried: float = 1.0
+    """Sequential comparisons: the check's e-value at the end of each earlier step, multiplied
+    (see ``policy.carried_evidence``). Each step's window starts afresh at its own traffic
+    split, so each step runs its own test; their product is still an e-process."""
 
     def e_threshold(self, confidence: float) -> float:
-        """The e-value at which a sequential comparison fails: 1 / its share of 1 - c.
+        """The e-value at which a sequential comparison fails: 1 / (1 - c) (Ville).
 
-        >>> Judging(min_samples=50, segments=2).e_threshold(0.975)
-        80.0
+        >>> Judging(min_samples=50).e_threshold(0.975)
+        40.0
         """
-        return round(self.segments / (1 - confidence), 9)
+        return round(1 / (1 - confidence), 9)
 
     def alpha(self, confidence: float) -> float:
         """Significance of one comparison at one measurement.
@@ -75,10 +78,13 @@ class Judging:
 class InconclusiveError(Exception):
     """Raised by a guard: the measurement cannot support any verdict."""
 
-    def __init__(self, reason: str, samples: int | None = None) -> None:
+    def __init__(
+        self, reason: str, samples: int | None = None, e_value: float | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.samples = samples
+        self.e_value = e_value
 
 
 def finite(x: float | None, what: str) -> float:
