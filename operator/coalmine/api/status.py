@@ -84,9 +84,9 @@ class CheckStatus(ApiModel):
     duplicate, expired); shown, not judged."""
     feature: str | None = None
     """Drift on inputs: the feature that drifted most; ``value`` is its score."""
-    e_value: float | None = None
+    e_value: Annotated[float | None, Field(ge=0.0, allow_inf_nan=False)] = None
     """Sequential comparisons: the evidence that the canary is worse, from this step's window."""
-    carried_e_value: float = 1.0
+    carried_e_value: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 1.0
     """Sequential comparisons: the product of the e-values the earlier steps ended with; the
     check fails when this times ``eValue`` reaches 1 / (1 - confidence)."""
     dry_run: bool = False

@@ -128,6 +128,9 @@ def judge_all(
     )
 
 
+MAX_CARRIED_EVIDENCE = 1e300
+
+
 def carried_evidence(previous: CheckStatus | None, same_step: bool) -> float:
     """The e-value a check brings into this look from earlier steps.
 
@@ -145,7 +148,8 @@ def carried_evidence(previous: CheckStatus | None, same_step: bool) -> float:
         return 1.0
     if same_step:
         return previous.carried_e_value
-    return previous.carried_e_value * (previous.e_value or 1.0)
+    # Capped so that status stays finite (far past any threshold: 1 / (1 - 0.9999) = 1e4).
+    return min(previous.carried_e_value * (previous.e_value or 1.0), MAX_CARRIED_EVIDENCE)
 
 
 def overall(verdicts: Sequence[Verdict]) -> Verdict:

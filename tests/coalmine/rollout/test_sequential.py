@@ -11,10 +11,18 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from coalmine.api import CheckStatus, Policy
 from coalmine.rollout.judge import judge
-from coalmine.rollout.policy import Assessment, assess, fold_analysis, judge_all
+from coalmine.rollout.policy import (
+    MAX_CARRIED_EVIDENCE,
+    Assessment,
+    assess,
+    carried_evidence,
+    fold_analysis,
+    judge_all,
+)
 from coalmine.rollout.stats import share_worse_e_value, wilson_bounds
 from coalmine.rollout.types import Measurement, SideMeasurement
 from coalmine.rollout.verdicts import Judging
@@ -150,3 +158,13 @@ def test_a_rollback_outranks_a_pause() -> None:
     assert assess(alone, Policy(), T0).assessment == Assessment.PAUSE
     dry = analysis.model_copy(update={"checks": [rolled.model_copy(update={"dry_run": True})]})
     assert assess(dry, Policy(), T0).assessment != Assessment.ROLL_BACK
+
+
+def test_carried_evidence_stays_finite_and_status_refuses_nonsense() -> None:
+    huge = CheckStatus(
+        name="e", kind="errorRate", verdict="fail", e_value=1e300, carried_e_value=1e300
+    )
+    assert carried_evidence(huge, same_step=False) == MAX_CARRIED_EVIDENCE
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValidationError):
+            CheckStatus(name="e", kind="errorRate", verdict="pass", carried_e_value=bad)
