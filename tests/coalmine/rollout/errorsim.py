@@ -8,8 +8,8 @@ labelled, each label correct with its side's accuracy. A measurement covers eith
 ``analysis_window`` asks for (since the step started, at least the analysis window: what the
 operator queries), or, for the Argo/Flagger-style threshold checks, the last ``window`` only.
 
-``bench/power.py`` runs the study of docs/analysis.md on this; the table of the error-rate
-check at today's defaults is reproduced by
+``bench/power.py`` runs the study of docs/analysis.md on this. Run alone, this module prints
+the error-rate check's rates at the default settings (error-rate and latency checks only):
     .venv/bin/python -m tests.coalmine.rollout.errorsim
 """
 
