@@ -8,6 +8,7 @@ points with labels for half the requests), whole rollouts are simulated tick by 
 
     nice .venv/bin/python -m bench.power            # quick: 300 runs per cell, a few minutes
     nice .venv/bin/python -m bench.power --full     # the table: 3000 healthy, 1000 worse runs
+    nice .venv/bin/python -m bench.power --pause 2m # the same with two-minute steps
 """
 
 from __future__ import annotations
@@ -57,10 +58,12 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 
 
-def spec_of(method: str) -> ModelDeploymentSpec:
+def spec_of(method: str, pause: str | None = None) -> ModelDeploymentSpec:
+    """The default steps (10%, 50%), each ``pause`` long (default 1m), judged by ``method``."""
     test = {"sequential, every 10s": "sequential", "threshold per look, every 30s": "threshold"}
     checks = _checks(test.get(method, "fixedLooks"))
-    return default_spec(analysis={**METHODS[method], "checks": checks})
+    steps = [{"weight": w, **({"pause": pause} if pause else {})} for w in (10, 50)]
+    return default_spec(steps=steps, analysis={**METHODS[method], "checks": checks})
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,11 @@ class Cell:
     canary: str
     runs: int
     seed: int
+    pause: str | None = None
 
 
 def run_cell(cell: Cell) -> tuple[Cell, list[Outcome]]:
-    spec = spec_of(cell.method)
+    spec = spec_of(cell.method, cell.pause)
     return cell, outcomes(spec, cell.rps, CANARIES[cell.canary], cell.runs, cell.seed)
 
 
@@ -103,9 +107,9 @@ def row(cell: Cell, ends: Sequence[Outcome]) -> str:
     )
 
 
-def cells(healthy_runs: int, worse_runs: int) -> list[Cell]:
+def cells(healthy_runs: int, worse_runs: int, pause: str | None = None) -> list[Cell]:
     return [
-        Cell(method, rps, canary, healthy_runs if canary == "healthy" else worse_runs, seed)
+        Cell(method, rps, canary, healthy_runs if canary == "healthy" else worse_runs, seed, pause)
         for seed, (method, rps, canary) in enumerate(
             (m, r, c) for m in METHODS for r in RPS for c in CANARIES
         )
@@ -116,12 +120,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="3000 healthy, 1000 worse runs")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pause", help="each step's pause instead of the default 1m, e.g. 2m")
     args = parser.parse_args()
     healthy, worse = (3000, 1000) if args.full else (300, 100)
     print("| method | req/s | canary | runs | rolled back (95% CI) | median detect time | held |")
     print("|---|---|---|---|---|---|---|")
     with ProcessPoolExecutor(args.workers) as pool:
-        for cell, ends in pool.map(run_cell, cells(healthy, worse)):
+        for cell, ends in pool.map(run_cell, cells(healthy, worse, args.pause)):
             print(row(cell, ends), flush=True)
 
 
