@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Literal, Protocol
 
 from pydantic import Field
@@ -23,6 +24,10 @@ from coalmine_serving import contract
 MAX_INPUT_FEATURES = contract.MAX_INPUT_FEATURES
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Confidence = Annotated[float, Field(ge=0.5, le=0.9999)]
+ComparisonMethod = Literal["sequential", "fixedLooks"]
+"""How a count is compared with stable (docs/analysis.md): ``sequential``, a mixture sequential
+probability ratio test valid at any number of looks; ``fixedLooks``, Fisher's exact test at
+the confidence split over the looks the rollout plans (valid only for that many)."""
 
 
 class CheckKind(StrEnum):
@@ -42,7 +47,12 @@ class CheckKind(StrEnum):
     @property
     def field(self) -> str:
         """The attribute of ``Check`` that holds this kind's settings (``error_rate``)."""
-        return to_snake(self.value)
+        return _field_of(self.value)
+
+
+@cache
+def _field_of(kind: str) -> str:
+    return to_snake(kind)  # a regex: the engine asks for every check at every look
 
 
 class KindSettings(Protocol):
@@ -59,11 +69,13 @@ class ErrorRateVsStable(ApiModel):
     on the request counts) and its own error rate is at least ``floor``."""
 
     confidence: Confidence = 0.975
-    """0.975 rather than 0.95: simulated whole rollouts at 200 req/s roll back 0.3% of healthy
-    canaries instead of 0.8%, and still catch 99.2% of doubled error rates (docs/analysis.md)."""
+    """The sequential test fails at an e-value of 1 / (1 - confidence), 40 by default: in
+    simulated whole rollouts it rolled back at most 0.2% of healthy canaries at any traffic
+    (docs/analysis.md has the power study)."""
     floor: Fraction = 0.01
     """A canary error rate below this never fails the comparison: a tiny, noisy canary with a
     couple of errors does not roll back by chance."""
+    method: ComparisonMethod = "sequential"
 
 
 class ErrorRateCheck(ApiModel, RuleChecked):
@@ -118,6 +130,13 @@ class QualityVsStable(ApiModel):
     """How much worse than stable the canary's quality may be (accuracy points, or MAE units)."""
 
     max_degradation: Annotated[float, Field(ge=0.0)] = 0.02
+    confidence: Confidence = 0.99
+    """accuracy: fail only when the canary is less accurate than stable with this confidence.
+    0.99: at 0.95 the sequential test rolled back 2% of healthy canaries in simulated rollouts
+    (it compares at every look; docs/analysis.md)."""
+    method: ComparisonMethod = "sequential"
+    """accuracy: how the canary's wrong answers are compared with stable's (as for
+    ``errorRate.vsStable.method``)."""
 
 
 class QualityCheck(ApiModel, RuleChecked):
@@ -290,6 +309,12 @@ class Check(ApiModel, RuleChecked):
     promql: PromQLCheck | None = None
     min_samples: Annotated[int | None, Field(ge=1)] = None
     """Overrides ``policy.minSamples`` for this check."""
+    dry_run: bool = False
+    """Measure, judge and record the check, but never act on it: its failures neither roll
+    back nor pause, and its verdict neither holds nor advances a step."""
+    on_fail: Literal["rollback", "pause"] = "rollback"
+    """At ``policy.failureLimit`` consecutive failures: roll back, or hold the canary at its
+    weight for a person (``coalmine.dev/retry`` resumes it, ``abort`` rolls it back)."""
 
     def kinds_set(self) -> list[CheckKind]:
         """The kinds whose settings are present (exactly one on a valid check)."""

@@ -84,6 +84,15 @@ class CheckStatus(ApiModel):
     duplicate, expired); shown, not judged."""
     feature: str | None = None
     """Drift on inputs: the feature that drifted most; ``value`` is its score."""
+    e_value: Annotated[float | None, Field(ge=0.0, allow_inf_nan=False)] = None
+    """Sequential comparisons: the evidence that the canary is worse, from this step's window."""
+    carried_e_value: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 1.0
+    """Sequential comparisons: the product of the e-values the earlier steps ended with; the
+    check fails when this times ``eValue`` reaches 1 / (1 - confidence)."""
+    dry_run: bool = False
+    """The check is in dry run: measured and recorded here, never acted on."""
+    on_fail: Literal["rollback", "pause"] = "rollback"
+    """What reaching ``policy.failureLimit`` does (the check's ``onFail``)."""
     consecutive_failures: int = 0
     recent: Annotated[list[Verdict], Field(max_length=RECENT_VERDICTS_LIMIT)] = []
     """The last few verdicts, newest last."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from coalmine.api import (
     AnalysisStatus,
+    CheckStatus,
     Condition,
     ModelDeploymentStatus,
     Phase,
@@ -123,13 +124,19 @@ def _analysis(analysis: AnalysisStatus | None, now: datetime) -> str:
             number(c.stable_value),
             c.threshold or MISSING,
             _opt(c.samples),
-            c.verdict + (f" ({c.consecutive_failures}x)" if c.consecutive_failures else ""),
+            _verdict(c),
             _with_refused(c.reason, c.refused_labels) or MISSING,
         ]
         for c in analysis.checks
     ]
     headers = ["CHECK", "KIND", "CANARY", "STABLE", "THRESHOLD", "SAMPLES", "VERDICT", "REASON"]
     return head + ("\n" + table(headers, rows, indent="  ") if rows else "")
+
+
+def _verdict(check: CheckStatus) -> str:
+    """``fail (2x)``; a check in dry run says so, since its verdict is never acted on."""
+    failures = f" ({check.consecutive_failures}x)" if check.consecutive_failures else ""
+    return check.verdict + failures + (" [dry run]" if check.dry_run else "")
 
 
 def _with_refused(reason: str, refused: dict[str, int]) -> str:

@@ -28,8 +28,7 @@ JUDGES: Mapping[CheckKind, JudgeFn] = {
 }
 
 
-def judge(check: Check, measurement: Measurement | None, judging: Judging) -> CheckVerdict:
-    """The verdict of ``check`` on ``measurement`` (None: the operator did not measure it)."""
+def _judge(check: Check, measurement: Measurement | None, judging: Judging) -> CheckVerdict:
     base = CheckVerdict(name=check.name, kind=check.kind, verdict="inconclusive")
     if check.min_samples is not None:
         judging = replace(judging, min_samples=check.min_samples)
@@ -42,6 +41,13 @@ def judge(check: Check, measurement: Measurement | None, judging: Judging) -> Ch
     return replace(verdict, refused_labels=measurement.canary.refused)
 
 
+def judge(check: Check, measurement: Measurement | None, judging: Judging) -> CheckVerdict:
+    """The verdict of ``check`` on ``measurement`` (None: the operator did not measure it),
+    with what acting on it means (``dryRun``, ``onFail``)."""
+    verdict = _judge(check, measurement, judging)
+    return replace(verdict, dry_run=check.dry_run, on_fail=check.on_fail)
+
+
 def _inconclusive(base: CheckVerdict, why: InconclusiveError) -> CheckVerdict:
     return CheckVerdict(
         name=base.name,
@@ -49,4 +55,5 @@ def _inconclusive(base: CheckVerdict, why: InconclusiveError) -> CheckVerdict:
         verdict="inconclusive",
         samples=why.samples,
         reason=why.reason,
+        e_value=why.e_value,
     )

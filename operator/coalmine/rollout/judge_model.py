@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from coalmine.api.checks import Check, QualityCheck
-from coalmine.rollout.stats import accuracy_worse_p, wilson_bounds
+from coalmine.rollout.stats import accuracy_worse_p, share_worse_e_value, wilson_bounds
 from coalmine.rollout.types import Measurement, SideMeasurement
 from coalmine.rollout.verdicts import (
     CheckVerdict,
@@ -25,7 +25,7 @@ def judge_quality(
     """Accuracy with Wilson bounds, or mean absolute error, absolute and against stable."""
     spec = check.quality
     assert spec is not None
-    labels = Judging(check.min_samples or spec.min_labels, judging.looks)
+    labels = replace(judging, min_samples=check.min_samples or spec.min_labels)
     if spec.metric == "accuracy":
         return _accuracy(spec, m, labels, base)
     return _mae(spec, m, labels, base)
@@ -64,10 +64,29 @@ def _accuracy(
     numbers = f"canary {correct}/{n} vs stable {stable_correct}/{stable_n}"
     if drop <= spec.vs_stable.max_degradation:
         return replace(verdict, verdict="pass", reason=f"{numbers}: drop {fmt(drop)}")
+    worse, evidence, e = _less_accurate(spec, (correct, n, stable_correct, stable_n), judging)
+    verdict = replace(verdict, e_value=e)
+    if worse:
+        return replace(verdict, verdict="fail", reason=f"{numbers}: drop {fmt(drop)}, {evidence}")
+    why = f"{numbers}: drop {fmt(drop)} not yet significant ({evidence})"
+    raise InconclusiveError(why, n, e)
+
+
+def _less_accurate(
+    spec: QualityCheck, counts: tuple[int, int, int, int], judging: Judging
+) -> tuple[bool, str, float | None]:
+    """Whether the canary is significantly less accurate than stable: its wrong answers
+    compared with stable's like errors (the sequential e-value times the earlier steps', and
+    this step's alone), or Fisher's p."""
+    assert spec.vs_stable is not None
+    correct, n, stable_correct, stable_n = counts
+    if spec.vs_stable.method == "sequential":
+        e = share_worse_e_value(n - correct, n, stable_n - stable_correct, stable_n)
+        evidence = e * judging.carried
+        confidence = spec.vs_stable.confidence
+        return evidence >= judging.e_threshold(confidence), f"e={evidence:.3g}", e
     p = accuracy_worse_p(correct, n, stable_correct, stable_n)
-    if p < 1 - spec.confidence:
-        return replace(verdict, verdict="fail", reason=f"{numbers}: drop {fmt(drop)}, p={p:.3g}")
-    raise InconclusiveError(f"{numbers}: drop {fmt(drop)} not yet significant (p={p:.3g})", n)
+    return p < 1 - spec.vs_stable.confidence, f"p={p:.3g}", None
 
 
 def _mae(spec: QualityCheck, m: Measurement, judging: Judging, base: CheckVerdict) -> CheckVerdict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from coalmine.api.checks import Check, ErrorRateCheck
-from coalmine.rollout.stats import error_rate_worse_p, wilson_bounds
+from coalmine.rollout.stats import error_rate_worse_p, share_worse_e_value, wilson_bounds
 from coalmine.rollout.types import Measurement, SideMeasurement
 from coalmine.rollout.verdicts import (
     CheckVerdict,
@@ -52,24 +52,45 @@ def judge_error_rate(
     stable_n = sample_count(stable, "stable", judging)
     stable_errors = _errors(stable, stable_n, "stable")
     verdict = replace(verdict, stable_value=stable_errors / stable_n)
-    p = error_rate_worse_p(errors, n, stable_errors, stable_n)
-    numbers = f"canary {errors}/{n} vs stable {stable_errors}/{stable_n}, p={p:.3g}"
-    # Both halves hold with the stated confidence: worse than stable (Fisher) and above the
-    # floor (the Wilson lower bound, not the point estimate, so a canary whose true rate sits
-    # at the floor is not failed by its noise).
+    worse, numbers, e = _worse_than_stable(spec, (errors, n, stable_errors, stable_n), judging)
+    verdict = replace(verdict, e_value=e)
+    # Both halves hold with the stated confidence: worse than stable and above the floor (the
+    # Wilson lower bound, not the point estimate, so a canary whose true rate sits at the
+    # floor is not failed by its noise).
     floor_low, _ = wilson_bounds(errors, n, spec.vs_stable.confidence)
-    if floor_low >= spec.vs_stable.floor and p < judging.alpha(spec.vs_stable.confidence):
+    if floor_low >= spec.vs_stable.floor and worse:
         return replace(verdict, verdict="fail", reason=f"worse than stable: {numbers}")
     return replace(verdict, verdict="pass", reason=f"not worse than stable: {numbers}")
+
+
+def _worse_than_stable(
+    spec: ErrorRateCheck, counts: tuple[int, int, int, int], judging: Judging
+) -> tuple[bool, str, float | None]:
+    """Whether the canary's errors are significantly more frequent than stable's, the numbers
+    that say so, and this step's e-value: the sequential e-value times the earlier steps'
+    (``judging.carried``), or Fisher's p at the per-look significance."""
+    assert spec.vs_stable is not None
+    errors, n, stable_errors, stable_n = counts
+    numbers = f"canary {errors}/{n} vs stable {stable_errors}/{stable_n}"
+    confidence = spec.vs_stable.confidence
+    if spec.vs_stable.method == "sequential":
+        e = share_worse_e_value(errors, n, stable_errors, stable_n)
+        evidence = e * judging.carried
+        return evidence >= judging.e_threshold(confidence), f"{numbers}, e={evidence:.3g}", e
+    p = error_rate_worse_p(errors, n, stable_errors, stable_n)
+    return p < judging.alpha(confidence), f"{numbers}, p={p:.3g}", None
 
 
 def _error_threshold(spec: ErrorRateCheck, judging: Judging) -> str:
     parts = [] if spec.max is None else [f"<= {fmt(spec.max)}"]
     if spec.vs_stable is not None:
-        parts.append(
-            f"vs stable p >= {judging.alpha(spec.vs_stable.confidence):.3g}"
-            f" or rate bound < {fmt(spec.vs_stable.floor)}"
+        confidence = spec.vs_stable.confidence
+        test = (
+            f"e < {judging.e_threshold(confidence):.3g}"
+            if spec.vs_stable.method == "sequential"
+            else f"p >= {judging.alpha(confidence):.3g}"
         )
+        parts.append(f"vs stable {test} or rate bound < {fmt(spec.vs_stable.floor)}")
     return "; ".join(parts)
 
 

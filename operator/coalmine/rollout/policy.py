@@ -1,7 +1,9 @@
 """From check verdicts to what the rollout does: consecutive failures, the inconclusive budget,
 and when a step may advance.
 
-* A check **fails the rollout** after ``policy.failureLimit`` consecutive failed measurements.
+* A check **fails the rollout** after ``policy.failureLimit`` consecutive failed measurements:
+  it rolls back, or with ``onFail: pause`` holds the canary for a person. A check in
+  ``dryRun`` is judged and recorded but never acted on, and never holds a step.
   A pass resets its count; an inconclusive measurement leaves it as it was (no data is no news:
   it neither excuses a failure nor adds one), so error, error, ok, error under a limit of 3
   never rolls back.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -105,12 +107,49 @@ def measurement_due(
 
 
 def judge_all(
-    canary: CanaryStrategy, measurements: Sequence[Measurement]
+    canary: CanaryStrategy,
+    measurements: Sequence[Measurement],
+    previous: AnalysisStatus | None = None,
+    step: int = 0,
 ) -> tuple[CheckVerdict, ...]:
-    """Every check of the spec judged on its measurement (a missing one is inconclusive)."""
+    """Every check of the spec judged on its measurement (a missing one is inconclusive),
+    with the sequential evidence its earlier steps carried."""
     by_name = {m.check: m for m in measurements}
     judging = Judging(min_samples=canary.policy.min_samples, looks=planned_looks(canary))
-    return tuple(judge(c, by_name.get(c.name), judging) for c in canary.analysis.checks)
+    before = {c.name: c for c in previous.checks} if previous else {}
+    same_step = previous is not None and previous.step == step
+    return tuple(
+        judge(
+            c,
+            by_name.get(c.name),
+            replace(judging, carried=carried_evidence(before.get(c.name), same_step)),
+        )
+        for c in canary.analysis.checks
+    )
+
+
+MAX_CARRIED_EVIDENCE = 1e300
+
+
+def carried_evidence(previous: CheckStatus | None, same_step: bool) -> float:
+    """The e-value a check brings into this look from earlier steps.
+
+    Each step's window starts afresh, at its own traffic split, so each step runs its own
+    sequential test, stopped at the step's last look. Multiplying the value each step ended
+    with by the running one is still an e-process (a product of test supermartingales, each
+    started when the one before stopped), so the whole rollout keeps one alpha instead of
+    splitting it over the steps, and a regression seen a little in every step adds up.
+
+    >>> first = CheckStatus(name="e", kind="errorRate", verdict="pass", e_value=3.0)
+    >>> carried_evidence(first, same_step=False), carried_evidence(first, same_step=True)
+    (3.0, 1.0)
+    """
+    if previous is None:
+        return 1.0
+    if same_step:
+        return previous.carried_e_value
+    # Capped so that status stays finite (far past any threshold: 1 / (1 - 0.9999) = 1e4).
+    return min(previous.carried_e_value * (previous.e_value or 1.0), MAX_CARRIED_EVIDENCE)
 
 
 def overall(verdicts: Sequence[Verdict]) -> Verdict:
@@ -120,8 +159,14 @@ def overall(verdicts: Sequence[Verdict]) -> Verdict:
     return "inconclusive" if "inconclusive" in verdicts else "pass"
 
 
-def fold_check(previous: CheckStatus | None, verdict: CheckVerdict) -> CheckStatus:
-    """The check's record after one more measurement (counters and the capped recent list)."""
+def fold_check(
+    previous: CheckStatus | None, verdict: CheckVerdict, same_step: bool = True
+) -> CheckStatus:
+    """The check's record after one more measurement (counters, the capped recent list, and
+    the sequential evidence: an inconclusive look keeps the step's last e-value)."""
+    e_value = verdict.e_value
+    if e_value is None and previous is not None and same_step:
+        e_value = previous.e_value
     failures = previous.consecutive_failures if previous else 0
     if verdict.verdict == "fail":
         failures += 1
@@ -139,6 +184,10 @@ def fold_check(previous: CheckStatus | None, verdict: CheckVerdict) -> CheckStat
         reason=verdict.reason[:512],
         refused_labels=dict(verdict.refused_labels),
         feature=verdict.feature,
+        e_value=e_value,
+        carried_e_value=carried_evidence(previous, same_step),
+        dry_run=verdict.dry_run,
+        on_fail=verdict.on_fail,
         consecutive_failures=failures,
         recent=recent,
     )
@@ -153,8 +202,10 @@ def fold_analysis(
 ) -> AnalysisStatus:
     """The analysis record after one more measurement at ``step``."""
     before = {c.name: c for c in previous.checks} if previous else {}
-    checks = [fold_check(before.get(v.name), v) for v in verdicts]
-    verdict = overall([c.verdict for c in checks])
+    same_step = previous is not None and previous.step == step
+    checks = [fold_check(before.get(v.name), v, same_step) for v in verdicts]
+    # A check in dry run is recorded but never acted on: it neither holds nor advances a step.
+    verdict = overall([c.verdict for c in checks if not c.dry_run])
     since = previous.inconclusive_since if previous else None
     passed_at = previous.passed_at if previous and previous.step == step else None
     if verdict == "pass":
@@ -172,10 +223,16 @@ def fold_analysis(
     )
 
 
+CHECK_FAILED = "CheckFailed"
+"""The reason analysis holds a canary when a check with ``onFail: pause`` failed."""
+
+
 class Assessment(StrEnum):
     """What the analysis asks of the rollout."""
 
     ROLL_BACK = "RollBack"
+    PAUSE = "Pause"
+    """A check with ``onFail: pause`` reached its failure limit: hold for a person."""
     INCONCLUSIVE_LIMIT = "InconclusiveLimit"
     PASSING = "Passing"
     HOLD = "Hold"
@@ -192,9 +249,16 @@ def assess(analysis: AnalysisStatus | None, policy: Policy, now: datetime) -> Ju
     """Failure limit first (a failing check outranks everything), then the inconclusive budget."""
     if analysis is None:
         return Judgement(Assessment.HOLD)
-    for check in analysis.checks:
-        if check.consecutive_failures >= policy.failure_limit:
+    failed = [
+        c
+        for c in analysis.checks
+        if c.consecutive_failures >= policy.failure_limit and not c.dry_run
+    ]
+    for check in failed:  # a rollback outranks a pause
+        if check.on_fail == "rollback":
             return Judgement(Assessment.ROLL_BACK, check)
+    if failed:
+        return Judgement(Assessment.PAUSE, failed[0])
     since = analysis.inconclusive_since
     if since is not None and now - since >= policy.inconclusive_limit:
         return Judgement(Assessment.INCONCLUSIVE_LIMIT)

@@ -1,6 +1,14 @@
-"""The statistics behind the comparison checks, all from scipy.stats (nothing hand-rolled).
+"""The statistics behind the comparison checks, from scipy.stats and scipy.special.
 
 Why these tests:
+
+* **Counts vs stable, sequentially: a one-sided mixture SPRT** (``share_worse_e_value``), after
+  Lindon, Sanden and Shirikian, *Rapid Regression Detection in Software Deployments through
+  Sequential Testing* (KDD 2022). Given how many events (server errors, wrong answers) both
+  sides had, the canary's share of them is binomial with the canary's share of the requests
+  when the canary is no worse. The mixture likelihood ratio is an e-process: whatever the
+  number of looks, it exceeds 1/alpha with probability at most alpha (Ville's inequality), so
+  the check may look as often as the metrics are scraped. Derived in docs/analysis.md.
 
 * **Error rate vs stable: Fisher's exact test, one-sided** (``alternative="greater"``) on the
   2x2 table of (errors, successes) x (canary, stable). Canary error counts are small (a 10%
@@ -11,7 +19,7 @@ Why these tests:
   justify per model; Fisher needs none.
 * **Accuracy: the Wilson score bound.** It stays inside [0, 1] and keeps its coverage at small
   counts and at accuracies near 1, where the Wald interval collapses (100/100 correct gives a
-  Wald interval of width zero). ``z`` comes from ``scipy.stats.norm.ppf``.
+  Wald interval of width zero). ``z`` comes from ``scipy.special.ndtri``.
 * **Drift: PSI and chi-square with Cramér's V.** PSI is the industry's drift score with
   well-known bands (0.1 small, 0.25 large). The chi-square test says whether a difference is
   real; Cramér's V says whether it is large, so big traffic does not fail a trivial shift.
@@ -24,11 +32,67 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing
-from scipy import stats
+from scipy import special, stats
 
 # A bin seen on one side only would make PSI infinite; we floor each share at this value,
 # the convention of most PSI implementations (1e-4 = "one in ten thousand").
 PSI_EPSILON = 1e-4
+
+
+MIXTURE_CONCENTRATION = 10.0
+"""kappa of the beta mixture over the canary's share of events, centred on the null share:
+Beta(kappa * share, kappa * (1 - share)) cut to shares above it. Its spread (about 0.15 at a
+50% canary) matches the regressions worth catching (a doubled error rate moves a 50% canary's
+share of errors from 0.5 to 0.67, a 10% canary's from 0.1 to 0.18); simulated in
+docs/analysis.md against 3 and 30."""
+
+
+def share_worse_e_value(
+    canary_events: int,
+    canary_n: int,
+    stable_events: int,
+    stable_n: int,
+    concentration: float = MIXTURE_CONCENTRATION,
+) -> float:
+    """E-value that the canary's event rate (errors, wrong answers) is above stable's.
+
+    Conditional on the total number of events, the canary's count is Binomial(total, rho);
+    when the canary is no worse, rho <= rho0 = canary_n / (canary_n + stable_n). The
+    one-sided mixture likelihood ratio of a Beta(kappa rho0, kappa (1 - rho0)) cut to
+    rho > rho0 against rho0 is, in closed form,
+
+        B(a + x, b + E - x) P(rho > rho0 | a + x, b + E - x)
+        ---------------------------------------------------   /  rho0^x (1 - rho0)^(E - x)
+                     B(a, b) P(rho > rho0 | a, b)
+
+    It is a non-negative supermartingale in the events when the canary is no worse, so
+    P(it ever reaches 1 / alpha) <= alpha however often it is looked at.
+
+    >>> share_worse_e_value(0, 100, 0, 900)       # no events, no evidence
+    1.0
+    >>> share_worse_e_value(2, 100, 10, 1000) < 2    # 2% vs 1%, a handful of errors
+    True
+    >>> share_worse_e_value(20, 100, 10, 1000) > 1000   # 20% vs 1%
+    True
+    """
+    events = canary_events + stable_events
+    if events == 0 or canary_n <= 0 or stable_n <= 0:
+        return 1.0
+    rho0 = canary_n / (canary_n + stable_n)
+    a, b = concentration * rho0, concentration * (1 - rho0)
+    x, y = canary_events, stable_events
+    mixture = special.betaln(a + x, b + y) + _log_beta_sf(rho0, a + x, b + y)
+    prior = special.betaln(a, b) + _log_beta_sf(rho0, a, b)
+    null = x * math.log(rho0) + y * math.log1p(-rho0)
+    log_e = float(mixture - prior - null)
+    return math.exp(min(log_e, 700.0))
+
+
+def _log_beta_sf(x: float, a: float, b: float) -> float:
+    """ln P(X > x) for X ~ Beta(a, b) (scipy.special directly: the power study calls it a
+    million times, and scipy.stats.beta.logsf costs 20x more in argument checks)."""
+    with np.errstate(divide="ignore"):
+        return float(np.log(special.betaincc(a, b, x)))
 
 
 def error_rate_worse_p(
@@ -70,7 +134,7 @@ def wilson_bounds(successes: float, n: float, confidence: float) -> tuple[float,
     """
     if n <= 0:
         return 0.0, 1.0
-    z = float(stats.norm.ppf(confidence))
+    z = float(special.ndtri(confidence))  # the standard normal quantile (scipy.stats.norm.ppf)
     p = successes / n
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from coalmine.api.status import CheckStatus
 from coalmine.rollout.plans import hold, stay
 from coalmine.rollout.policy import (
+    CHECK_FAILED,
     Assessment,
     assess,
     fold_analysis,
@@ -30,7 +31,7 @@ def analyse(t: Tick) -> Plan:
     step = status.current_step or 0
     due = measurement_due(status.analysis, step, canary.analysis.interval, t.now)
     if t.obs.measurements is not None and due:
-        verdicts = judge_all(canary, t.obs.measurements)
+        verdicts = judge_all(canary, t.obs.measurements, status.analysis, step)
         record = fold_analysis(status.analysis, verdicts, step, status.weight, t.now)
         status = update(status, analysis=record)
         t = t.with_status(status)
@@ -38,6 +39,8 @@ def analyse(t: Tick) -> Plan:
     act = _ON_ASSESSMENT.get(judgement.assessment)
     if judgement.assessment == Assessment.ROLL_BACK:
         return _failed(t, judgement.culprit)
+    if judgement.assessment == Assessment.PAUSE:
+        return _failed_pause(t, judgement.culprit)
     if act is not None:
         return act(t)
     return _passing_or_hold(t, judgement.assessment == Assessment.PASSING)
@@ -45,11 +48,21 @@ def analyse(t: Tick) -> Plan:
 
 def _failed(t: Tick, culprit: CheckStatus | None) -> Plan:
     assert culprit is not None
-    why = (
+    return start_rollback(t, "RolledBack", "AnalysisFailed", _why_failed(culprit), culprit)
+
+
+def _failed_pause(t: Tick, culprit: CheckStatus | None) -> Plan:
+    """``onFail: pause``: the same hold as inconclusive analysis, resumed by a person."""
+    assert culprit is not None
+    message = f"{_why_failed(culprit)}; onFail is pause: set coalmine.dev/retry to resume"
+    return hold(t, by="analysis", reason=CHECK_FAILED, message=message)
+
+
+def _why_failed(culprit: CheckStatus) -> str:
+    return (
         f"check {culprit.name} failed {culprit.consecutive_failures} times in a row:"
         f" {culprit.reason} (threshold {culprit.threshold})"
     )
-    return start_rollback(t, "RolledBack", "AnalysisFailed", why, culprit)
 
 
 def _inconclusive_limit(t: Tick) -> Plan:

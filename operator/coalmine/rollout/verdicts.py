@@ -34,6 +34,12 @@ class CheckVerdict:
     """quality: labels refused in the window, by reason (shown, not judged)."""
     feature: str | None = None
     """drift on inputs: the feature that drifted most (``value`` is its score)."""
+    dry_run: bool = False
+    """Recorded, never acted on (the check's ``dryRun``)."""
+    on_fail: Literal["rollback", "pause"] = "rollback"
+    """What the check's failure limit does (the check's ``onFail``)."""
+    e_value: float | None = None
+    """Sequential comparisons: the evidence of this step's window alone (not ``carried``)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,19 @@ class Judging:
     stable at confidence c is made at significance (1 - c) / looks on each of them, so the
     whole rollout, not each look, keeps the stated confidence (Bonferroni)."""
 
+    carried: float = 1.0
+    """Sequential comparisons: the check's e-value at the end of each earlier step, multiplied
+    (see ``policy.carried_evidence``). Each step's window starts afresh at its own traffic
+    split, so each step runs its own test; their product is still an e-process."""
+
+    def e_threshold(self, confidence: float) -> float:
+        """The e-value at which a sequential comparison fails: 1 / (1 - c) (Ville).
+
+        >>> Judging(min_samples=50).e_threshold(0.975)
+        40.0
+        """
+        return round(1 / (1 - confidence), 9)
+
     def alpha(self, confidence: float) -> float:
         """Significance of one comparison at one measurement.
 
@@ -59,10 +78,13 @@ class Judging:
 class InconclusiveError(Exception):
     """Raised by a guard: the measurement cannot support any verdict."""
 
-    def __init__(self, reason: str, samples: int | None = None) -> None:
+    def __init__(
+        self, reason: str, samples: int | None = None, e_value: float | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.samples = samples
+        self.e_value = e_value
 
 
 def finite(x: float | None, what: str) -> float:

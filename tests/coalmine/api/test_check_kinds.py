@@ -20,7 +20,7 @@ def test_every_kind_is_complete(kind: CheckKind) -> None:
 
 def test_registries_hold_only_kinds() -> None:
     assert set(MEASURES) == set(JUDGES) == set(CheckKind)
-    settings = {"name", "min_samples"}
+    settings = {"name", "min_samples", "dry_run", "on_fail"}
     assert set(Check.model_fields) - settings == {kind.field for kind in CheckKind}
 
 

@@ -45,6 +45,16 @@ def test_failed_check_shows_its_consecutive_failures() -> None:
     ]
 
 
+def test_a_dry_run_check_says_so_beside_its_verdict() -> None:
+    obj = progressing()
+    check = obj["status"]["analysis"]["checks"][0]
+    check.update(verdict="fail", consecutiveFailures=3, dryRun=True, reason="worse than stable")
+
+    row = next(line for line in render_status(obj, [], NOW).splitlines() if "error-rate" in line)
+
+    assert "fail (3x) [dry run]" in row
+
+
 def test_nan_measurement_is_shown_as_nan_not_as_a_number() -> None:
     obj = progressing()
     obj["status"]["analysis"]["checks"][1]["value"] = float("nan")

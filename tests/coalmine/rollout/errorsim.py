@@ -1,13 +1,15 @@
 """Monte Carlo of whole rollouts through ``decide``: how often a healthy canary is rolled back,
-and how often a canary with a doubled error rate is caught.
+and how often (and how fast) a worse canary is caught.
 
 Each run is the real engine (``decide`` tick by tick in the simulator) fed with random counts:
 requests arrive as a Poisson process at ``rps``, split by the weight the router is observed at;
-each request fails with the side's error probability. Every measurement covers the range
-``analysis_window`` asks for (since the step started, at least the analysis window). Latency
-p99 is noisy but equal on both sides, so only the error-rate check can decide.
+each request fails with its side's error probability; a share of the requests come back
+labelled, each label correct with its side's accuracy. A measurement covers either the range
+``analysis_window`` asks for (since the step started, at least the analysis window: what the
+operator queries), or, for the Argo/Flagger-style threshold checks, the last ``window`` only.
 
-Reproduce the table in docs/analysis.md:
+``bench/power.py`` runs the study of docs/analysis.md on this. Run alone, this module prints
+the error-rate check's rates at the default settings (error-rate and latency checks only):
     .venv/bin/python -m tests.coalmine.rollout.errorsim
 """
 
@@ -15,16 +17,28 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from coalmine.api import ModelDeploymentSpec
+from coalmine.api.checks import CheckKind
 from coalmine.rollout import Measurement, SideMeasurement, analysis_window
 from coalmine.rollout.stats import wilson_bounds
 
 from .sim import Sim, spec_for, with_version
+
+
+@dataclass(frozen=True)
+class Canary:
+    """How the two sides behave: error rates, accuracies, and the share of labelled requests."""
+
+    stable_errors: float = 0.01
+    canary_errors: float = 0.01
+    stable_accuracy: float = 0.9
+    canary_accuracy: float = 0.9
+    labelled: float = 0.5
 
 
 @dataclass
@@ -33,51 +47,98 @@ class Traffic:
 
     rng: np.random.Generator
     rps: float
-    stable_rate: float
-    canary_rate: float
+    canary: Canary
     last: datetime | None = None
-    log: list[tuple[datetime, int, int, int, int]] = field(default_factory=list)
+    log: list[tuple[datetime, tuple[int, ...]]] = field(default_factory=list)
 
     def measure(self, sim: Sim) -> tuple[Measurement, ...]:
         now, weight = sim.now, (sim.observed_weight() or 0) / 100
         seconds = (now - self.last).total_seconds() if self.last else sim.max_step
         self.last = now
-        n_c = int(self.rng.poisson(self.rps * weight * seconds))
-        n_s = int(self.rng.poisson(self.rps * (1 - weight) * seconds))
-        e_c = int(self.rng.binomial(n_c, self.canary_rate))
-        e_s = int(self.rng.binomial(n_s, self.stable_rate))
-        self.log.append((now, n_c, e_c, n_s, e_s))
-        since = now - analysis_window(sim.spec.canary, sim.status.step_started_at, now)
-        n_c, e_c, n_s, e_s = (
-            sum(row[i] for row in self.log if row[0] > since) for i in (1, 2, 3, 4)
+        self.log.append((now, self._tick(weight, seconds)))
+        analysis = sim.spec.canary.analysis
+        step_window = analysis_window(sim.spec.canary, sim.status.step_started_at, now)
+        return tuple(
+            self._measurement(check.name, check.kind, now, step_window, analysis.query_window())
+            for check in analysis.checks
         )
-        p99 = 0.1 * (1 + 0.05 * self.rng.standard_normal(2))
-        return (
-            Measurement(
-                "error-rate",
-                SideMeasurement(samples=n_c, errors=e_c),
-                SideMeasurement(samples=n_s, errors=e_s),
-            ),
-            Measurement(
-                "latency-p99",
-                SideMeasurement(value=float(p99[0]), samples=n_c),
-                SideMeasurement(value=float(p99[1]), samples=n_s),
-            ),
+
+    def _tick(self, weight: float, seconds: float) -> tuple[int, ...]:
+        c, rng = self.canary, self.rng
+        counts: list[int] = []
+        for share, errors, accuracy in (
+            (weight, c.canary_errors, c.canary_accuracy),
+            (1 - weight, c.stable_errors, c.stable_accuracy),
+        ):
+            n = int(rng.poisson(self.rps * share * seconds))
+            labels = int(rng.binomial(n, c.labelled))
+            counts += [n, int(rng.binomial(n, errors)), labels, int(rng.binomial(labels, accuracy))]
+        return tuple(counts)
+
+    def _sum(self, now: datetime, window: timedelta) -> tuple[int, ...]:
+        since = now - window
+        rows = [counts for at, counts in self.log if at > since]
+        return tuple(int(sum(r[i] for r in rows)) for i in range(8))
+
+    def _measurement(
+        self, name: str, kind: CheckKind, now: datetime, step: timedelta, sliding: timedelta
+    ) -> Measurement:
+        if kind == CheckKind.PROMQL:  # Argo/Flagger style: the last window only, a point value
+            n, e, nl, ok, sn, se, snl, sok = self._sum(now, sliding)
+            if name == "error-rate":
+                return Measurement(name, _point(e, n, n), _point(se, sn, sn))
+            drop = sok / snl - ok / nl if nl and snl else float("nan")
+            return Measurement(name, SideMeasurement(value=drop, samples=nl))
+        n, e, nl, ok, sn, se, snl, sok = self._sum(now, step)
+        if kind == CheckKind.LATENCY:  # equal on both sides: it never decides
+            p99 = 0.1 * (1 + 0.05 * self.rng.standard_normal(2))
+            return Measurement(
+                name,
+                SideMeasurement(value=float(p99[0]), samples=n),
+                SideMeasurement(value=float(p99[1]), samples=sn),
+            )
+        if kind == CheckKind.QUALITY:
+            return Measurement(
+                name,
+                SideMeasurement(samples=nl, correct=ok),
+                SideMeasurement(samples=snl, correct=sok),
+            )
+        return Measurement(
+            name, SideMeasurement(samples=n, errors=e), SideMeasurement(samples=sn, errors=se)
         )
 
 
-def one_rollout(spec: ModelDeploymentSpec, traffic: Traffic) -> str:
-    """Outcome of one canary of v2 after v1 is healthy: Promoted, RolledBack or Paused."""
+def _point(hits: int, n: int, samples: int) -> SideMeasurement:
+    return SideMeasurement(value=hits / n if n else float("nan"), samples=samples)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one rollout ended, which check decided, and when the rollback began (seconds from
+    the canary's start)."""
+
+    outcome: str
+    check: str | None = None
+    seconds: float | None = None
+
+
+def one_rollout(spec: ModelDeploymentSpec, traffic: Traffic) -> Outcome:
+    """One canary of v2 after v1 is healthy: Promoted, RolledBack or Paused."""
     sim = Sim(spec)
     sim.healthy_on("v1")
     sim.spec = with_version(sim.spec, "v2")
     sim.measure = traffic.measure
+    start = sim.now
     for _ in range(2000):
         sim.tick()
-        if sim.status.phase == "Paused":
-            return "Paused"
-        if sim.status.canary is None:
-            return sim.status.history[-1].outcome
+        status = sim.status
+        if status.phase == "Paused":
+            return Outcome("Paused")
+        if status.rollback is not None:
+            seconds = (status.rollback.started_at - start).total_seconds()
+            return Outcome(status.rollback.outcome, status.rollback.check, seconds)
+        if status.canary is None:
+            return Outcome(status.history[-1].outcome)
     raise AssertionError("rollout did not finish")
 
 
@@ -97,12 +158,20 @@ class Rates:
         return low, high
 
 
+def outcomes(
+    spec: ModelDeploymentSpec, rps: float, canary: Canary, runs: int, seed: int
+) -> list[Outcome]:
+    rng = np.random.default_rng(seed)
+    return [one_rollout(spec, Traffic(rng, rps, canary)) for _ in range(runs)]
+
+
 def simulate(
     spec: ModelDeploymentSpec, rps: float, base: float, factor: float, runs: int, seed: int
 ) -> Rates:
-    rng = np.random.default_rng(seed)
-    outcomes = [one_rollout(spec, Traffic(rng, rps, base, base * factor)) for _ in range(runs)]
-    return Rates(runs, outcomes.count("RolledBack"), outcomes.count("Paused"))
+    """Error rates only: stable errs ``base`` of the time, the canary ``base * factor``."""
+    ends = outcomes(spec, rps, Canary(base, base * factor), runs, seed)
+    kinds = [o.outcome for o in ends]
+    return Rates(runs, kinds.count("RolledBack"), kinds.count("Paused"))
 
 
 def default_spec(**canary: Any) -> ModelDeploymentSpec:

@@ -2,7 +2,8 @@
 
 Targets (issue 4): at the default settings, false rollbacks of healthy canaries <= 1% and
 detection of a doubled error rate >= 95%. 200 requests/s in total, 1% server errors on stable;
-the canary gets 10% then 50% of them for the default one minute per step. The seeds are fixed,
+the canary gets 10% then 50% of them for the default one minute per step, judged by the default
+sequential test (``bench/power.py`` has all the methods and traffic levels). The seeds are fixed,
 so the test is deterministic; docs/analysis.md has the rates with their confidence intervals
 and the command that reproduces them.
 """

@@ -1,0 +1,134 @@
+"""The power of the comparison checks, through the real ``decide()`` (docs/analysis.md).
+
+For each method (the sequential test, today's fixed-look Fisher test, an Argo/Flagger-style
+threshold per look), each traffic level and each canary (healthy, error rate x2, accuracy -5
+points with labels for half the requests), whole rollouts are simulated tick by tick
+(``tests/coalmine/rollout/errorsim.py``): the false-rollback rate of healthy canaries with its
+95% interval, the detection rate, and the median time from the canary's start to the rollback.
+
+    nice .venv/bin/python -m bench.power            # quick: 300 runs per cell, a few minutes
+    nice .venv/bin/python -m bench.power --full     # the table: 3000 healthy, 1000 worse runs
+    nice .venv/bin/python -m bench.power --pause 2m # the same with two-minute steps
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from tests.coalmine.rollout.errorsim import Canary, Outcome, default_spec, outcomes
+
+from coalmine.api import ModelDeploymentSpec
+from coalmine.rollout.stats import wilson_bounds
+
+RPS = (20, 100, 200)
+CANARIES = {
+    "healthy": Canary(),
+    "errors x2": Canary(canary_errors=0.02),
+    "accuracy -5 points": Canary(canary_accuracy=0.85),
+}
+DECIDING = {"healthy": None, "errors x2": "error-rate", "accuracy -5 points": "accuracy"}
+
+
+def _checks(method: str) -> list[dict[str, Any]]:
+    if method == "threshold":  # a point value per look over the last window, as Argo/Flagger
+        return [
+            {"name": "error-rate", "promql": {"query": "errors", "maxRatio": 1.5}},
+            {"name": "accuracy", "promql": {"query": "accuracy drop", "max": 0.02}},
+        ]
+    # Today's accuracy comparison was Fisher at quality.confidence (0.95) per look.
+    accuracy = (
+        {"method": method} if method == "sequential" else {"method": method, "confidence": 0.95}
+    )
+    return [
+        {"name": "error-rate", "errorRate": {"max": 0.05, "vsStable": {"method": method}}},
+        {"name": "accuracy", "quality": {"vsStable": accuracy}},
+    ]
+
+
+METHODS: dict[str, dict[str, Any]] = {
+    # The sequential test may look at every scrape; its window grows from the step's start.
+    "sequential, every 10s": {"interval": "10s", "window": "10s"},
+    "today: Fisher, fixed looks, every 30s": {"interval": "30s"},
+    "threshold per look, every 30s": {"interval": "30s"},
+}
+
+
+def spec_of(method: str, pause: str | None = None) -> ModelDeploymentSpec:
+    """The default steps (10%, 50%), each ``pause`` long (default 1m), judged by ``method``."""
+    test = {"sequential, every 10s": "sequential", "threshold per look, every 30s": "threshold"}
+    checks = _checks(test.get(method, "fixedLooks"))
+    steps = [{"weight": w, **({"pause": pause} if pause else {})} for w in (10, 50)]
+    return default_spec(steps=steps, analysis={**METHODS[method], "checks": checks})
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    rps: int
+    canary: str
+    runs: int
+    seed: int
+    pause: str | None = None
+
+
+def run_cell(cell: Cell) -> tuple[Cell, list[Outcome]]:
+    spec = spec_of(cell.method, cell.pause)
+    return cell, outcomes(spec, cell.rps, CANARIES[cell.canary], cell.runs, cell.seed)
+
+
+def _rate(hits: int, runs: int) -> str:
+    low, _ = wilson_bounds(hits, runs, 0.975)
+    _, high = wilson_bounds(hits, runs, 0.975)
+    return f"{100 * hits / runs:.1f}% [{100 * low:.1f}-{100 * high:.1f}]"
+
+
+def row(cell: Cell, ends: Sequence[Outcome]) -> str:
+    back = [o for o in ends if o.outcome == "RolledBack"]
+    held = sum(o.outcome == "Paused" for o in ends)
+    deciding = DECIDING[cell.canary]
+    if deciding is None:  # healthy: every rollback is false; which check did it
+        by = {n: sum(o.check == n for o in back) for n in ("error-rate", "accuracy")}
+        split = ", ".join(f"{n} {_rate(k, cell.runs)}" for n, k in by.items())
+        return (
+            f"| {cell.method} | {cell.rps} | {cell.canary} | {cell.runs} "
+            f"| {_rate(len(back), cell.runs)} ({split}) | | {held} |"
+        )
+    caught = [o for o in back if o.check == deciding]
+    seconds = [o.seconds for o in caught if o.seconds is not None]
+    median = f"{statistics.median(seconds):.0f}s" if seconds else "-"
+    return (
+        f"| {cell.method} | {cell.rps} | {cell.canary} | {cell.runs} "
+        f"| {_rate(len(caught), cell.runs)} | {median} | {held} |"
+    )
+
+
+def cells(healthy_runs: int, worse_runs: int, pause: str | None = None) -> list[Cell]:
+    return [
+        Cell(method, rps, canary, healthy_runs if canary == "healthy" else worse_runs, seed, pause)
+        for seed, (method, rps, canary) in enumerate(
+            (m, r, c) for m in METHODS for r in RPS for c in CANARIES
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="3000 healthy, 1000 worse runs")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pause", help="each step's pause instead of the default 1m, e.g. 2m")
+    args = parser.parse_args()
+    healthy, worse = (3000, 1000) if args.full else (300, 100)
+    print("| method | req/s | canary | runs | rolled back (95% CI) | median detect time | held |")
+    print("|---|---|---|---|---|---|---|")
+    with ProcessPoolExecutor(args.workers) as pool:
+        for cell, ends in pool.map(run_cell, cells(healthy, worse, args.pause)):
+            print(row(cell, ends), flush=True)
+
+
+if __name__ == "__main__":
+    main()
