@@ -49,4 +49,5 @@ def _inconclusive(base: CheckVerdict, why: InconclusiveError) -> CheckVerdict:
         verdict="inconclusive",
         samples=why.samples,
         reason=why.reason,
+        provider_error=why.provider_error,
     )

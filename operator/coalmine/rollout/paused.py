@@ -1,8 +1,11 @@
 """Phase Paused: a canary held at its weight, by a person or by inconclusive analysis.
 
 * Held by a person (``spec.paused``): resumes when the pause is lifted.
-* Held by analysis (inconclusive past its budget): waits for a person, as Argo Rollouts does;
-  the retry annotation resumes it, promote / promote-full / abort decide it.
+* Held by analysis (inconclusive, or the metrics provider failing, past its budget): still
+  watched. Measurements go on every interval at the held weight (never above it), and a check
+  failing ``failureLimit`` times rolls back as it would while progressing. It waits for a
+  person to resume it, as Argo Rollouts does, even once checks pass again: the retry
+  annotation resumes it, promote / promote-full / abort decide it.
 
 Resuming restarts the current step's pause: the canary must pass a full, fresh pause at its
 weight before it advances, so time spent held never counts as evidence.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 from coalmine.api.status import Phase
 from coalmine.rollout.plans import hold, stay
+from coalmine.rollout.steps import watch_paused
 from coalmine.rollout.tick import WAIT_FOR_OBSERVATION, Plan, Tick, normal, update
 from coalmine.rollout.types import Action
 
@@ -21,7 +25,7 @@ def paused(t: Tick) -> Plan:
     if status.paused_by == "analysis":
         if t.controls.retry:
             return resume(t, "RetryRequested")
-        return hold(t, by="analysis", reason="InconclusiveAnalysis", message=status.message)
+        return watch_paused(t)
     if t.paused:
         return hold(t, by="user", reason="PausedByUser", message="paused by spec.paused")
     return resume(t, "Resumed")

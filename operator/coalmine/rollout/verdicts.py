@@ -34,6 +34,8 @@ class CheckVerdict:
     """quality: labels refused in the window, by reason (shown, not judged)."""
     feature: str | None = None
     """drift on inputs: the feature that drifted most (``value`` is its score)."""
+    provider_error: bool = False
+    """Inconclusive because a query failed (the provider's fault, not a lack of data)."""
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,13 @@ class Judging:
 class InconclusiveError(Exception):
     """Raised by a guard: the measurement cannot support any verdict."""
 
-    def __init__(self, reason: str, samples: int | None = None) -> None:
+    def __init__(
+        self, reason: str, samples: int | None = None, *, provider_error: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.samples = samples
+        self.provider_error = provider_error
 
 
 def finite(x: float | None, what: str) -> float:
@@ -79,7 +84,7 @@ def usable(side: SideMeasurement | None, which: Literal["canary", "stable"]) -> 
     if side is None:
         raise InconclusiveError(f"{which} was not measured")
     if side.error is not None:
-        raise InconclusiveError(f"{which} query failed: {side.error}")
+        raise InconclusiveError(f"{which} query failed: {side.error}", provider_error=True)
     return side
 
 
