@@ -87,21 +87,23 @@ def measure(
     analysis = md.spec.canary.analysis
     address = analysis.prometheus.address or settings.default_prometheus_address
     scope = scope_of(subject, md, md.status or ModelDeploymentStatus(), settings, now)
-    budget = analysis_budget(analysis.prometheus.timeout, settings.analysis_budget)
-    with closing(providers(address, analysis.prometheus.timeout)) as provider:
-        return measure_within(provider, scope, analysis.checks, budget)
+    timeout = query_timeout(analysis.prometheus.timeout, settings.analysis_budget)
+    with closing(providers(address, timeout)) as provider:
+        return measure_within(provider, scope, analysis.checks, 2 * timeout.total_seconds())
 
 
-def analysis_budget(query_timeout: timedelta, cap: timedelta) -> float:
-    """Seconds a tick waits for its measurements: twice the query timeout (a check queries the
-    canary, then stable), never more than the operator's cap.
+def query_timeout(asked: timedelta, budget: timedelta) -> timedelta:
+    """The spec's query timeout, cut so two queries in a row (a check queries the canary, then
+    stable) fit in the operator's analysis budget. The tick waits twice this at most, and a
+    thread it left behind ends by then too (its query times out), so silent Prometheus
+    servers cannot pile up threads.
 
-    >>> analysis_budget(timedelta(seconds=5), timedelta(seconds=20))
-    10.0
-    >>> analysis_budget(timedelta(seconds=30), timedelta(seconds=20))
-    20.0
+    >>> query_timeout(timedelta(seconds=5), timedelta(seconds=20))
+    datetime.timedelta(seconds=5)
+    >>> query_timeout(timedelta(minutes=2), timedelta(seconds=20))
+    datetime.timedelta(seconds=10)
     """
-    return min(2 * query_timeout.total_seconds(), cap.total_seconds())
+    return min(asked, budget / 2)
 
 
 def measure_within(

@@ -86,8 +86,9 @@ class OperatorSettings(BaseSettings):
 
     analysis_budget: Annotated[timedelta, _SECONDS] = Field(timedelta(seconds=20), gt=timedelta(0))
     """Longest one tick waits for its measurements (its checks are queried at once, for twice
-    the query timeout at most): a silent Prometheus delays its own objects' ticks by this much
-    and no more. Checks without an answer by then count as provider errors."""
+    the query timeout, which is cut to half of this): a silent Prometheus delays its own
+    objects' ticks by this much and no more. Checks without an answer by then count as
+    provider errors."""
 
     reconcile_workers: int = Field(32, ge=2, le=512)
     """Threads that run reconciles (one per object at a time). Must exceed the objects that
