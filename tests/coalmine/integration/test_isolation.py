@@ -106,10 +106,11 @@ def test_a_silent_prometheus_delays_neither_another_object_nor_its_own_abort(
     harness: Sandbox, models: ModelArtifacts, black_hole: BlackHole
 ):
     h = harness
+    # One after the other: four model servers starting at once are too much for two cores.
     h.apply(spec(models.model("v1"), prometheus=h.prometheus.url))
+    h.wait_status(lambda s: s.get("phase") == "Healthy", 120, "iris v1 to serve")
     apply_model_deployment(h.api, h.ns, TENANT_A, _tenant_a_spec(models, "v1", black_hole.url))
-    h.wait_status(lambda s: s.get("phase") == "Healthy", 90, "iris v1 to serve")
-    _wait_tenant_a(h, lambda s: s.get("phase") == "Healthy", 90, "tenant-a v1 to serve")
+    _wait_tenant_a(h, lambda s: s.get("phase") == "Healthy", 120, "tenant-a v1 to serve")
     h.start_traffic()
 
     # tenant-a's canary takes traffic and its analysis hangs on the black hole.
