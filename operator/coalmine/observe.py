@@ -6,22 +6,24 @@ observations and the decision.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from coalmine import manifests
-from coalmine.analysis import MetricProvider, Scope, SideScope, measure_checks
+from coalmine.analysis import MetricProvider, Scope, SideScope
+from coalmine.analysis.measure import measure_check
 from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
+from coalmine.api.checks import Check
 from coalmine.controls import parse_controls
 from coalmine.k8s import KubeApi
 from coalmine.k8s.children import deployment_observation
 from coalmine.manifests import Variant
 from coalmine.rollout import analysis_window
-from coalmine.rollout.policy import measurement_due
-from coalmine.rollout.types import ChildObservation, Measurement, Observations
+from coalmine.rollout.types import ChildObservation, Measurement, Observations, SideMeasurement
 from coalmine.routing import TrafficRouter
 from coalmine.settings import OperatorSettings
 from coalmine.subject import Subject
@@ -35,27 +37,19 @@ ProviderFactory = Callable[[str, timedelta], ClosableProvider]
 
 
 def observe(
-    kube: KubeApi,
-    router: TrafficRouter,
-    subject: Subject,
-    md: ModelDeployment,
-    providers: ProviderFactory,
-    settings: OperatorSettings,
-    now: datetime,
+    kube: KubeApi, router: TrafficRouter, subject: Subject, md: ModelDeployment
 ) -> Observations:
+    """The cluster's side of a tick, without metrics: the engine decides on this first, and
+    asks for a measurement (``Decision.wants_measurement``) only when it would fold one. So a
+    rollback, an abort or a new revision is carried out without waiting for Prometheus."""
     stable = observe_child(kube, subject, Variant.STABLE)
     canary = observe_child(kube, subject, Variant.CANARY)
-    weight = router.observe(subject.target, stable, canary)
-    status = md.status or ModelDeploymentStatus()
-    measurements = None
-    if wants_measurement(status, weight, now, md.spec.canary.analysis.interval):
-        measurements = measure(subject, md, status, providers, settings, now)
     return Observations(
         generation=md.metadata.generation or 0,
         stable=stable,
         canary=canary,
-        canary_weight=weight,
-        measurements=measurements,
+        canary_weight=router.observe(subject.target, stable, canary),
+        measurements=None,
         controls=parse_controls(md.metadata.annotations, md.spec.paused),
     )
 
@@ -71,29 +65,78 @@ def observe_child(kube: KubeApi, subject: Subject, variant: Variant) -> ChildObs
     return replace(found, template=record)
 
 
-def wants_measurement(
-    status: ModelDeploymentStatus, weight: int | None, now: datetime, interval: timedelta
-) -> bool:
-    """Measure while a canary takes traffic, whenever the engine will count a measurement
-    (``measurement_due``: the same rule the engine applies, so the two never disagree)."""
-    if status.canary is None or not weight or status.current_step is None:
-        return False
-    return measurement_due(status.analysis, status.current_step, interval, now)
+def with_measurements(
+    observed: Observations,
+    subject: Subject,
+    md: ModelDeployment,
+    providers: ProviderFactory,
+    settings: OperatorSettings,
+    now: datetime,
+) -> Observations:
+    """``observed`` with every check measured, within the tick's analysis budget."""
+    return replace(observed, measurements=measure(subject, md, providers, settings, now))
 
 
 def measure(
     subject: Subject,
     md: ModelDeployment,
-    status: ModelDeploymentStatus,
     providers: ProviderFactory,
     settings: OperatorSettings,
     now: datetime,
 ) -> tuple[Measurement, ...]:
     analysis = md.spec.canary.analysis
     address = analysis.prometheus.address or settings.default_prometheus_address
-    scope = scope_of(subject, md, status, settings, now)
-    with closing(providers(address, analysis.prometheus.timeout)) as provider:
-        return measure_checks(provider, scope, analysis.checks)
+    scope = scope_of(subject, md, md.status or ModelDeploymentStatus(), settings, now)
+    timeout = query_timeout(analysis.prometheus.timeout, settings.analysis_budget)
+    with closing(providers(address, timeout)) as provider:
+        return measure_within(provider, scope, analysis.checks, 2 * timeout.total_seconds())
+
+
+def query_timeout(asked: timedelta, budget: timedelta) -> timedelta:
+    """The spec's query timeout, cut so two queries in a row (a check queries the canary, then
+    stable) fit in the operator's analysis budget. The tick waits twice this at most, and a
+    thread it left behind ends by then too (its query times out), so silent Prometheus
+    servers cannot pile up threads.
+
+    >>> query_timeout(timedelta(seconds=5), timedelta(seconds=20))
+    datetime.timedelta(seconds=5)
+    >>> query_timeout(timedelta(minutes=2), timedelta(seconds=20))
+    datetime.timedelta(seconds=10)
+    """
+    return min(asked, budget / 2)
+
+
+def measure_within(
+    provider: MetricProvider, scope: Scope, checks: Sequence[Check], budget: float
+) -> tuple[Measurement, ...]:
+    """Every check measured at once, each in its own thread; a check that has not answered
+    within ``budget`` seconds is a provider error, so a slow or silent Prometheus costs a tick
+    at most ``budget``. Threads of one tick only: nothing is shared with another object's tick,
+    so it can never queue behind this one. A late thread is left to finish on its own (its
+    query times out) and its answer is dropped."""
+    if not checks:
+        return ()
+    pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="measure")
+    try:
+        futures = [pool.submit(measure_check, provider, scope, check) for check in checks]
+        wait(futures, timeout=budget)
+        return tuple(_answer(f, c, budget) for f, c in zip(futures, checks, strict=True))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _answer(future: Future[Measurement], check: Check, budget: float) -> Measurement:
+    if not future.done():
+        return _failed(check, f"no answer within the analysis budget of {budget:g}s")
+    error = future.exception()
+    if error is not None:  # measure_check turns query failures into data; this is a bug's
+        return _failed(check, f"{type(error).__name__}: {error}"[:200])
+    return future.result()
+
+
+def _failed(check: Check, why: str) -> Measurement:
+    side = SideMeasurement(error=why)
+    return Measurement(check=check.name, canary=side, stable=side)
 
 
 def scope_of(

@@ -20,7 +20,7 @@ from coalmine.api import API_VERSION, KIND, ModelDeployment
 from coalmine.api.status import Condition, ModelDeploymentStatus, Phase
 from coalmine.controls import annotations_for
 from coalmine.k8s import KubeApi, ObjectRef
-from coalmine.observe import ProviderFactory, observe
+from coalmine.observe import ProviderFactory, observe, with_measurements
 from coalmine.policy import refusals
 from coalmine.receipts import KeysOutcome, ensure_receipt_keys, post_block_event
 from coalmine.rollout import decide
@@ -78,11 +78,16 @@ def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
 def run_tick(
     deps: Deps, subject: Subject, md: ModelDeployment, now: datetime, status: ModelDeploymentStatus
 ) -> Decision:
-    """observe -> decide -> act -> write; ``status`` is the stored one with this tick's
-    receipt-keys condition folded in (the engine passes conditions it does not own through)."""
+    """observe -> decide (-> measure -> decide, when the engine asks) -> act -> write.
+
+    ``status`` is the stored one with this tick's receipt-keys condition folded in (the engine
+    passes conditions it does not own through)."""
     router = make_router(md.spec.traffic.router, deps.kube)
-    observed = observe(deps.kube, router, subject, md, deps.providers, deps.settings, now)
+    observed = observe(deps.kube, router, subject, md)
     decision = decide(md.spec, status, observed, now)
+    if decision.wants_measurement:  # never for a rollback, an abort or a new revision
+        observed = with_measurements(observed, subject, md, deps.providers, deps.settings, now)
+        decision = decide(md.spec, status, observed, now)
     log.info(
         "%s/%s: %s %s weight %s->%s",
         subject.ref.namespace, subject.ref.name, decision.action, decision.reason,

@@ -101,6 +101,17 @@ class OperatorSettings(BaseSettings):
     """How often the timer wakes per ModelDeployment; the object's own requeue time (analysis
     interval, step pause) decides whether a wake-up does any work."""
 
+    analysis_budget: Annotated[timedelta, _SECONDS] = Field(timedelta(seconds=20), gt=timedelta(0))
+    """Longest one tick waits for its measurements (its checks are queried at once, for twice
+    the query timeout, which is cut to half of this): a silent Prometheus delays its own
+    objects' ticks by this much and no more. Checks without an answer by then count as
+    provider errors."""
+
+    reconcile_workers: int = Field(32, ge=2, le=512)
+    """Threads that run reconciles (one per object at a time). Must exceed the objects that
+    can be waiting on a slow Prometheus at once, or the others queue behind them; each waits
+    at most ``analysis_budget``. A rollback or abort never queries Prometheus at all."""
+
     receipt_key_rotation: Annotated[
         timedelta, _SECONDS, Field(ge=timedelta(hours=1), le=timedelta(days=365))
     ] = timedelta(days=30)

@@ -135,11 +135,17 @@ class Policy(ApiModel):
     """Requests (or labels, or predictions) a check needs in its window to be conclusive."""
 
     inconclusive_limit: Duration = timedelta(minutes=10)
-    """How long measurements may stay inconclusive (no data, too few samples, Prometheus down)
-    before ``onInconclusive`` applies."""
+    """How long measurements may stay inconclusive (no data, too few samples) before
+    ``onInconclusive`` applies."""
+
+    provider_error_limit: Duration = timedelta(minutes=10)
+    """How long the metrics provider may keep failing (timeouts, refused connections, errors
+    from Prometheus) before ``onInconclusive`` applies; counted apart from no data, and shown
+    as the ``AnalysisError`` condition."""
 
     on_inconclusive: Literal["pause", "rollback"] = "pause"
-    """``pause``: hold the canary at its weight and wait for a person; ``rollback``: give up."""
+    """``pause``: hold the canary at its weight, still measuring (a failing check rolls back),
+    until a person resumes it; ``rollback``: give up. Applies past either limit."""
 
 
 class CanaryStrategy(ApiModel, RuleChecked):

@@ -93,6 +93,8 @@ class CheckStatus(ApiModel):
     """The check is in dry run: measured and recorded here, never acted on."""
     on_fail: Literal["rollback", "pause"] = "rollback"
     """What reaching ``policy.failureLimit`` does (the check's ``onFail``)."""
+    provider_error: bool = False
+    """Inconclusive because the metrics provider failed (not for want of data)."""
     consecutive_failures: int = 0
     recent: Annotated[list[Verdict], Field(max_length=RECENT_VERDICTS_LIMIT)] = []
     """The last few verdicts, newest last."""
@@ -107,7 +109,12 @@ class AnalysisStatus(ApiModel):
     verdict: Verdict
     checks: list[CheckStatus] = []
     inconclusive_since: datetime | None = None
-    """When measurements last stopped being conclusive; drives ``policy.inconclusiveLimit``."""
+    """When measurements last stopped being conclusive for want of data (no series, too few
+    samples); drives ``policy.inconclusiveLimit``."""
+    provider_error_since: datetime | None = None
+    """Since when each measurement has had a check whose query failed (timeout, refused
+    connection, error answer); drives ``policy.providerErrorLimit`` and the ``AnalysisError``
+    condition. Cleared by a measurement with no failed query."""
     passed_at: datetime | None = None
     """When every check last passed at this step."""
 

@@ -70,7 +70,9 @@ def _overview(obj: dict[str, Any], status: ModelDeploymentStatus, now: datetime)
 
 def _paused_note(status: ModelDeploymentStatus, spec: dict[str, Any]) -> str:
     if status.paused_by == "analysis":
-        return " (by analysis: inconclusive too long; `kubectl coalmine retry` restarts it)"
+        failing = status.analysis is not None and status.analysis.provider_error_since
+        why = "metrics provider failing too long" if failing else "inconclusive too long"
+        return f" (by analysis: {why}, still measured; `kubectl coalmine retry` resumes it)"
     if spec.get("paused"):
         return " (spec.paused: true; `kubectl coalmine resume` continues)"
     return ""
@@ -116,6 +118,8 @@ def _analysis(analysis: AnalysisStatus | None, now: datetime) -> str:
     )
     if analysis.inconclusive_since is not None:
         head += f"; inconclusive for {age(analysis.inconclusive_since, now)}"
+    if analysis.provider_error_since is not None:
+        head += f"; provider failing for {age(analysis.provider_error_since, now)}"
     rows = [
         [
             c.name,

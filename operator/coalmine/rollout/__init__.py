@@ -4,7 +4,9 @@ Nothing here performs I/O or reads a clock; the operator observes, calls ``decid
 
 * build ``Observations`` (the two Deployments as ``ChildObservation``, the router's observed
   weight, ``Measurement`` per check over ``analysis_window(...)``, ``Controls``);
-* ``decision = decide(spec, status, observations, now)``;
+* ``decision = decide(spec, status, observations, now)``, first with ``measurements=None``;
+  only if ``decision.wants_measurement``, measure and decide again with them (so a rollback,
+  an abort or a new revision never waits for the metrics provider);
 * apply ``decision.stable`` / ``decision.canary`` (replicas already computed with
   ``plan_replicas``) and ``decision.canary_weight``: router first if the weight goes down,
   Deployments first if it goes up; patch ``decision.status`` once; record

@@ -1,13 +1,17 @@
 """Kubernetes Conditions derived from the folded status.
 
-Three types, each answering one question a person asks:
+Four types, each answering one question a person asks:
 
 * ``Ready``: does the stable revision serve? (False while the first revision starts or failed.)
 * ``Progressing``: is a canary in flight? The reason says where (``CanaryProgressing``,
   ``Promoting``, ``PausedByUser``, ``InconclusiveAnalysis``, ``RollingBack``) or how the last
   one ended (``Promoted``, ``RolledBack``, ``ProgressDeadlineExceeded``...).
 * ``Analysis``: what the latest measurement said (True = every check passed, False = a check
-  failed, Unknown = inconclusive or not running).
+  failed, Unknown = inconclusive: reason ``ProviderError`` when a query failed, ``Inconclusive``
+  when there was no data or too few samples, ``NotRunning`` without a canary).
+* ``AnalysisError``: is the metrics provider failing? (True = a query failed at the latest
+  measurement, the message says which and since when; counted against
+  ``policy.providerErrorLimit``, apart from no data.)
 
 ``lastTransitionTime`` changes only when a condition's status flips, as the API conventions
 ask, so a ``kubectl wait`` or an alert keyed on it sees one transition, not one per tick.
@@ -22,6 +26,7 @@ from coalmine.api.status import Condition, ConditionStatus, ModelDeploymentStatu
 from coalmine.rollout.types import Observations
 
 READY, PROGRESSING, ANALYSIS = "Ready", "Progressing", "Analysis"
+ANALYSIS_ERROR = "AnalysisError"
 
 
 def set_condition(
@@ -50,7 +55,27 @@ def _ready(status: ModelDeploymentStatus, obs: Observations) -> tuple[ConditionS
 def _analysis(status: ModelDeploymentStatus) -> tuple[ConditionStatus, str]:
     if status.canary is None or status.analysis is None:
         return "Unknown", "NotRunning"
+    if status.analysis.verdict == "inconclusive" and _failed_queries(status):
+        return "Unknown", "ProviderError"
     return _ANALYSIS_CONDITION[status.analysis.verdict]
+
+
+def _failed_queries(status: ModelDeploymentStatus) -> list[str]:
+    """``check: reason`` of each check whose query failed at the latest measurement."""
+    if status.canary is None or status.analysis is None:
+        return []
+    return [f"{c.name}: {c.reason}" for c in status.analysis.checks if c.provider_error]
+
+
+def _analysis_error(status: ModelDeploymentStatus) -> tuple[ConditionStatus, str, str]:
+    failed = _failed_queries(status)
+    if status.canary is None or status.analysis is None:
+        return "False", "NotRunning", ""
+    since = status.analysis.provider_error_since
+    if not failed or since is None:
+        return "False", "ProviderAnswering", ""
+    message = f"queries failing since {since.isoformat()}: " + "; ".join(failed)
+    return "True", "ProviderError", message[:1024]
 
 
 _ANALYSIS_CONDITION: dict[str, tuple[ConditionStatus, str]] = {
@@ -66,23 +91,24 @@ def derive_conditions(
     progress_reason: str,
     now: datetime,
 ) -> list[Condition]:
-    """All three conditions for ``status``; ``progress_reason`` comes from the handler."""
+    """All four conditions for ``status``; ``progress_reason`` comes from the handler."""
     in_flight = status.phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.ROLLING_BACK)
     progressing: ConditionStatus = "True" if in_flight else "False"
     if status.phase == Phase.PENDING:
         progressing = "True"
-    rows = [
-        (READY, *_ready(status, obs)),
-        (PROGRESSING, progressing, progress_reason),
-        (ANALYSIS, *_analysis(status)),
+    rows: list[tuple[str, ConditionStatus, str, str]] = [
+        (READY, *_ready(status, obs), ""),
+        (PROGRESSING, progressing, progress_reason, status.message),
+        (ANALYSIS, *_analysis(status), ""),
+        (ANALYSIS_ERROR, *_analysis_error(status)),
     ]
     conditions: list[Condition] = list(status.conditions)
-    for kind, state, reason in rows:
+    for kind, state, reason, message in rows:
         new = Condition(
             type=kind,
             status=state,
             reason=reason,
-            message=status.message if kind == PROGRESSING else "",
+            message=message,
             last_transition_time=now,
             observed_generation=obs.generation,
         )

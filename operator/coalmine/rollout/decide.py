@@ -103,6 +103,7 @@ def finalize(t: Tick, plan: Plan) -> Decision:
         consumed_controls=replace(t.obs.controls, paused=False),
         reason=plan.reason,
         until=plan.until,
+        wants_measurement=plan.wants_measurement,
     )
 
 

@@ -56,4 +56,5 @@ def _inconclusive(base: CheckVerdict, why: InconclusiveError) -> CheckVerdict:
         samples=why.samples,
         reason=why.reason,
         e_value=why.e_value,
+        provider_error=why.provider_error,
     )

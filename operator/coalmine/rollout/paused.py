@@ -1,8 +1,11 @@
 """Phase Paused: a canary held at its weight, by a person or by inconclusive analysis.
 
 * Held by a person (``spec.paused``): resumes when the pause is lifted.
-* Held by analysis (inconclusive past its budget, or a check with ``onFail: pause`` at its
-  failure limit): waits for a person, as Argo Rollouts does; the retry annotation resumes it
+* Held by analysis (inconclusive, or the metrics provider failing, past its budget; or a check
+  with ``onFail: pause`` at its failure limit): still watched. Measurements go on every interval
+  at the held weight (never above it), and a check with ``onFail: rollback`` failing
+  ``failureLimit`` times rolls back as it would while progressing. It waits for a person to
+  resume it, as Argo Rollouts does, even once checks pass again: the retry annotation resumes it
   (and gives every check a fresh failure count), promote / promote-full / abort decide it.
 
 Resuming restarts the current step's pause: the canary must pass a full, fresh pause at its
@@ -11,9 +14,9 @@ weight before it advances, so time spent held never counts as evidence.
 
 from __future__ import annotations
 
-from coalmine.api.status import ModelDeploymentStatus, Phase
+from coalmine.api.status import Phase
 from coalmine.rollout.plans import hold, stay
-from coalmine.rollout.policy import CHECK_FAILED
+from coalmine.rollout.steps import watch_paused
 from coalmine.rollout.tick import WAIT_FOR_OBSERVATION, Plan, Tick, normal, update
 from coalmine.rollout.types import Action
 
@@ -23,16 +26,10 @@ def paused(t: Tick) -> Plan:
     if status.paused_by == "analysis":
         if t.controls.retry:
             return resume(t, "RetryRequested")
-        return hold(t, by="analysis", reason=_held_because(status), message=status.message)
+        return watch_paused(t)
     if t.paused:
         return hold(t, by="user", reason="PausedByUser", message="paused by spec.paused")
     return resume(t, "Resumed")
-
-
-def _held_because(status: ModelDeploymentStatus) -> str:
-    checks = status.analysis.checks if status.analysis else []
-    failing = any(c.on_fail == "pause" and c.consecutive_failures and not c.dry_run for c in checks)
-    return CHECK_FAILED if failing else "InconclusiveAnalysis"
 
 
 def resume(t: Tick, reason: str) -> Plan:

@@ -7,9 +7,12 @@ and when a step may advance.
   A pass resets its count; an inconclusive measurement leaves it as it was (no data is no news:
   it neither excuses a failure nor adds one), so error, error, ok, error under a limit of 3
   never rolls back.
-* Measurements may stay **inconclusive** for ``policy.inconclusiveLimit`` (counted from
-  ``analysis.inconclusiveSince``, reset only by a measurement where every check passed);
-  past it ``policy.onInconclusive`` applies.
+* Measurements may stay **inconclusive** for want of data for ``policy.inconclusiveLimit``
+  (counted from ``analysis.inconclusiveSince``, reset only by a measurement where every check
+  passed), and the provider may keep **failing** for ``policy.providerErrorLimit`` (counted
+  from ``analysis.providerErrorSince``, reset by any measurement without a provider error);
+  past either, ``policy.onInconclusive`` applies. Two clocks, so an outage of Prometheus and
+  a canary nobody calls are told apart in status and alerts.
 * A step **advances** only on a measurement taken after its pause elapsed in which every check
   passed, each with enough samples (a check without enough samples is inconclusive).
 """
@@ -188,6 +191,7 @@ def fold_check(
         carried_e_value=carried_evidence(previous, same_step),
         dry_run=verdict.dry_run,
         on_fail=verdict.on_fail,
+        provider_error=verdict.provider_error,
         consecutive_failures=failures,
         recent=recent,
     )
@@ -208,10 +212,16 @@ def fold_analysis(
     verdict = overall([c.verdict for c in checks if not c.dry_run])
     since = previous.inconclusive_since if previous else None
     passed_at = previous.passed_at if previous and previous.step == step else None
+    no_data = any(c.verdict == "inconclusive" and not c.provider_error for c in checks)
     if verdict == "pass":
         since, passed_at = None, now
-    elif verdict == "inconclusive" and since is None:
+    elif verdict == "inconclusive" and no_data and since is None:
         since = now
+    errors_since = previous.provider_error_since if previous else None
+    if not any(c.provider_error for c in checks):
+        errors_since = None
+    elif errors_since is None:
+        errors_since = now
     return AnalysisStatus(
         measured_at=now,
         step=step,
@@ -219,6 +229,7 @@ def fold_analysis(
         verdict=verdict,
         checks=checks,
         inconclusive_since=since,
+        provider_error_since=errors_since,
         passed_at=passed_at,
     )
 
@@ -234,6 +245,7 @@ class Assessment(StrEnum):
     PAUSE = "Pause"
     """A check with ``onFail: pause`` reached its failure limit: hold for a person."""
     INCONCLUSIVE_LIMIT = "InconclusiveLimit"
+    PROVIDER_ERROR_LIMIT = "ProviderErrorLimit"
     PASSING = "Passing"
     HOLD = "Hold"
 
@@ -246,7 +258,8 @@ class Judgement:
 
 
 def assess(analysis: AnalysisStatus | None, policy: Policy, now: datetime) -> Judgement:
-    """Failure limit first (a failing check outranks everything), then the inconclusive budget."""
+    """Failure limit first (a failing check outranks everything), then the inconclusive and
+    provider-error budgets."""
     if analysis is None:
         return Judgement(Assessment.HOLD)
     failed = [
@@ -262,6 +275,9 @@ def assess(analysis: AnalysisStatus | None, policy: Policy, now: datetime) -> Ju
     since = analysis.inconclusive_since
     if since is not None and now - since >= policy.inconclusive_limit:
         return Judgement(Assessment.INCONCLUSIVE_LIMIT)
+    failing = analysis.provider_error_since
+    if failing is not None and now - failing >= policy.provider_error_limit:
+        return Judgement(Assessment.PROVIDER_ERROR_LIMIT)
     if analysis.verdict == "pass":
         return Judgement(Assessment.PASSING)
     return Judgement(Assessment.HOLD)

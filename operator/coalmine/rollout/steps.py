@@ -8,8 +8,9 @@ budget pauses or rolls back per policy.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
-from coalmine.api.status import CheckStatus
+from coalmine.api.status import AnalysisStatus, CheckStatus
 from coalmine.rollout.plans import hold, stay
 from coalmine.rollout.policy import (
     CHECK_FAILED,
@@ -27,23 +28,61 @@ from coalmine.rollout.types import Action
 
 def analyse(t: Tick) -> Plan:
     """Fold this tick's measurements, then act on what the analysis asks."""
-    status, canary = t.status, t.spec.canary
-    step = status.current_step or 0
-    due = measurement_due(status.analysis, step, canary.analysis.interval, t.now)
-    if t.obs.measurements is not None and due:
-        verdicts = judge_all(canary, t.obs.measurements, status.analysis, step)
-        record = fold_analysis(status.analysis, verdicts, step, status.weight, t.now)
-        status = update(status, analysis=record)
-        t = t.with_status(status)
-    judgement = assess(status.analysis, canary.policy, t.now)
+    t, wants = fold_measurements(t)
+    judgement = assess(t.status.analysis, t.spec.canary.policy, t.now)
     act = _ON_ASSESSMENT.get(judgement.assessment)
     if judgement.assessment == Assessment.ROLL_BACK:
-        return _failed(t, judgement.culprit)
-    if judgement.assessment == Assessment.PAUSE:
-        return _failed_pause(t, judgement.culprit)
-    if act is not None:
-        return act(t)
-    return _passing_or_hold(t, judgement.assessment == Assessment.PASSING)
+        plan = _failed(t, judgement.culprit)
+    elif judgement.assessment == Assessment.PAUSE:
+        plan = _failed_pause(t, judgement.culprit)
+    elif act is not None:
+        plan = act(t)
+    else:
+        plan = _passing_or_hold(t, judgement.assessment == Assessment.PASSING)
+    return replace(plan, wants_measurement=wants)
+
+
+def fold_measurements(t: Tick) -> tuple[Tick, bool]:
+    """The tick with this tick's measurements folded into ``status.analysis`` when one is due;
+    and whether one was due but not offered (the operator then measures and decides again)."""
+    status, canary = t.status, t.spec.canary
+    step = status.current_step or 0
+    if not measurement_due(status.analysis, step, canary.analysis.interval, t.now):
+        return t, False
+    if t.obs.measurements is None:
+        return t, True
+    verdicts = judge_all(canary, t.obs.measurements, status.analysis, step)
+    record = fold_analysis(status.analysis, verdicts, step, status.weight, t.now)
+    return t.with_status(update(status, analysis=record)), False
+
+
+def watch_paused(t: Tick) -> Plan:
+    """Held by analysis: measurements go on at the held weight, and a failing check still
+    rolls back. Checks passing again do not resume by themselves: the pause told a person
+    something was wrong, and the retry control (a fresh step pause) is theirs to give."""
+    t, wants = fold_measurements(t)
+    judgement = assess(t.status.analysis, t.spec.canary.policy, t.now)
+    if judgement.assessment == Assessment.ROLL_BACK:
+        return replace(_failed(t, judgement.culprit), wants_measurement=wants)
+    analysis = t.status.analysis
+    message = t.status.message
+    if analysis is not None and analysis.verdict == "pass" and analysis.measured_at == t.now:
+        message = f"paused by analysis; checks pass again: {RESUME_HINT}"
+    plan = hold(t, by="analysis", reason=paused_reason(analysis), message=message)
+    return replace(plan, wants_measurement=wants)
+
+
+RESUME_HINT = "set coalmine.dev/retry to resume"
+
+
+def paused_reason(analysis: AnalysisStatus | None) -> str:
+    """Why analysis holds the canary: a check with ``onFail: pause`` failing, Prometheus
+    failing, or Prometheus answering without evidence."""
+    checks = analysis.checks if analysis is not None else []
+    if any(c.on_fail == "pause" and c.consecutive_failures and not c.dry_run for c in checks):
+        return CHECK_FAILED
+    failing = analysis is not None and analysis.provider_error_since is not None
+    return "AnalysisError" if failing else "InconclusiveAnalysis"
 
 
 def _failed(t: Tick, culprit: CheckStatus | None) -> Plan:
@@ -66,16 +105,27 @@ def _why_failed(culprit: CheckStatus) -> str:
 
 
 def _inconclusive_limit(t: Tick) -> Plan:
+    limit = t.spec.canary.policy.inconclusive_limit
+    return _give_up(t, "InconclusiveLimit", f"analysis inconclusive for {limit}")
+
+
+def _provider_error_limit(t: Tick) -> Plan:
     policy = t.spec.canary.policy
-    why = f"analysis inconclusive for {policy.inconclusive_limit}"
-    if policy.on_inconclusive == "rollback":
-        return start_rollback(t, "RolledBack", "InconclusiveLimit", why)
-    message = f"{why}; set coalmine.dev/retry to resume"
-    return hold(t, by="analysis", reason="InconclusiveAnalysis", message=message)
+    why = f"metrics provider failing for {policy.provider_error_limit}"
+    return _give_up(t, "ProviderErrorLimit", why)
+
+
+def _give_up(t: Tick, limit: str, why: str) -> Plan:
+    """Past an analysis budget: ``onInconclusive`` says pause (watched) or roll back."""
+    if t.spec.canary.policy.on_inconclusive == "rollback":
+        return start_rollback(t, "RolledBack", limit, why)
+    reason = "AnalysisError" if limit == "ProviderErrorLimit" else "InconclusiveAnalysis"
+    return hold(t, by="analysis", reason=reason, message=f"{why}; {RESUME_HINT}")
 
 
 _ON_ASSESSMENT: dict[Assessment, Callable[[Tick], Plan]] = {
     Assessment.INCONCLUSIVE_LIMIT: _inconclusive_limit,
+    Assessment.PROVIDER_ERROR_LIMIT: _provider_error_limit,
 }
 
 

@@ -95,6 +95,8 @@ class Plan:
     events: tuple[Event, ...] = ()
     requeue_after: float = STEADY_REQUEUE
     until: datetime | None = None
+    wants_measurement: bool = False
+    """See ``Decision.wants_measurement``."""
 
 
 def update(status: ModelDeploymentStatus, **changes: object) -> ModelDeploymentStatus:

@@ -167,3 +167,7 @@ class Decision:
     """Why this action (CamelCase), e.g. ``WaitingForCanaryReady`` or ``StepPause``."""
     until: datetime | None = None
     """For waits with a known end (a step's pause, the scale-down delay): when it is over."""
+    wants_measurement: bool = False
+    """A measurement is due and this decision was made without one: the operator should query
+    the metrics and decide again with them. False for every decision that does not reach
+    analysis (a rollback, an abort, a new revision...), so those never wait for Prometheus."""

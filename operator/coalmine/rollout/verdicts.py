@@ -40,6 +40,8 @@ class CheckVerdict:
     """What the check's failure limit does (the check's ``onFail``)."""
     e_value: float | None = None
     """Sequential comparisons: the evidence of this step's window alone (not ``carried``)."""
+    provider_error: bool = False
+    """Inconclusive because a query failed (the provider's fault, not a lack of data)."""
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,18 @@ class InconclusiveError(Exception):
     """Raised by a guard: the measurement cannot support any verdict."""
 
     def __init__(
-        self, reason: str, samples: int | None = None, e_value: float | None = None
+        self,
+        reason: str,
+        samples: int | None = None,
+        e_value: float | None = None,
+        *,
+        provider_error: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.samples = samples
         self.e_value = e_value
+        self.provider_error = provider_error
 
 
 def finite(x: float | None, what: str) -> float:
@@ -101,7 +109,7 @@ def usable(side: SideMeasurement | None, which: Literal["canary", "stable"]) -> 
     if side is None:
         raise InconclusiveError(f"{which} was not measured")
     if side.error is not None:
-        raise InconclusiveError(f"{which} query failed: {side.error}")
+        raise InconclusiveError(f"{which} query failed: {side.error}", provider_error=True)
     return side
 
 

@@ -90,9 +90,15 @@ def test_who_paused_is_visible_next_to_the_phase_with_the_way_out() -> None:
         "Phase:      Paused (spec.paused: true; `kubectl coalmine resume` continues)\n" in by_user
     )
     assert (
-        "Phase:      Paused (by analysis: inconclusive too long; "
-        "`kubectl coalmine retry` restarts it)\n"
+        "Phase:      Paused (by analysis: inconclusive too long, still measured; "
+        "`kubectl coalmine retry` resumes it)\n"
     ) in by_analysis
+    obj["status"]["analysis"]["providerErrorSince"] = obj["status"]["analysis"]["measuredAt"]
+    provider_down = render_status(obj, [], NOW)
+    assert "Paused (by analysis: metrics provider failing too long, still measured;" in (
+        provider_down
+    )
+    assert "; provider failing for " in provider_down
 
 
 def test_default_steps_count_when_the_spec_leaves_them_out() -> None:

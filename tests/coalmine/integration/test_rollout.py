@@ -5,8 +5,6 @@ The kubelet is a stand-in (see e2e.devcluster.standin); everything else is the r
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -203,6 +201,10 @@ def test_operator_killed_mid_rollback_completes_it(harness: Sandbox, models: Mod
     assert sorted(d["metadata"]["name"] for d in h.deployments()) == ["iris-canary", "iris-stable"]
 
 
+def _condition(status: dict, kind: str) -> dict:
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), {})
+
+
 def test_prometheus_down_mid_analysis_never_promotes(harness: Sandbox, models: ModelArtifacts):
     h = harness
     v1 = _deploy_v1(h, models)
@@ -225,8 +227,16 @@ def test_prometheus_down_mid_analysis_never_promotes(harness: Sandbox, models: M
         "the provider error to be recorded",
     )
     assert down["analysis"]["verdict"] == "inconclusive"
+    assert _condition(down, "AnalysisError")["status"] == "True"
+    assert _condition(down, "Analysis")["reason"] == "ProviderError"
     stopped_at = len(h.recorder.snapshots)
-    time.sleep(8)  # several analysis intervals with Prometheus down
+    seen = {down["analysis"]["measuredAt"]}
+
+    def measured_again(s: dict) -> bool:  # several analysis intervals with Prometheus down
+        seen.add(s["analysis"]["measuredAt"])
+        return len(seen) >= 4
+
+    h.wait_status(measured_again, 60, "three more measurements with Prometheus down")
     assert all(
         s.stable_revision == v1["stable"]["revision"] for s in h.recorder.snapshots[stopped_at:]
     )

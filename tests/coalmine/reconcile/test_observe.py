@@ -1,15 +1,16 @@
-"""Observe fetches metrics on exactly the ticks at which the engine folds a measurement:
-both ask ``rollout.policy.measurement_due``, and this checks the two uses agree."""
+"""The operator fetches metrics on exactly the ticks at which the engine folds a measurement:
+it decides first without metrics and measures only when the decision says
+``wants_measurement``; this checks that flag agrees with what the engine folds."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coalmine.observe import wants_measurement
 from coalmine.rollout import decide
 from coalmine.rollout.policy import MEASUREMENT_SLACK
 from tests.coalmine.rollout.scenarios import canary_on
@@ -34,8 +35,7 @@ def _agree(sim: Sim, elapsed: timedelta) -> tuple[bool, bool]:
     now = status.analysis.measured_at + elapsed
     obs = sim.observe()
     assert obs.measurements is not None  # the engine is always offered a measurement here
-    interval = sim.spec.canary.analysis.interval
-    fetched = wants_measurement(status, obs.canary_weight, now, interval)
+    fetched = decide(sim.spec, status, replace(obs, measurements=None), now).wants_measurement
     analysis = decide(sim.spec, status, obs, now).status.analysis
     # A fold changes the record: here its list of recent verdicts grows (one so far).
     folded = analysis != status.analysis
@@ -62,8 +62,7 @@ def test_a_new_step_measures_at_once() -> None:
     sim.run_until(lambda s: s.status.current_step == 1 and s.status.step_started_at is not None)
     status = sim.status
     assert status.analysis is not None and status.analysis.step == 0
-    interval = sim.spec.canary.analysis.interval
     obs = sim.observe()
-    assert wants_measurement(status, obs.canary_weight, sim.now, interval)
+    assert decide(sim.spec, status, replace(obs, measurements=None), sim.now).wants_measurement
     analysis = decide(sim.spec, status, obs, sim.now).status.analysis
     assert analysis is not None and analysis.measured_at == sim.now and analysis.step == 1

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import pytest
 
@@ -54,3 +56,50 @@ def test_api_errors_do_not_escape_to_kopf(monkeypatch: pytest.MonkeyPatch):
     calls: list[str] = []
     asyncio.run(_ticker(monkeypatch, calls, fail=True).tick("ml", "iris", force=True))
     assert calls == ["iris"]
+
+
+def test_objects_stuck_on_a_slow_prometheus_do_not_stall_another_objects_tick(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Twelve objects blocked in their reconcile (asyncio's default executor has 6 threads on
+    two cores: they used to fill it) while another object's tick still runs at once."""
+    release = threading.Event()
+    done: list[str] = []
+
+    def fake_reconcile(_deps: Deps, namespace: str, name: str) -> float:
+        if name.startswith("stuck"):
+            release.wait(30)
+        done.append(name)
+        return 60.0
+
+    monkeypatch.setattr(handlers, "reconcile", fake_reconcile)
+    settings = OperatorSettings(tick_seconds=60, reconcile_workers=16)
+    ticker = Ticker(Deps(kube=FakeKube(), providers=lambda a, t: FakeProvider(), settings=settings))
+
+    async def scenario() -> float:
+        stuck = [
+            asyncio.create_task(ticker.tick("ml", f"stuck-{i}", force=True)) for i in range(12)
+        ]
+        await asyncio.sleep(0.2)  # all twelve are in their reconcile now
+        started = time.monotonic()
+        await asyncio.wait_for(ticker.tick("ml", "other", force=True), timeout=5)
+        took = time.monotonic() - started
+        release.set()
+        await asyncio.gather(*stuck)
+        return took
+
+    try:
+        took = asyncio.run(scenario())
+    finally:
+        release.set()
+        ticker.close()
+    assert took < 1.0, took
+    assert done[0] == "other" and len(done) == 13
+
+
+def test_the_reconcile_pool_is_sized_by_the_setting(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("COALMINE_RECONCILE_WORKERS", "48")
+    monkeypatch.setenv("COALMINE_ANALYSIS_BUDGET", "30")
+    settings = load_settings(liveness_port=0)
+    assert settings.reconcile_workers == 48
+    assert settings.analysis_budget.total_seconds() == 30

@@ -161,7 +161,7 @@ def test_no_canary_traffic_holds_then_pauses_per_policy() -> None:
 
 
 def test_no_canary_traffic_rolls_back_when_the_policy_says_so() -> None:
-    empty = Measurement("custom", SideMeasurement(error="connection refused"))
+    empty = Measurement("custom", SideMeasurement(value=NAN, samples=0))
     sim = canary_on(
         measure=lambda s: (empty,), policy={"onInconclusive": "rollback", "inconclusiveLimit": "3m"}
     )

@@ -82,6 +82,9 @@ def check_invariants(sim: Sim, obs: Observations, d: Decision, before: int) -> N
     # The canary weight never exceeds the step being analysed; a rollback is at 0.
     if status.canary is not None and status.phase in ("Progressing", "Paused"):
         assert d.canary_weight <= steps[status.current_step or 0].weight
+    # A paused canary never gains traffic, whoever holds it (analysis goes on meanwhile).
+    if status.phase == "Paused":
+        assert d.canary_weight <= before
     rolling_back = status.rollback is not None and status.rollback.stage != "Done"
     if status.phase == "RollingBack" or rolling_back:
         assert d.canary_weight == 0
@@ -101,7 +104,12 @@ def check_invariants(sim: Sim, obs: Observations, d: Decision, before: int) -> N
     assert len(status.history) <= HISTORY_LIMIT
     if status.analysis is not None:
         assert all(len(c.recent) <= RECENT_VERDICTS_LIMIT for c in status.analysis.checks)
-    assert sorted(c.type for c in status.conditions) == ["Analysis", "Progressing", "Ready"]
+    assert sorted(c.type for c in status.conditions) == [
+        "Analysis",
+        "AnalysisError",
+        "Progressing",
+        "Ready",
+    ]
 
 
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
