@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from coalmine import manifests
-from coalmine.analysis import MetricProvider, Scope, SideScope, measure_checks
+from coalmine.analysis import (
+    EndpointNotAllowedError,
+    MetricProvider,
+    Scope,
+    SideScope,
+    choose_endpoint,
+    measure_checks,
+    refused_checks,
+)
 from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
 from coalmine.controls import parse_controls
 from coalmine.k8s import KubeApi
@@ -90,9 +98,12 @@ def measure(
     now: datetime,
 ) -> tuple[Measurement, ...]:
     analysis = md.spec.canary.analysis
-    address = analysis.prometheus.address or settings.default_prometheus_address
     scope = scope_of(subject, md, status, settings, now)
-    with closing(providers(address, analysis.prometheus.timeout)) as provider:
+    try:
+        endpoint = choose_endpoint(analysis.prometheus, settings)
+    except EndpointNotAllowedError as refused:
+        return refused_checks(analysis.checks, refused.reason)
+    with closing(providers(endpoint.url, endpoint.timeout)) as provider:
         return measure_checks(provider, scope, analysis.checks)
 
 
