@@ -128,7 +128,8 @@ def _with_matcher(node: pp.Expr, label: str, namespace: str) -> pp.Expr | None:
 
 
 def _selector_text(name: str | None, matchers: list[pp.Matcher]) -> str:
-    inner = ",".join(f'{m.name}{_op(m.op)}"{_escape(m.value)}"' for m in matchers)
+    # Sorted as the parser prints them (by their text), so the two renderings can be compared.
+    inner = ",".join(sorted(f'{m.name}{_op(m.op)}"{_escape(m.value)}"' for m in matchers))
     return f"{name or ''}{{{inner}}}" if matchers or not name else name
 
 

@@ -38,6 +38,9 @@ def scoped(query: str) -> str:
         ("rate(a[1m] @ end())", f"rate(a{{{NS}}}[1m] @ end())"),
         ("b offset -5m", f"b{{{NS}}} offset -5m"),
         ('{__name__=~"a.*"}', f'{{__name__=~"a.*",{NS}}}'),
+        # The parser prints matchers sorted; the rewrite must reproduce that to keep modifiers.
+        ('{zone="1", __name__="m"} offset 1m', f'{{__name__="m",{NS},zone="1"}} offset 1m'),
+        ('a{z=~"1",z="2",z!="0"} @ 100', f'a{{{NS},z!="0",z="2",z=~"1"}} @ 100.000'),
         ("scalar(sum(a))", f"scalar(sum(a{{{NS}}}))"),
         ("count(a) # a comment is dropped\n + b", f"count(a{{{NS}}}) + b{{{NS}}}"),
         # The user may scope it themselves: the matcher then appears twice, harmlessly.
