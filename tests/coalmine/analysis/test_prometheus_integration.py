@@ -59,6 +59,9 @@ def custom(prometheus: PrometheusServer, query: str) -> tuple[float | None, str 
         f'count(label_replace({METRIC}, "namespace", "team-b", "", ""))',
         f"count({METRIC} or on() {METRIC} offset 1s)",
         'count({namespace="{{namespace}}", __name__="' + METRIC + '"})',
+        # Long enough that the parser's rendering spans several lines.
+        f'count({METRIC}{{job=~".+", version!="none"}}) * count({METRIC}{{instance=~".+"}})'
+        f" / count({METRIC}) # both tenants would make this 4",
     ],
 )
 def test_tenant_a_never_counts_tenant_bs_series(two_tenants: PrometheusServer, query: str) -> None:
