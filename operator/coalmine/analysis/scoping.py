@@ -27,6 +27,15 @@ _OPS = (
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
+MAX_NESTING = 16
+"""Brackets inside brackets a custom query may use."""
+MAX_OPERATORS = 32
+"""Operators (``+``, ``and``, comparisons...) a custom query may use. Both bounds are checked
+on the text before parsing: the parser's bindings take time and memory growing with the
+square of the tree's depth or worse (200 nested parentheses, 4 s; 2000, minutes), and a
+query is one tenant's to write."""
+_WORD_OPERATORS = frozenset({"and", "or", "unless", "atan2"})
+
 IMPLICIT_READS = frozenset({"info"})
 """Functions that read series no selector names (``info`` joins ``target_info`` itself)."""
 
@@ -50,6 +59,7 @@ def scope_to_namespace(query: str, label: str, namespace: str) -> str:
             "custom queries need the operator's namespace label"
             " (COALMINE_PROMETHEUS_NAMESPACE_LABEL)"
         )
+    _check_size(query)
     expr = _parse(query, "not valid PromQL")
     for selector in _selectors(expr):
         _check_own_namespace(selector, label, namespace)
@@ -62,6 +72,48 @@ def scope_to_namespace(query: str, label: str, namespace: str) -> str:
     if not all(_scoped(s, label, namespace) for s in _selectors(_parse(text, "cannot be scoped"))):
         raise UnscopableQueryError("custom query cannot be scoped to its namespace")
     return text
+
+
+def _check_size(query: str) -> None:
+    """Refuse a query nesting or chaining more than the bounds, by one pass over its text
+    (strings and comments skipped; ``=`` inside a selector's braces is no operator)."""
+    depth = deepest = braces = operators = 0
+    i = 0
+    while i < len(query):
+        char = query[i]
+        if char in "\"'`":
+            i = _string_end(query, i)
+        elif char == "#":
+            end = query.find("\n", i)
+            i = len(query) if end < 0 else end
+        elif char in "([{":
+            depth, braces = depth + 1, braces + (char == "{")
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth, braces = depth - 1, braces - (char == "}")
+        elif char in "+-*/%^<>=!" and not braces:
+            operators += 1
+            i += query[i + 1 : i + 2] == "="  # ==, !=, <=, >= are one operator
+        elif char.isalpha() or char == "_":
+            start = i
+            while i + 1 < len(query) and (query[i + 1].isalnum() or query[i + 1] in "_:"):
+                i += 1
+            operators += query[start : i + 1] in _WORD_OPERATORS
+        i += 1
+    if deepest > MAX_NESTING or operators > MAX_OPERATORS:
+        raise UnscopableQueryError(
+            f"custom query refused: more than {MAX_NESTING} nested brackets or"
+            f" {MAX_OPERATORS} operators"
+        )
+
+
+def _string_end(query: str, start: int) -> int:
+    """Index of the quote closing the string opened at ``start`` (backslash escapes, except
+    in a raw backtick string); the end of the query when it is unclosed."""
+    quote, i = query[start], start + 1
+    while i < len(query) and query[i] != quote:
+        i += 2 if query[i] == "\\" and quote != "`" else 1
+    return i
 
 
 def _parse(query: str, what: str) -> pp.Expr:

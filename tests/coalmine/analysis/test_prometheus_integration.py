@@ -36,7 +36,8 @@ def two_tenants(prometheus: PrometheusServer) -> PrometheusServer:
     target = prometheus.url.removeprefix("http://")
     for team in ("team-a", "team-b"):
         prometheus.set_targets([target], job=team, labels={"namespace": team})
-    prometheus.wait_for(f"count({METRIC}) == 2", timeout=60)
+    # A few samples each, so a subquery's steps (aligned to whole seconds) all find data.
+    prometheus.wait_for(f"count(count_over_time({METRIC}[1m]) >= 3) == 2", timeout=60)
     return prometheus
 
 

@@ -5,6 +5,7 @@ The real Prometheus check (two namespaces, same metric) is in test_prometheus_in
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import promql_parser as pp
@@ -137,3 +138,35 @@ def _selectors(expr: pp.Expr) -> list[pp.VectorSelector]:
     found: list[pp.VectorSelector] = []
     pp.walk(expr, pre_visit=lambda n: found.append(n) if isinstance(n, pp.VectorSelector) else None)
     return found
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "(" * 2000 + "a" + ")" * 2000,  # minutes in the parser's bindings, were it parsed
+        "a" + " + a" * 1000,
+        "-" * 40 + "a",
+        "abs(" * 17 + "a" + ")" * 17,
+        "a" + " and a" * 33,
+    ],
+)
+def test_a_query_too_deep_or_too_long_a_chain_is_refused_before_parsing(query: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(UnscopableQueryError, match="more than 16 nested brackets or 32 operators"):
+        scoped(query)
+    assert time.monotonic() - started < 0.1
+
+
+def test_brackets_and_operators_in_strings_comments_and_selectors_do_not_count() -> None:
+    query = (
+        'sum(a{x="((((((((((((((((((", y=~"' + "+".join("abcdefghijklmnopqrstuvwxyz012345") + '"})'
+        " # ((((((((((((((((( + + + + + + + + + + + + + + + + + + + + + + + + + + + + + + + + + +"
+    )
+    assert NS in scoped(query)
+
+
+def test_the_largest_allowed_query_is_scoped_quickly() -> None:
+    query = "(" * 16 + "a" + " + a" * 32 + ")" * 16
+    started = time.monotonic()
+    assert scoped(query).count(NS) == 33
+    assert time.monotonic() - started < 2.0  # about 0.2 s here; the bound is for slow CI
