@@ -14,7 +14,14 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from coalmine import manifests
-from coalmine.analysis import MetricProvider, Scope, SideScope
+from coalmine.analysis import (
+    EndpointNotAllowedError,
+    MetricProvider,
+    Scope,
+    SideScope,
+    choose_endpoint,
+    refused_checks,
+)
 from coalmine.analysis.measure import measure_check
 from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
 from coalmine.api.checks import Check
@@ -23,7 +30,13 @@ from coalmine.k8s import KubeApi
 from coalmine.k8s.children import deployment_observation
 from coalmine.manifests import Variant
 from coalmine.rollout import analysis_window
-from coalmine.rollout.types import ChildObservation, Measurement, Observations, SideMeasurement
+from coalmine.rollout.types import (
+    ChildObservation,
+    Measurement,
+    Observations,
+    QueryProblem,
+    SideMeasurement,
+)
 from coalmine.routing import TrafficRouter
 from coalmine.settings import OperatorSettings
 from coalmine.subject import Subject
@@ -85,16 +98,19 @@ def measure(
     now: datetime,
 ) -> tuple[Measurement, ...]:
     analysis = md.spec.canary.analysis
-    address = analysis.prometheus.address or settings.default_prometheus_address
     scope = scope_of(subject, md, md.status or ModelDeploymentStatus(), settings, now)
-    timeout = query_timeout(analysis.prometheus.timeout, settings.analysis_budget)
-    with closing(providers(address, timeout)) as provider:
+    try:
+        endpoint = choose_endpoint(analysis.prometheus, settings)
+    except EndpointNotAllowedError as refused:
+        return refused_checks(analysis.checks, refused.reason)
+    timeout = query_timeout(endpoint.timeout, settings.analysis_budget)
+    with closing(providers(endpoint.url, timeout)) as provider:
         return measure_within(provider, scope, analysis.checks, 2 * timeout.total_seconds())
 
 
 def query_timeout(asked: timedelta, budget: timedelta) -> timedelta:
-    """The spec's query timeout, cut so two queries in a row (a check queries the canary, then
-    stable) fit in the operator's analysis budget. The tick waits twice this at most, and a
+    """The endpoint's query timeout, cut so two queries in a row (a check queries the canary,
+    then stable) fit in the operator's analysis budget. The tick waits twice this at most, and a
     thread it left behind ends by then too (its query times out), so silent Prometheus
     servers cannot pile up threads.
 
@@ -135,7 +151,7 @@ def _answer(future: Future[Measurement], check: Check, budget: float) -> Measure
 
 
 def _failed(check: Check, why: str) -> Measurement:
-    side = SideMeasurement(error=why)
+    side = SideMeasurement(error=why, problem=QueryProblem.PROVIDER_ERROR)
     return Measurement(check=check.name, canary=side, stable=side)
 
 

@@ -29,6 +29,27 @@ def _seconds_as_number(value: object) -> object:
 # A duration setting: seconds (``120``) or ISO 8601 (``PT2M``, ``P30D``).
 _SECONDS = BeforeValidator(_seconds_as_number)
 
+_ENDPOINT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_HTTP_URL = re.compile(r"https?://[^\s,]+")
+
+
+def _named_urls(value: object) -> object:
+    """``a=http://x:9090,b=https://y`` as ``{"a": ..., "b": ...}``; a name is a DNS label
+    (what ``prometheus.endpoint`` accepts), ``default`` is the default address's own."""
+    if not isinstance(value, str):
+        return value
+    named: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, sep, url = item.partition("=")
+        name, url = name.strip(), url.strip()
+        if not sep or not _ENDPOINT_NAME.fullmatch(name) or not _HTTP_URL.fullmatch(url):
+            raise ValueError(f"expected name=http(s)://host:port, got {name or item!r}")
+        if name == "default" or name in named:
+            raise ValueError(f"endpoint name {name!r} is taken (default is the default address)")
+        named[name] = url
+    return named
+
+
 FIELD_MANAGER = "coalmine-operator"
 """Server-side apply field manager: every field the operator writes is owned under this name."""
 
@@ -68,8 +89,19 @@ class OperatorSettings(BaseSettings):
     serve_command: Annotated[list[str], NoDecode, _CSV] = ["coalmine-serve"]
     """Command that starts the model server in the serving image (comma separated)."""
 
-    default_prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
-    """Prometheus base URL when ``spec.canary.analysis.prometheus.address`` is not set."""
+    default_prometheus_address: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] = (
+        "http://prometheus-operated.monitoring.svc:9090"
+    )
+    """The Prometheus endpoint named ``default``: used when a ModelDeployment names none."""
+
+    prometheus_endpoints: Annotated[dict[str, str], NoDecode, BeforeValidator(_named_urls)] = {}
+    """More Prometheus servers a ModelDeployment may name in ``prometheus.endpoint``, as
+    ``name=url,name=url`` (e.g. one per tenant). No object can query any other URL."""
+
+    prometheus_max_timeout: Annotated[
+        timedelta, _SECONDS, Field(ge=timedelta(seconds=1), le=timedelta(seconds=30))
+    ] = timedelta(seconds=10)
+    """Cap on ``prometheus.timeout``, whatever the object asks (the CRD allows up to 30s)."""
 
     prometheus_namespace_label: str = "namespace"
     """Series label holding the pod's namespace (set by the scrape config), so two namespaces

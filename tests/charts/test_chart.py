@@ -79,6 +79,8 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
             "watchNamespaces": ["ml", "prod"],
             "defaultServingImage": "registry.local/serving:1.2",
             "defaultPrometheusAddress": "http://prom.monitoring:9090",
+            "prometheusEndpoints": {"team-b": "http://prom.b:9090", "team-a": "https://prom.a"},
+            "prometheusMaxTimeoutSeconds": 5,
             "allowPickle": True,
             "skopsTrustedTypes": ["a.A", "b.B"],
             "allowedImages": ["registry.local/team/", "registry.local/other"],
@@ -95,6 +97,8 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
         "COALMINE_NAMESPACES": "ml,prod",
         "COALMINE_DEFAULT_SERVING_IMAGE": "registry.local/serving:1.2",
         "COALMINE_DEFAULT_PROMETHEUS_ADDRESS": "http://prom.monitoring:9090",
+        "COALMINE_PROMETHEUS_ENDPOINTS": "team-a=https://prom.a,team-b=http://prom.b:9090",
+        "COALMINE_PROMETHEUS_MAX_TIMEOUT": "5",
         "COALMINE_ALLOW_PICKLE": "true",
         "COALMINE_SKOPS_TRUSTED_TYPES": "a.A,b.B",
         "COALMINE_ALLOWED_IMAGES": "registry.local/team/,registry.local/other",
@@ -210,6 +214,18 @@ def test_namespaced_mode_without_namespaces_is_refused(helm: Helm, tmp_path: Pat
         (
             {"operator": {"defaultPrometheusAddress": "prometheus:9090"}},
             "at '/operator/defaultPrometheusAddress': 'prometheus:9090' does not match pattern",
+        ),
+        (
+            {"operator": {"prometheusEndpoints": {"default": "http://p:9090"}}},
+            "at '/operator/prometheusEndpoints'",
+        ),
+        (
+            {"operator": {"prometheusEndpoints": {"team-a": "prom:9090"}}},
+            "at '/operator/prometheusEndpoints/team-a': 'prom:9090' does not match pattern",
+        ),
+        (
+            {"operator": {"prometheusMaxTimeoutSeconds": 60}},
+            "at '/operator/prometheusMaxTimeoutSeconds': maximum: got 60, want 30",
         ),
         (
             {"operator": {"watchNamespace": ["ml"]}},

@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from coalmine.analysis import promql
 from coalmine.analysis.provider import MetricProvider, QueryResult
 from coalmine.analysis.scope import Scope, SideScope
+from coalmine.analysis.scoping import UnscopableQueryError, scope_to_namespace
 from coalmine.api.checks import Check, CheckKind
-from coalmine.rollout.types import Measurement, SideMeasurement
+from coalmine.rollout.types import Measurement, QueryProblem, SideMeasurement
 from coalmine_serving import contract
 
 SideFn = Callable[[MetricProvider, SideScope, str, Check], SideMeasurement]
@@ -36,9 +37,27 @@ def measure_check(provider: MetricProvider, scope: Scope, check: Check) -> Measu
     return Measurement(check=check.name, canary=canary, stable=stable)
 
 
+def refused_checks(checks: Sequence[Check], reason: str) -> tuple[Measurement, ...]:
+    """Every check inconclusive for a spec problem found before any query (e.g. a Prometheus
+    the operator does not allow)."""
+    side = SideMeasurement(error=reason, problem=QueryProblem.QUERY_INVALID)
+    return tuple(
+        Measurement(check=c.name, canary=side, stable=side if c.compares_with_stable else None)
+        for c in checks
+    )
+
+
 def _failed(*results: QueryResult) -> SideMeasurement | None:
-    errors = [r.error for r in results if r.error]
-    return SideMeasurement(error="; ".join(errors)) if errors else None
+    failed = [r for r in results if r.error]
+    if not failed:
+        return None
+    # The spec's fault wins: retrying will not fix it, and it is what the user must change.
+    problems = {r.problem for r in failed}
+    problem = QueryProblem.QUERY_INVALID if QueryProblem.QUERY_INVALID in problems else None
+    return SideMeasurement(
+        error="; ".join(dict.fromkeys(r.error or "" for r in failed)),
+        problem=problem or QueryProblem.PROVIDER_ERROR,
+    )
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -171,12 +190,21 @@ def bucket_counts(cumulative: dict[str, float]) -> dict[str, float]:
 
 
 def custom(provider: MetricProvider, side: SideScope, window: str, check: Check) -> SideMeasurement:
+    """The user's query, scoped to the object's namespace (or refused: never sent unscoped)."""
     assert check.promql is not None
-    result = provider.query(promql.render_custom(check.promql.query, side, window))
+    rendered = promql.render_custom(check.promql.query, side, window)
+    try:
+        scoped = scope_to_namespace(rendered, side.namespace_label, side.namespace)
+    except UnscopableQueryError as refused:
+        return SideMeasurement(error=refused.reason, problem=QueryProblem.QUERY_INVALID)
+    result = provider.query(scoped)
     if failed := _failed(result):
         return failed
     if len(result.samples) > 1:
-        return SideMeasurement(error=f"query returned {len(result.samples)} series, expected 1")
+        return SideMeasurement(
+            error=f"query returned {len(result.samples)} series, expected 1",
+            problem=QueryProblem.QUERY_INVALID,
+        )
     value = result.scalar()
     return SideMeasurement(value=value if value is None or math.isfinite(value) else None)
 

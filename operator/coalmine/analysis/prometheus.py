@@ -1,43 +1,90 @@
-"""The Prometheus provider (``prometheus-api-client``), the only module importing it."""
+"""The Prometheus provider: instant queries over HTTP (``httpx``), the only module doing I/O here.
+
+Every answer becomes a ``QueryResult``, never an exception: a scalar is one unlabelled sample,
+a range vector or a string is the spec's fault, and everything else (timeout, connection
+refused, 5xx, a redirect, a body that is not JSON or too big) is the provider's. The reasons
+are short fixed texts: no response body and no URL (it may carry credentials) reaches the
+status, and a tenant cannot use the operator to read or relay what some server answered.
+"""
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import timedelta
 from types import TracebackType
+from typing import Any
 
-from prometheus_api_client import PrometheusConnect
-from urllib3.util.retry import Retry
+import httpx
 
 from coalmine.analysis.provider import QueryResult, Sample
+
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""A check's answer is a few hundred series at most (the input-drift buckets, 336)."""
+
+QUERY_INVALID_STATUSES = frozenset({400, 422})
+"""Prometheus: 400 bad_data (the query does not parse), 422 execution (it cannot run)."""
+
+KNOWN_ERROR_TYPES = frozenset(
+    {"bad_data", "execution", "timeout", "canceled", "internal", "unavailable", "not_found"}
+)
+"""Prometheus' own ``errorType`` words: a fixed vocabulary, so safe to repeat in a reason."""
 
 
 class PrometheusProvider:
     """Instant queries against one Prometheus, with a timeout and no hidden retries.
 
-    Retries are the next tick's job: the client's default retry with back-off would stretch
-    one failed query past the analysis interval and stall the whole reconcile.
+    Retries are the next tick's job: a retry with back-off would stretch one failed query
+    past the analysis interval. Redirects are not followed: the operator allows a Prometheus
+    by its address, and a redirect would send the query (and any credentials) elsewhere.
     """
 
     def __init__(self, address: str, timeout: timedelta) -> None:
-        self._connection = PrometheusConnect(
-            url=address.rstrip("/"),
-            timeout=max(1, round(timeout.total_seconds())),
-            retry=Retry(total=0),
+        self._timeout = max(timeout.total_seconds(), 0.1)
+        self._client = httpx.Client(
+            base_url=address.rstrip("/"),
+            timeout=self._timeout,
+            follow_redirects=False,
+            # No proxy variables or .netrc from the operator's environment.
+            trust_env=False,
         )
         self.address = address
 
     def query(self, promql: str) -> QueryResult:
         try:
-            result = self._connection.custom_query(query=promql)
-        except Exception as exc:  # errors are data: connection refused, timeout, 4xx, 5xx
-            return QueryResult(error=f"{type(exc).__name__}: {_first_line(exc)}"[:300])
-        try:
-            return QueryResult(samples=tuple(_sample(item) for item in result))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            return QueryResult(error=f"unexpected result shape: {exc}"[:300])
+            status, body = self._get(promql)
+        except httpx.TimeoutException:
+            return QueryResult.provider_error("Prometheus did not answer in time")
+        except _TooSlowError:
+            return QueryResult.provider_error("Prometheus did not answer in time")
+        except _TooLargeError:
+            return QueryResult.provider_error(
+                f"Prometheus answered more than {MAX_RESPONSE_BYTES} bytes"
+            )
+        except httpx.TransportError:
+            return QueryResult.provider_error("Prometheus unreachable")
+        except Exception as exc:  # errors are data: a tick must never die on a query
+            return QueryResult.provider_error(f"Prometheus query failed ({type(exc).__name__})")
+        return interpret(status, body)
+
+    def _get(self, promql: str) -> tuple[int, bytes]:
+        """Status and body, read within the timeout in all (httpx's timeout is per read, so
+        a server dripping bytes would hold the tick without this deadline)."""
+        deadline = time.monotonic() + self._timeout
+        with self._client.stream("GET", "/api/v1/query", params={"query": promql}) as response:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise _TooLargeError
+                if time.monotonic() > deadline:
+                    raise _TooSlowError
+                chunks.append(chunk)
+            return response.status_code, b"".join(chunks)
 
     def close(self) -> None:
-        self._connection.close()
+        self._client.close()
 
     def __enter__(self) -> PrometheusProvider:
         return self
@@ -51,15 +98,65 @@ class PrometheusProvider:
         self.close()
 
 
-def _sample(item: dict[str, object]) -> Sample:
-    labels = item.get("metric", {})
-    value = item["value"]
-    if not isinstance(labels, dict) or not isinstance(value, list | tuple):
-        raise ValueError(f"not a vector sample: {item!r}")
+class _TooLargeError(Exception):
+    pass
+
+
+class _TooSlowError(Exception):
+    pass
+
+
+def interpret(status: int, body: bytes) -> QueryResult:
+    """One HTTP answer of ``/api/v1/query`` as a ``QueryResult`` (the body is never quoted)."""
+    if 300 <= status < 400:
+        return QueryResult.provider_error(f"Prometheus answered a redirect (HTTP {status})")
+    document = _json(body)
+    if status in QUERY_INVALID_STATUSES:
+        return QueryResult.query_invalid(
+            f"Prometheus refused the query (HTTP {status}{_error_type(document)})"
+        )
+    if status != 200:
+        return QueryResult.provider_error(
+            f"Prometheus answered HTTP {status}{_error_type(document)}"
+        )
+    if not isinstance(document, dict) or document.get("status") != "success":
+        return QueryResult.provider_error("Prometheus answered without a query result")
+    try:
+        return _result(document["data"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return QueryResult.provider_error("Prometheus answered a malformed query result")
+
+
+def _result(data: dict[str, Any]) -> QueryResult:
+    kind, result = data["resultType"], data["result"]
+    if kind == "vector":
+        return QueryResult(samples=tuple(_sample(item) for item in result))
+    if kind == "scalar":
+        return QueryResult(samples=(Sample({}, float(result[1])),))
+    if kind in ("matrix", "string"):
+        return QueryResult.query_invalid(
+            f"the query returns a {'range vector' if kind == 'matrix' else 'string'};"
+            " a check needs an instant vector or a scalar"
+        )
+    return QueryResult.provider_error("Prometheus answered an unknown result type")
+
+
+def _sample(item: dict[str, Any]) -> Sample:
+    labels, value = item["metric"], item["value"]
+    if not isinstance(labels, dict) or not isinstance(value, list):
+        raise ValueError("not a vector sample")
     # Prometheus sends "NaN", "+Inf", "-Inf" as text; float() reads all three.
     return Sample({str(k): str(v) for k, v in labels.items()}, float(value[1]))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc) or repr(exc)
-    return text.splitlines()[0] if text else ""
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError:  # UnicodeDecodeError is one
+        return None
+
+
+def _error_type(document: object) -> str:
+    """``, bad_data`` when Prometheus says which of its own error types this is."""
+    kind = document.get("errorType") if isinstance(document, dict) else None
+    return f", {kind}" if kind in KNOWN_ERROR_TYPES else ""

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from coalmine.rollout.types import QueryProblem
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -15,10 +17,22 @@ class Sample:
 
 @dataclass(frozen=True)
 class QueryResult:
-    """Samples of an instant vector, or why there are none."""
+    """Samples of an instant vector (a scalar is one unlabelled sample), or why there are none.
+
+    ``error`` is a short fixed text (no response body, no URL): it ends up in the status.
+    """
 
     samples: tuple[Sample, ...] = ()
     error: str | None = None
+    problem: QueryProblem | None = None
+
+    @classmethod
+    def provider_error(cls, reason: str) -> QueryResult:
+        return cls(error=reason, problem=QueryProblem.PROVIDER_ERROR)
+
+    @classmethod
+    def query_invalid(cls, reason: str) -> QueryResult:
+        return cls(error=reason, problem=QueryProblem.QUERY_INVALID)
 
     def by(self, label: str) -> dict[str, float]:
         """Finite values keyed by one label (NaN and ±Inf dropped: they are not counts)."""

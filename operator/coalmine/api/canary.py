@@ -43,13 +43,45 @@ def _unique(keys: list[str] | list[int]) -> bool:
     return len(set(keys)) == len(keys)
 
 
-class PrometheusSource(ApiModel):
-    """Where the metrics are queried."""
+MAX_PROMETHEUS_TIMEOUT = timedelta(seconds=30)
+"""A query slower than this is no measurement: the next tick measures again."""
+
+
+class PrometheusSource(ApiModel, RuleChecked):
+    """Which of the operator's Prometheus servers the metrics are queried on.
+
+    The operator lists the servers (``COALMINE_PROMETHEUS_ENDPOINTS``, plus ``default``): an
+    object picks one by name and cannot make the operator send requests anywhere else.
+    """
+
+    endpoint: Annotated[
+        str | None, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    ] = None
+    """Name of one of the operator's Prometheus endpoints; ``default`` when unset."""
 
     address: Annotated[str | None, Field(pattern=r"^https?://.+", max_length=2048)] = None
-    """Prometheus base URL; defaults to the operator's ``defaultPrometheusAddress``."""
+    """Deprecated: a Prometheus base URL, accepted only when it is exactly the URL of one of
+    the operator's endpoints (else every check is inconclusive, naming this field)."""
 
     timeout: Duration = timedelta(seconds=5)
+    """Per query, 1s to 30s; the operator may cap it lower (``COALMINE_PROMETHEUS_MAX_TIMEOUT``)."""
+
+    __rules__ = (
+        Rule(
+            cel="!has(self.endpoint) || !has(self.address)",
+            message="spec.canary.analysis.prometheus: set endpoint or address, not both",
+            holds=lambda p: p.endpoint is None or p.address is None,
+            field_path=".endpoint",
+        ),
+        Rule(
+            cel="!has(self.timeout) || (duration(self.timeout) >= duration('1s')"
+            f" && duration(self.timeout) <= duration('{MAX_PROMETHEUS_TIMEOUT.seconds}s'))",
+            message="spec.canary.analysis.prometheus.timeout: must be between 1s and"
+            f" {MAX_PROMETHEUS_TIMEOUT.seconds}s",
+            holds=lambda p: timedelta(seconds=1) <= p.timeout <= MAX_PROMETHEUS_TIMEOUT,
+            field_path=".timeout",
+        ),
+    )
 
 
 class Analysis(ApiModel, RuleChecked):

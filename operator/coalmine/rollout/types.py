@@ -47,6 +47,20 @@ Distribution = tuple[tuple[str, float], ...]
 """(class or bucket ``le``, count) pairs of one side."""
 
 
+class QueryProblem(StrEnum):
+    """Why a side has no numbers, when a query did not give any (``SideMeasurement.error``).
+
+    An empty result is no problem of the query: it is ``value=None`` (no data), judged
+    inconclusive like these, but the operator can tell the three apart.
+    """
+
+    PROVIDER_ERROR = "provider_error"
+    """Prometheus unreachable, timed out, answered 5xx, a redirect or something not JSON."""
+    QUERY_INVALID = "query_invalid"
+    """The spec's fault: a query Prometheus refused (400/422), a custom query that cannot be
+    scoped to its namespace, a result that is no number, or a Prometheus not allowed."""
+
+
 @dataclass(frozen=True)
 class SideMeasurement:
     """Raw numbers of one side (canary or stable) of one check over the query window."""
@@ -67,7 +81,10 @@ class SideMeasurement:
     """drift on inputs: each feature the check names, with its (bucket ``le``, count) pairs
     (empty pairs when the side exports no series of that feature)."""
     error: str | None = None
-    """Provider error (timeout, connection refused, bad query...): the check is inconclusive."""
+    """Provider error (timeout, connection refused, bad query...): the check is inconclusive.
+    A short fixed text: never a response body, never a URL."""
+    problem: QueryProblem | None = None
+    """Set with ``error``: whether the provider or the spec is at fault."""
 
 
 @dataclass(frozen=True)

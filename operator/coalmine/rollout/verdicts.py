@@ -15,7 +15,7 @@ from typing import Literal
 
 from coalmine.api.checks import CheckKind
 from coalmine.api.status import Verdict
-from coalmine.rollout.types import SideMeasurement
+from coalmine.rollout.types import QueryProblem, SideMeasurement
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,10 @@ def usable(side: SideMeasurement | None, which: Literal["canary", "stable"]) -> 
     if side is None:
         raise InconclusiveError(f"{which} was not measured")
     if side.error is not None:
-        raise InconclusiveError(f"{which} query failed: {side.error}", provider_error=True)
+        # Only the provider's failures run the provider-error clock; a query the spec got
+        # wrong (QUERY_INVALID) waits like missing data, under the inconclusive limit.
+        failing = side.problem != QueryProblem.QUERY_INVALID
+        raise InconclusiveError(f"{which} query failed: {side.error}", provider_error=failing)
     return side
 
 

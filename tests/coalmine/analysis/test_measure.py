@@ -17,7 +17,7 @@ from coalmine.api.checks import (
     PromQLCheck,
     QualityCheck,
 )
-from coalmine.rollout.types import SideMeasurement
+from coalmine.rollout.types import QueryProblem, SideMeasurement
 from tests.coalmine.fakes import FakeProvider, vector
 
 CANARY = SideScope(model="iris", version="v2", variant="canary", namespace="ml")
@@ -168,10 +168,11 @@ def test_custom_query_rejects_several_series_and_renders_both_sides():
     check = Check(name="c", promql=PromQLCheck(query='up{version="{{version}}"}', max_ratio=2.0))
     provider = FakeProvider(
         {
-            'up{version="v2"}': vector(({"a": "1"}, 1.0), ({"a": "2"}, 1.0)),
-            'up{version="v1"}': vector(({}, 3.0)),
+            'up{namespace="ml",version="v2"}': vector(({"a": "1"}, 1.0), ({"a": "2"}, 1.0)),
+            'up{namespace="ml",version="v1"}': vector(({}, 3.0)),
         }
     )
     (m,) = measure_checks(provider, SCOPE, [check])
     assert m.canary.error == "query returned 2 series, expected 1"
+    assert m.canary.problem == QueryProblem.QUERY_INVALID
     assert m.stable == SideMeasurement(value=3.0)

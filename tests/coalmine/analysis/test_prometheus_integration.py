@@ -1,0 +1,193 @@
+"""The provider against a real Prometheus and real HTTP servers over loopback sockets.
+
+Two tenants' series share one Prometheus (it scrapes itself twice, once per namespace label),
+so a custom query of tenant A that could see tenant B's series would count 2, not 1.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+
+from coalmine.analysis import measure_checks
+from coalmine.analysis.prometheus import MAX_RESPONSE_BYTES, PrometheusProvider
+from coalmine.analysis.provider import QueryResult
+from coalmine.analysis.scope import Scope, SideScope
+from coalmine.api import Check
+from coalmine.api.checks import PromQLCheck
+from coalmine.rollout.types import QueryProblem
+from e2e.devcluster.process import free_port
+from e2e.devcluster.prometheus import PrometheusServer
+
+pytestmark = pytest.mark.integration
+
+METRIC = "prometheus_build_info"  # one series per scrape target, on every Prometheus
+TEAM_A = SideScope(model="iris", version="v2", variant="canary", namespace="team-a")
+SECOND = timedelta(seconds=1)
+
+
+@pytest.fixture
+def two_tenants(prometheus: PrometheusServer) -> PrometheusServer:
+    target = prometheus.url.removeprefix("http://")
+    for team in ("team-a", "team-b"):
+        prometheus.set_targets([target], job=team, labels={"namespace": team})
+    # A few samples each, so a subquery's steps (aligned to whole seconds) all find data.
+    prometheus.wait_for(f"count(count_over_time({METRIC}[1m]) >= 3) == 2", timeout=60)
+    return prometheus
+
+
+def custom(prometheus: PrometheusServer, query: str) -> tuple[float | None, str | None]:
+    check = Check(name="c", promql=PromQLCheck(query=query, max=10.0))
+    scope = Scope(canary=TEAM_A, stable=None, window=timedelta(minutes=1))
+    with PrometheusProvider(prometheus.url, 5 * SECOND) as provider:
+        (measurement,) = measure_checks(provider, scope, [check])
+    return measurement.canary.value, measurement.canary.error
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"count({METRIC})",
+        f'count({{__name__="{METRIC}"}})',
+        'count({__name__=~"prometheus_build_.*"})',
+        f"max_over_time(count({METRIC})[30s:1s])",
+        f"count(count_over_time({METRIC}[1m]))",
+        f'count(label_replace({METRIC}, "namespace", "team-b", "", ""))',
+        f"count({METRIC} or on() {METRIC} offset 1s)",
+        'count({namespace="{{namespace}}", __name__="' + METRIC + '"})',
+        # Long enough that the parser's rendering spans several lines.
+        f'count({METRIC}{{job=~".+", version!="none"}}) * count({METRIC}{{instance=~".+"}})'
+        f" / count({METRIC}) # both tenants would make this 4",
+    ],
+)
+def test_tenant_a_never_counts_tenant_bs_series(two_tenants: PrometheusServer, query: str) -> None:
+    assert custom(two_tenants, query) == (1.0, None)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f'count({METRIC}{{namespace=~".*"}})',
+        f'count({METRIC}{{namespace!="team-a"}})',
+        f'count({METRIC}{{namespace="team-b"}})',
+        f'count({METRIC}) + count({METRIC}{{namespace=~"team-.+"}})',
+    ],
+)
+def test_a_query_reaching_for_another_namespace_is_refused(
+    two_tenants: PrometheusServer, query: str
+) -> None:
+    value, error = custom(two_tenants, query)
+    assert value is None and error is not None and "other than namespace" in error
+
+
+def test_each_result_type_of_a_real_prometheus(two_tenants: PrometheusServer) -> None:
+    with PrometheusProvider(two_tenants.url, 5 * SECOND) as provider:
+        scalar = provider.query(f'scalar(count({METRIC}{{namespace="team-a"}}))')
+        matrix = provider.query(f"{METRIC}[1m]")
+        string = provider.query('"text"')
+        vector = provider.query(f"count by (namespace) ({METRIC})")
+    assert scalar.error is None and scalar.scalar() == 1.0
+    assert sorted(s.labels["namespace"] for s in vector.samples) == ["team-a", "team-b"]
+    for answer in (matrix, string):
+        assert answer.problem == QueryProblem.QUERY_INVALID and not answer.samples
+        assert answer.error is not None and "a check needs an instant vector" in answer.error
+
+
+def test_a_query_prometheus_refuses_is_the_specs_problem_without_its_words(
+    prometheus: PrometheusServer,
+) -> None:
+    with PrometheusProvider(prometheus.url, 5 * SECOND) as provider:
+        unparsable = provider.query("sum(")
+        # Parses, but fails when it runs: an execution error (422).
+        failing = provider.query('label_replace(vector(1), "a", "x", "a", "(")')
+    assert unparsable.problem == QueryProblem.QUERY_INVALID
+    assert unparsable.error == "Prometheus refused the query (HTTP 400, bad_data)"
+    assert failing.problem == QueryProblem.QUERY_INVALID
+    assert failing.error == "Prometheus refused the query (HTTP 422, execution)"
+
+
+class Misbehaving(http.server.BaseHTTPRequestHandler):
+    """One bad answer per path: what a broken or hostile server behind an address sends."""
+
+    redirect_to = ""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/slow/"):
+            time.sleep(3)
+            self._send(200, b'{"status":"success","data":{"resultType":"vector","result":[]}}')
+        elif self.path.startswith("/drip/"):
+            self.send_response(200)
+            self.send_header("Content-Length", "64")
+            self.end_headers()
+            for _ in range(64):  # each byte well within the read timeout, the whole not
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.05)
+        elif self.path.startswith("/huge/"):
+            self._send(200, b" " * (MAX_RESPONSE_BYTES + 1))
+        elif self.path.startswith("/redirect/"):
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to + "/api/v1/query?query=up")
+            self.end_headers()
+        elif self.path.startswith("/error/"):
+            self._send(500, b"db at 10.0.0.7:5432 password=hunter2")
+        else:
+            self._send(200, b"<html>password=hunter2</html>")
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def misbehaving(prometheus: PrometheusServer) -> Iterator[str]:
+    Misbehaving.redirect_to = prometheus.url
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/slow", "Prometheus did not answer in time"),
+        ("/drip", "Prometheus did not answer in time"),
+        ("/huge", f"Prometheus answered more than {MAX_RESPONSE_BYTES} bytes"),
+        ("/redirect", "Prometheus answered a redirect (HTTP 302)"),
+        ("/error", "Prometheus answered HTTP 500"),
+        ("/html", "Prometheus answered without a query result"),
+    ],
+)
+def test_a_misbehaving_server_is_a_provider_error_in_bounded_time(
+    misbehaving: str, path: str, reason: str
+) -> None:
+    elapsed, answer = timed(lambda: PrometheusProvider(misbehaving + path, SECOND).query("up"))
+    assert answer.problem == QueryProblem.PROVIDER_ERROR and answer.error == reason
+    assert elapsed < 2.5, "one query must end within about its timeout"
+
+
+def test_nothing_listening_is_unreachable() -> None:
+    answer = PrometheusProvider(f"http://127.0.0.1:{free_port()}", SECOND).query("up")
+    assert answer.problem == QueryProblem.PROVIDER_ERROR
+    assert answer.error == "Prometheus unreachable"
+
+
+def timed(action: Callable[[], QueryResult]) -> tuple[float, QueryResult]:
+    start = time.monotonic()
+    result = action()
+    return time.monotonic() - start, result
