@@ -15,18 +15,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from coalmine import manifests
 from coalmine.act import act
 from coalmine.api import API_VERSION, KIND, ModelDeployment
 from coalmine.api.status import Condition, ModelDeploymentStatus, Phase
 from coalmine.controls import annotations_for
 from coalmine.k8s import KubeApi, ObjectRef
+from coalmine.manifests import Variant
 from coalmine.observe import ProviderFactory, observe
 from coalmine.ownership import ChildGuard, check_children
 from coalmine.policy import refusals
 from coalmine.receipts import KeysOutcome, ensure_receipt_keys
 from coalmine.rollout import decide
 from coalmine.rollout.conditions import set_condition
-from coalmine.rollout.types import Decision
+from coalmine.rollout.types import Decision, Observations
 from coalmine.routing import TrafficRouter, make_router
 from coalmine.settings import OperatorSettings
 from coalmine.subject import Subject
@@ -99,7 +101,7 @@ def run_tick(
     receipt-keys and child-ownership conditions folded in (the engine passes conditions it
     does not own through)."""
     observed = observe(deps.kube, router, subject, md, deps.providers, deps.settings, now)
-    decision = decide(md.spec, status, observed, now)
+    decision = with_scale_status(decide(md.spec, status, observed, now), observed, subject)
     log.info(
         "%s/%s: %s %s weight %s->%s",
         subject.ref.namespace, subject.ref.name, decision.action, decision.reason,
@@ -108,6 +110,19 @@ def run_tick(
     act(deps.kube, router, subject, observed, decision, deps.settings)
     write(deps.kube, subject, md.status or ModelDeploymentStatus(), decision)
     return decision
+
+
+def with_scale_status(decision: Decision, observed: Observations, subject: Subject) -> Decision:
+    """``status.replicas`` and ``status.selector``, what the scale subresource reports: the
+    stable pods this tick leaves running, and their selector. An autoscaler resizes
+    ``spec.runtime.replicas`` from them; the operator then sizes stable (and the canary,
+    in proportion) from the spec, so it never takes replicas back from the autoscaler."""
+    plan, seen = decision.stable, observed.stable
+    replicas = plan.replicas if plan is not None else (seen.replicas if seen else None)
+    chosen = manifests.selector(subject.owner, Variant.STABLE)
+    selector = ",".join(f"{key}={value}" for key, value in chosen.items())
+    status = decision.status.model_copy(update={"replicas": replicas, "selector": selector})
+    return replace(decision, status=status)
 
 
 def with_condition(status: ModelDeploymentStatus, condition: Condition) -> ModelDeploymentStatus:

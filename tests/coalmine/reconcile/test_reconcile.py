@@ -161,6 +161,17 @@ def test_unchanged_status_is_not_written_again(seen):
     assert ("status", "ModelDeployment", "iris") not in kube.calls
 
 
+def test_status_reports_the_stable_pods_for_the_scale_subresource(seen):
+    """What ``kubectl scale`` and an HPA read: stable's replicas and the pods to average over."""
+    kube = FakeKube()
+    kube.put(_md(_in_flight(weight=33)))
+    _serving_canary(kube)
+    reconcile(_deps(kube), "ml", "iris")
+    status = kube.objects[ObjectRef("ModelDeployment", "ml", "iris")]["status"]
+    assert status["replicas"] == 2  # spec.runtime.replicas; the canary's pods come on top
+    assert status["selector"] == "coalmine.dev/model-deployment=iris,coalmine.dev/variant=stable"
+
+
 def test_a_deleted_object_is_left_to_the_garbage_collector(seen):
     kube = FakeKube()
     assert reconcile(_deps(kube), "ml", "iris") is None
