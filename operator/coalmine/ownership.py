@@ -12,7 +12,8 @@ child and no route changes and traffic stays where it is) and is reported as the
 ``ChildConflict``. The guard is also what the router and act write through, so even a write
 that skipped the check cannot touch a foreign object:
 
-- a child that was ours when read is applied with ``force`` (our fields are ours to set);
+- a child that was ours when read is applied with ``force`` (our fields are ours to set),
+  pinned to the uid that was read;
 - a child that did not exist is applied without ``force``: if someone created it since, the
   API server answers 409 for every field of theirs we would set, and nothing is taken;
 - a child that is not ours is never written (``ForeignChildError``).
@@ -69,7 +70,9 @@ class ChildGuard:
         if found is not None and not owned_by(found, self._uid):
             raise ForeignChildError(ref)
         self._read.pop(ref)  # written: a later read in this tick must see the new version
-        return self._kube.apply(manifest, force=force and found is not None)
+        if found is None:
+            return self._kube.apply(manifest, force=False)
+        return self._kube.apply(_same_object(manifest, found), force=force)
 
     def scale(self, ref: ObjectRef, replicas: int) -> None:
         found = self.get(ref)
@@ -100,6 +103,16 @@ class ChildGuard:
         message: str,
     ) -> None:
         self._kube.post_event(involved, type_, reason, message)
+
+
+def _same_object(manifest: Manifest, found: Manifest) -> Manifest:
+    """``manifest`` pinned to the uid that was read: if the object was deleted and someone
+    else's created in its place since, the API server refuses the apply (uid is immutable)
+    instead of taking the new one over. Not a field anyone owns: managedFields ignore it."""
+    uid = found["metadata"].get("uid")
+    if uid is None:  # only a fake API leaves it out
+        return manifest
+    return {**manifest, "metadata": {**manifest["metadata"], "uid": uid}}
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 real garbage collector: a Service and a Deployment a person made under the names a
 ModelDeployment's children would have are never written (spec, ownerReferences and
 managedFields as they were), the ModelDeployment says so with ``ChildConflict`` and one Event,
-and deleting the ModelDeployment leaves them alive."""
+and deleting the ModelDeployment leaves them alive. And replicas belong to whoever scales the
+ModelDeployment (a person, an HPA), not to the operator."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from e2e.devcluster.sandbox import Sandbox, wait_for
+from e2e.devcluster.sandbox import MD_PATH, Sandbox, wait_for
 from e2e.devcluster.specs import spec
 from e2e.devcluster.tinymodels import ModelArtifacts
 
@@ -102,3 +103,59 @@ def test_foreign_objects_with_child_names_are_left_alone_and_outlive_the_md(
     wait_for(lambda: _read(h, secret_path) is None, 60, "our Secret to be collected")
     _untouched(service, _read(h, service_path))
     _untouched(deployment, _read(h, deployment_path))
+
+
+def _scale(h: Sandbox) -> dict[str, Any]:
+    response = h.api.get(f"{MD_PATH.format(ns=h.ns)}/iris/scale")
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def _replicas(h: Sandbox, variant: str) -> int:
+    found = h.deployment(variant)
+    return int(found["spec"]["replicas"]) if found else 0
+
+
+def test_resizing_through_the_scale_subresource_is_followed_mid_canary_without_a_restart(
+    harness: Sandbox, models: ModelArtifacts
+) -> None:
+    """What a HorizontalPodAutoscaler does to a ModelDeployment: PATCH its scale subresource.
+    The operator sizes stable from it (and the canary in proportion), never writes it back,
+    and the canary in flight carries on at its step."""
+    h = harness
+    steps = [{"weight": 50, "pause": "10m"}]  # the canary stays at step 0 for the whole test
+    h.apply(spec(models.model("v1"), prometheus=h.prometheus.url, steps=steps))
+    h.wait_status(lambda s: s.get("phase") == "Healthy", 90, "v1 to serve")
+    h.start_traffic()
+    h.apply(spec(models.model("v2"), prometheus=h.prometheus.url, steps=steps))
+    before = h.wait_status(
+        lambda s: s.get("phase") == "Progressing" and s.get("stepStartedAt"), 120, "a canary step"
+    )
+    scale = _scale(h)
+    assert scale["spec"]["replicas"] == 2 and scale["status"]["replicas"] == 2
+    assert scale["status"]["selector"] == (
+        "coalmine.dev/model-deployment=iris,coalmine.dev/variant=stable"
+    )
+    canary_before = _replicas(h, "canary")
+
+    patch = {"spec": {"replicas": 4}}
+    headers = {"Content-Type": "application/merge-patch+json"}
+    h.api.patch(
+        f"{MD_PATH.format(ns=h.ns)}/iris/scale", json=patch, headers=headers
+    ).raise_for_status()
+    wait_for(lambda: _replicas(h, "stable") == 4, 60, "stable to follow the new size")
+    wait_for(lambda: _replicas(h, "canary") > canary_before, 60, "the canary to grow with it")
+    wait_for(lambda: _scale(h)["status"]["replicas"] == 4, 30, "the scale status to say 4")
+    time.sleep(3)  # six more ticks: the operator does not take the replicas back
+    assert h.md()["spec"]["runtime"]["replicas"] == 4
+    assert _replicas(h, "stable") == 4
+    after = h.status()
+    assert after["phase"] == "Progressing" and after["currentStep"] == 0
+    for key in ("canary", "canaryStartedAt", "stepStartedAt"):
+        assert after.get(key) == before[key], (key, after)  # the same canary and step
+    spec_writers = {
+        field["manager"]
+        for field in h.md()["metadata"]["managedFields"]
+        if "f:spec" in field.get("fieldsV1", {})
+    }
+    assert "coalmine-operator" not in spec_writers  # the spec is the person's and the HPA's

@@ -118,7 +118,9 @@ class _RecordingKube(FakeKube):
 
 def test_the_guard_forces_only_what_it_saw_is_ours_and_creates_the_rest_unforced() -> None:
     kube = _RecordingKube()
-    kube.put(_service(owner_uid="u1"))
+    ours = _service(owner_uid="u1")
+    ours["metadata"]["uid"] = "s1"
+    kube.put(ours)
     guard = ChildGuard(kube, "u1")
     guard.get(SERVICE)
     guard.get(SERVICE)
@@ -129,6 +131,9 @@ def test_the_guard_forces_only_what_it_saw_is_ours_and_creates_the_rest_unforced
                   "metadata": {"name": "iris-stable", "namespace": "ml"}}  # fmt: skip
     guard.apply(deployment)
     assert kube.forced == [("iris", True), ("iris-stable", False)]
+    # Pinned to the uid read: a Service recreated by someone else since is refused, not taken.
+    assert kube.objects[SERVICE]["metadata"]["uid"] == "s1"
+    assert "uid" not in kube.objects[ObjectRef("Deployment", "ml", "iris-stable")]["metadata"]
 
 
 def test_the_guard_refuses_to_write_or_scale_a_foreign_object() -> None:
