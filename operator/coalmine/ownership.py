@@ -14,8 +14,9 @@ that skipped the check cannot touch a foreign object:
 
 - a child that was ours when read is applied with ``force`` (our fields are ours to set),
   pinned to the uid that was read;
-- a child that did not exist is applied without ``force``: if someone created it since, the
-  API server answers 409 for every field of theirs we would set, and nothing is taken;
+- a child that did not exist is applied without ``force``: if someone created it since, every
+  field of theirs we would set to another value is a 409, and the apply changes nothing
+  (a create-only apply does not exist: with a uid in it, an absent object is a 409 too);
 - a child that is not ours is never written (``ForeignChildError``).
 """
 
@@ -107,7 +108,7 @@ class ChildGuard:
 
 def _same_object(manifest: Manifest, found: Manifest) -> Manifest:
     """``manifest`` pinned to the uid that was read: if the object was deleted and someone
-    else's created in its place since, the API server refuses the apply (uid is immutable)
+    else's created in its place since, the API server refuses the apply (422, uid is immutable)
     instead of taking the new one over. Not a field anyone owns: managedFields ignore it."""
     uid = found["metadata"].get("uid")
     if uid is None:  # only a fake API leaves it out
