@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from coalmine.api import ModelDeployment
 from coalmine.api.status import Condition, ConditionStatus
 from coalmine.controls import ANNOTATION_ROTATE_KEYS, rotate_keys_requested
 from coalmine.k8s import KubeApi, Manifest, ObjectRef
+from coalmine.manifests import owned_by
 from coalmine.manifests.receiptkeys import (
     KEY_BYTES,
     KEYS_FILE,
@@ -29,7 +30,6 @@ from coalmine.manifests.receiptkeys import (
     keys_in,
     next_change,
     next_keys,
-    owned_by,
     receipt_keys_secret,
     render_keys,
     secret_name,
@@ -117,18 +117,6 @@ def _stored_keys(found: Manifest | None, uid: str, name: str) -> tuple[ReceiptKe
         raise _UnusableKeysError(INVALID, _invalid_message(name, exc)) from exc
 
 
-def post_block_event(
-    kube: KubeApi, subject: Subject, previous: Sequence[Condition], outcome: KeysOutcome
-) -> None:
-    """A Warning Event when the keys become blocked, or blocked for another reason; not on
-    every tick while they stay so."""
-    before = next((c for c in previous if c.type == CONDITION), None)
-    if before is not None and before.reason == outcome.condition.reason:
-        return
-    reason, message = outcome.condition.reason, outcome.condition.message
-    kube.post_event(subject.involved_object(), "Warning", reason, message)
-
-
 def _keys_patch(found: Manifest, keys: tuple[ReceiptKey, ...]) -> Manifest:
     text = render_keys(keys)
     version = found["metadata"]["resourceVersion"]
@@ -204,4 +192,4 @@ def _rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-__all__ = ["CONDITION", "KeysOutcome", "ensure_receipt_keys", "post_block_event"]
+__all__ = ["CONDITION", "KeysOutcome", "ensure_receipt_keys"]

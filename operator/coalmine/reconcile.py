@@ -8,25 +8,28 @@ state is in ``.status``, with timestamps, so a restarted operator continues wher
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from coalmine import manifests
 from coalmine.act import act
 from coalmine.api import API_VERSION, KIND, ModelDeployment
 from coalmine.api.status import Condition, ModelDeploymentStatus, Phase
 from coalmine.controls import annotations_for
 from coalmine.k8s import KubeApi, ObjectRef
+from coalmine.manifests import Variant
 from coalmine.observe import ProviderFactory, observe, with_measurements
+from coalmine.ownership import ChildGuard, check_children
 from coalmine.policy import refusals
-from coalmine.receipts import KeysOutcome, ensure_receipt_keys, post_block_event
+from coalmine.receipts import KeysOutcome, ensure_receipt_keys
 from coalmine.rollout import decide
 from coalmine.rollout.conditions import set_condition
-from coalmine.rollout.types import Decision
-from coalmine.routing import make_router
+from coalmine.rollout.types import Decision, Observations
+from coalmine.routing import TrafficRouter, make_router
 from coalmine.settings import OperatorSettings
 from coalmine.subject import Subject
 
@@ -66,28 +69,44 @@ def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
         return None
     subject = Subject.build(ref, body["metadata"]["uid"], md.spec)
     now = deps.clock()
-    status = md.status or ModelDeploymentStatus()
+    stored = md.status or ModelDeploymentStatus()
     # The keys first: the Secret must exist before any Deployment that mounts it.
     keys = ensure_receipt_keys(deps.kube, subject, md, deps.settings, now)
     if keys.blocked:
-        return hold_for_keys(deps, subject, status, keys)
-    decision = run_tick(deps, subject, md, now, with_condition(status, keys))
+        return hold(deps, subject, stored, stored, keys.condition)
+    status = with_condition(stored, keys.condition)
+    # Then every other child: a tick writes only children this ModelDeployment owns.
+    guard = ChildGuard(deps.kube, subject.uid)
+    router = make_router(md.spec.traffic.router, guard)
+    children = check_children(
+        guard, subject, router, stored.conditions, now, md.metadata.generation
+    )
+    if children.blocked and children.condition is not None:
+        return hold(deps, subject, stored, status, children.condition)
+    if children.condition is not None:  # a conflict that is gone: say so, once
+        status = with_condition(status, children.condition)
+    decision = run_tick(replace(deps, kube=guard), subject, md, router, now, status)
     return _sooner(decision.requeue_after, keys, now)
 
 
 def run_tick(
-    deps: Deps, subject: Subject, md: ModelDeployment, now: datetime, status: ModelDeploymentStatus
+    deps: Deps,
+    subject: Subject,
+    md: ModelDeployment,
+    router: TrafficRouter,
+    now: datetime,
+    status: ModelDeploymentStatus,
 ) -> Decision:
     """observe -> decide (-> measure -> decide, when the engine asks) -> act -> write.
 
-    ``status`` is the stored one with this tick's receipt-keys condition folded in (the engine
-    passes conditions it does not own through)."""
-    router = make_router(md.spec.traffic.router, deps.kube)
+    ``status`` is the stored one with this tick's receipt-keys and child-ownership conditions
+    folded in (the engine passes conditions it does not own through)."""
     observed = observe(deps.kube, router, subject, md)
     decision = decide(md.spec, status, observed, now)
     if decision.wants_measurement:  # never for a rollback, an abort or a new revision
         observed = with_measurements(observed, subject, md, deps.providers, deps.settings, now)
         decision = decide(md.spec, status, observed, now)
+    decision = with_scale_status(decision, observed, subject)
     log.info(
         "%s/%s: %s %s weight %s->%s",
         subject.ref.namespace, subject.ref.name, decision.action, decision.reason,
@@ -98,23 +117,54 @@ def run_tick(
     return decision
 
 
-def with_condition(status: ModelDeploymentStatus, keys: KeysOutcome) -> ModelDeploymentStatus:
-    return status.model_copy(
-        update={"conditions": set_condition(status.conditions, keys.condition)}
-    )
+def with_scale_status(decision: Decision, observed: Observations, subject: Subject) -> Decision:
+    """``status.replicas`` and ``status.selector``, what the scale subresource reports: the
+    stable pods this tick leaves running, and their selector. An autoscaler resizes
+    ``spec.runtime.replicas`` from them; the operator then sizes stable (and the canary,
+    in proportion) from the spec, so it never takes replicas back from the autoscaler."""
+    plan, seen = decision.stable, observed.stable
+    replicas = plan.replicas if plan is not None else (seen.replicas if seen else None)
+    chosen = manifests.selector(subject.owner, Variant.STABLE)
+    selector = ",".join(f"{key}={value}" for key, value in chosen.items())
+    status = decision.status.model_copy(update={"replicas": replicas, "selector": selector})
+    return replace(decision, status=status)
 
 
-def hold_for_keys(
-    deps: Deps, subject: Subject, status: ModelDeploymentStatus, keys: KeysOutcome
+def with_condition(status: ModelDeploymentStatus, condition: Condition) -> ModelDeploymentStatus:
+    return status.model_copy(update={"conditions": set_condition(status.conditions, condition)})
+
+
+def hold(
+    deps: Deps,
+    subject: Subject,
+    stored: ModelDeploymentStatus,
+    status: ModelDeploymentStatus,
+    blocking: Condition,
 ) -> float:
-    """No usable receipt keys: no engine, no pod changes; say why in status and (once) in an
-    Event, and look again next tick. Pods already running keep serving."""
-    held = with_condition(status, keys).model_copy(update={"message": keys.condition.message})
-    if held != status:
+    """Something the tick needs is not ours (the receipt-key Secret, a child): no engine, no
+    pod or traffic changes; say why in status and (once) in an Event, and look again next
+    tick. Pods already running keep serving."""
+    held = with_condition(status, blocking).model_copy(update={"message": blocking.message})
+    if held != stored:
         deps.kube.apply_status(subject.ref, API_VERSION, status_manifest(held))
-    post_block_event(deps.kube, subject, status.conditions, keys)
-    log.warning("%s/%s: %s", subject.ref.namespace, subject.ref.name, keys.condition.message)
+    warn_once(deps.kube, subject, stored.conditions, blocking)
+    log.warning("%s/%s: %s", subject.ref.namespace, subject.ref.name, blocking.message)
     return deps.settings.tick_seconds
+
+
+def warn_once(
+    kube: KubeApi, subject: Subject, previous: Sequence[Condition], blocking: Condition
+) -> None:
+    """A Warning Event when a condition starts to block, or blocks for another reason or
+    another object; not on every tick while it stays the same."""
+    before = next((c for c in previous if c.type == blocking.type), None)
+    if before is not None and (before.status, before.reason, before.message) == (
+        blocking.status,
+        blocking.reason,
+        blocking.message,
+    ):
+        return
+    kube.post_event(subject.involved_object(), "Warning", blocking.reason, blocking.message)
 
 
 def _sooner(requeue: float, keys: KeysOutcome, now: datetime) -> float:

@@ -27,9 +27,13 @@ class FakeKube:
         found = self.objects.get(ref)
         return copy.deepcopy(found) if found is not None else None
 
-    def apply(self, manifest: Manifest) -> Manifest:
+    def apply(self, manifest: Manifest, *, force: bool = True) -> Manifest:
+        """Without ``force``, an object that exists is someone else's: a conflict (the real
+        server answers 409 only where fields differ; a test that needs that uses it)."""
         ref = ObjectRef.of(manifest)
         self.calls.append(("apply", ref.kind, ref.name))
+        if not force and ref in self.objects:
+            raise ConflictError(409, f"Apply failed with 1 conflict: {ref.kind} {ref.name!r}")
         merged = {**self.objects.get(ref, {}), **copy.deepcopy(manifest)}
         self.objects[ref] = merged
         return merged

@@ -109,9 +109,23 @@ def object_schema(model: type[Any]) -> dict[str, Any]:
     return _structural(_inline(raw, raw.get("$defs", {})))  # type: ignore[no-any-return]
 
 
+SCALE = {
+    "specReplicasPath": ".spec.runtime.replicas",
+    "statusReplicasPath": ".status.replicas",
+    "labelSelectorPath": ".status.selector",
+}
+"""``kubectl scale`` and a HorizontalPodAutoscaler resize the ModelDeployment itself; the
+operator sizes stable (and the canary, proportionally) from it, so nobody fights over the
+Deployments' replicas."""
+
+
 def crd() -> dict[str, Any]:
     """The whole CustomResourceDefinition manifest."""
     spec_schema = object_schema(ModelDeploymentSpec)
+    # An object default, unlike the generated ones: without it a ModelDeployment that leaves
+    # out spec.runtime has no spec.runtime.replicas, and its scale subresource reads 0 (an
+    # autoscaler then refuses to act).
+    spec_schema["properties"]["runtime"]["default"] = {}
     status_schema = object_schema(ModelDeploymentStatus)
     root = {
         "type": "object",
@@ -145,7 +159,7 @@ def crd() -> dict[str, Any]:
                     "name": resource.VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, "scale": SCALE},
                     "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {"openAPIV3Schema": root},
                 }

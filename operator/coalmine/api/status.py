@@ -179,3 +179,9 @@ class ModelDeploymentStatus(ApiModel):
     analysis: AnalysisStatus | None = None
     history: Annotated[list[HistoryEntry], Field(max_length=HISTORY_LIMIT)] = []
     rollback: RollbackRecord | None = None
+    replicas: int | None = None
+    """Pods the stable Deployment runs: the scale subresource's ``status.replicas``, the
+    count an autoscaler scales from."""
+    selector: str | None = None
+    """The stable pods' label selector: the scale subresource's ``status.selector``, the pods
+    an autoscaler averages its metrics over."""

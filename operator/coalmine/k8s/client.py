@@ -74,11 +74,16 @@ class KubernetesApi:
     def read(self, ref: ObjectRef) -> Manifest:
         return self._call("GET", ref.path())
 
-    def apply(self, manifest: Manifest) -> Manifest:
-        # force=true: the operator is the only writer of the fields it applies (children are
-        # ours). Without force, a kubectl edit of one of them would wedge every future tick.
+    def apply(self, manifest: Manifest, *, force: bool = True) -> Manifest:
+        # force=true on a child the caller has checked is ours: the operator is the only
+        # writer of the fields it applies, and without force a kubectl edit of one of them
+        # would wedge every future tick. force=false where the object was absent when read:
+        # if someone created it since, their fields conflict (409) instead of being taken.
         ref = ObjectRef.of(manifest)
-        return self._call("PATCH", ref.path(), manifest, APPLY, [("force", "true")])
+        query = [("force", "true")] if force else []
+        if not force:  # a 409 here is someone else's object: re-sending cannot change that
+            return self._once("PATCH", ref.path(), manifest, APPLY, query)
+        return self._call("PATCH", ref.path(), manifest, APPLY, query)
 
     def create(self, manifest: Manifest) -> Manifest:
         # Once, without the conflict retries: a 409 here means the object exists, and

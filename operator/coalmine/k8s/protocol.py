@@ -52,8 +52,10 @@ class KubeApi(Protocol):
         """The object, or None when it does not exist."""
         ...
 
-    def apply(self, manifest: Manifest) -> Manifest:
-        """Server-side apply under the operator's field manager (creates if missing)."""
+    def apply(self, manifest: Manifest, *, force: bool = True) -> Manifest:
+        """Server-side apply under the operator's field manager (creates if missing). With
+        ``force`` it takes over fields another manager set (for children known to be ours);
+        without, such a field is a ``ConflictError``."""
         ...
 
     def create(self, manifest: Manifest) -> Manifest:

@@ -47,6 +47,26 @@ def owner_reference(owner: Owner) -> Manifest:
     }
 
 
+def owned_by(child: Manifest, uid: str) -> bool:
+    """Whether the ModelDeployment with ``uid`` controls ``child`` (else it is not ours).
+
+    The controller ownerReference, not labels: anyone who can create a Service can copy our
+    labels, and a ModelDeployment deleted and recreated under the same name has another uid,
+    so what the old one left behind is not the new one's either.
+    """
+    references = child.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in references)
+
+
+def controller_of(child: Manifest) -> str:
+    """Who controls ``child``, for a message: ``Deployment web (uid 1f2e…)``, or nobody."""
+    references = child.get("metadata", {}).get("ownerReferences") or []
+    for ref in references:
+        if ref.get("controller"):
+            return f"{ref.get('kind')} {ref.get('name')} (uid {ref.get('uid')})"
+    return "no controller"
+
+
 def child_name(owner: Owner, variant: Variant) -> str:
     """``iris`` + canary -> ``iris-canary``."""
     return f"{owner.name}-{variant}"

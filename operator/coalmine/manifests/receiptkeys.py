@@ -178,12 +178,6 @@ def signing_key(keys: tuple[ReceiptKey, ...], now: datetime) -> ReceiptKey | Non
     return active[-1] if active else None
 
 
-def owned_by(secret: Manifest, uid: str) -> bool:
-    """Whether the ModelDeployment with ``uid`` controls this Secret (else it is not ours)."""
-    references = secret.get("metadata", {}).get("ownerReferences") or []
-    return any(ref.get("uid") == uid and ref.get("controller") for ref in references)
-
-
 def keys_in(secret: Manifest) -> tuple[ReceiptKey, ...]:
     """The keys a Secret holds (``ValueError`` if its ``keys.json`` is missing or broken)."""
     data = secret.get("data") or {}

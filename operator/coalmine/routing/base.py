@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from coalmine.api import ModelDeploymentSpec
+from coalmine.k8s import ObjectRef
 from coalmine.manifests import Owner
 from coalmine.rollout.types import ChildObservation
 
@@ -32,4 +33,8 @@ class TrafficRouter(Protocol):
 
     def apply(self, target: RouteTarget, weight: int) -> None:
         """Make the routing objects send ``weight`` percent to the canary (idempotent)."""
+        ...
+
+    def children(self, target: RouteTarget) -> tuple[ObjectRef, ...]:
+        """Every object ``apply`` writes: the operator checks each is ours before a tick."""
         ...

@@ -35,6 +35,13 @@ class GatewayApiRouter:
             self._kube.apply(variant_service(target.owner, target.spec, variant))
         self._kube.apply(http_route(target.owner, target.spec, weight))
 
+    def children(self, target: RouteTarget) -> tuple[ObjectRef, ...]:
+        owner = target.owner
+        services = tuple(
+            ObjectRef("Service", owner.namespace, child_name(owner, variant)) for variant in Variant
+        )
+        return (*services, ObjectRef("HTTPRoute", owner.namespace, owner.name))
+
 
 def canary_weight_of(route: Manifest, canary_service: str) -> int:
     """Percent of the route's total backend weight on the canary Service (weights are

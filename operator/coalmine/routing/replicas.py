@@ -42,6 +42,9 @@ class ReplicasRouter:
     def apply(self, target: RouteTarget, weight: int) -> None:
         self._kube.apply(client_service(target.owner, target.spec, weight > 0))
 
+    def children(self, target: RouteTarget) -> tuple[ObjectRef, ...]:
+        return (ObjectRef("Service", target.owner.namespace, target.owner.name),)
+
 
 def client_service(owner: Owner, spec: ModelDeploymentSpec, both_variants: bool) -> Manifest:
     """The one Service clients call. Spanning both variants splits traffic by ready pods;

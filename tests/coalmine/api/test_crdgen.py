@@ -51,8 +51,21 @@ def test_printer_columns_answer_where_is_my_rollout() -> None:
     version = crd()["spec"]["versions"][0]
     names = [c["name"] for c in version["additionalPrinterColumns"]]
     assert names[:6] == ["Phase", "Stable", "Canary", "Weight", "Step", "Age"]
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"]["status"] == {}
     assert "mdep" in crd()["spec"]["names"]["shortNames"]
+
+
+def test_the_scale_subresource_resizes_the_stable_pods_an_autoscaler_watches() -> None:
+    version = crd()["spec"]["versions"][0]
+    assert version["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.runtime.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    spec = schema()["properties"]["spec"]["properties"]
+    # spec.runtime defaults to {}, so its replicas default (1) exists even when left out.
+    assert spec["runtime"]["default"] == {}
+    assert spec["runtime"]["properties"]["replicas"]["default"] == 1
 
 
 def test_strings_and_lists_in_cel_rules_are_bounded() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from coalmine.k8s import (
+    ApiError,
     ConflictError,
     ForbiddenError,
     KindNotServedError,
@@ -143,3 +144,54 @@ def test_a_person_without_rbac_gets_forbidden_and_the_context_namespace(
         nobody.read(ObjectRef("Deployment", namespace, "probe"))
     assert raised.value.status == 403
     assert "cannot get resource" in raised.value.message
+
+
+def _person_service(namespace: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }  # fmt: skip
+
+
+def _our_service(namespace: str, name: str, owner_uid: str) -> dict[str, Any]:
+    owner = {"apiVersion": "coalmine.dev/v1alpha1", "kind": "ModelDeployment", "name": name,
+             "uid": owner_uid, "controller": True}  # fmt: skip
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "ownerReferences": [owner]},
+        "spec": {"selector": {"coalmine.dev/model-deployment": name},
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+    }  # fmt: skip
+
+
+def test_the_child_guard_takes_nothing_created_or_recreated_since_it_read(
+    api: KubernetesApi, control_plane: Any, namespace: str
+) -> None:
+    """The two races of a tick: someone creates a child's name after the guard saw it absent,
+    or deletes our child and creates theirs after the guard saw ours. Either way the API
+    server refuses the operator's apply, and the person's object stays as they made it."""
+    from coalmine.ownership import ChildGuard  # the guard under test, on the real client
+
+    person = connect(str(control_plane.kubeconfig), field_manager="a-person")
+    ref = ObjectRef("Service", namespace, "iris")
+    guard = ChildGuard(api, "md-uid")
+    assert guard.get(ref) is None
+    theirs = person.create(_person_service(namespace, "iris"))  # their port's targetPort
+    with pytest.raises(ConflictError, match="conflict"):
+        guard.apply(_our_service(namespace, "iris", "md-uid"))
+    assert person.read(ref) == theirs
+
+    person_ref = ObjectRef("Service", namespace, "iris-2")
+    first = ChildGuard(api, "md-uid")
+    assert first.get(person_ref) is None
+    ours = first.apply(_our_service(namespace, "iris-2", "md-uid"))  # created: it was absent
+    assert ours["metadata"]["ownerReferences"][0]["uid"] == "md-uid"
+    later = ChildGuard(api, "md-uid")
+    assert later.get(person_ref) is not None  # the next tick reads it: ours
+    with control_plane.api_client() as admin:  # the person deletes ours (the product never deletes)
+        admin.delete(person_ref.path()).raise_for_status()
+    replaced = person.create(_person_service(namespace, "iris-2"))
+    with pytest.raises(ApiError, match=r"metadata\.uid.*field is immutable"):  # 422
+        later.apply(_our_service(namespace, "iris-2", "md-uid"))
+    assert person.read(person_ref) == replaced

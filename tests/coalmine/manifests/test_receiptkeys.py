@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coalmine.manifests import Owner
+from coalmine.manifests import Owner, owned_by
 from coalmine.manifests.receiptkeys import (
     RETIRE_MARGIN,
     KeyPolicy,
@@ -19,7 +19,6 @@ from coalmine.manifests.receiptkeys import (
     new_key,
     next_change,
     next_keys,
-    owned_by,
     parse_keys,
     receipt_keys_secret,
     render_keys,

@@ -26,6 +26,7 @@ MODEL = {"name": "iris", "version": "v2", "uri": "file:///m.onnx", "format": "on
 SPEC = {"model": MODEL, "runtime": {"replicas": 2}, "canary": {"steps": [{"weight": 50}]}}
 V1 = RevisionRef(revision="r1", version="v1", uri="file:///m1.onnx", format="onnx")
 R2 = ModelDeploymentSpec.model_validate(SPEC).revision()
+OURS = [{"kind": "ModelDeployment", "name": "iris", "uid": "u1", "controller": True}]
 V2 = RevisionRef(revision=R2, version="v2", uri="file:///m.onnx", format="onnx")
 
 
@@ -79,14 +80,14 @@ def _serving_canary(kube: FakeKube) -> None:
         kube.put({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": f"iris-{variant}", "namespace": "ml", "generation": 1,
-                         "labels": {"coalmine.dev/revision": revision}},
+                         "labels": {"coalmine.dev/revision": revision}, "ownerReferences": OURS},
             "spec": {"replicas": replicas},
             "status": {"observedGeneration": 1, "updatedReplicas": replicas,
                        "readyReplicas": replicas},
         })  # fmt: skip
     kube.put({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "iris", "namespace": "ml"},
+        "metadata": {"name": "iris", "namespace": "ml", "ownerReferences": OURS},
         "spec": {"selector": {"coalmine.dev/model-deployment": "iris"}},
     })  # fmt: skip
 
@@ -132,7 +133,7 @@ def test_raising_the_weight_starts_pods_before_routing_to_them(seen):
     _serving_canary(kube)
     kube.apply({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "iris", "namespace": "ml"},
+        "metadata": {"name": "iris", "namespace": "ml", "ownerReferences": OURS},
         "spec": {"selector": {"coalmine.dev/model-deployment": "iris",
                               "coalmine.dev/variant": "stable"}},
     })  # fmt: skip
@@ -158,6 +159,17 @@ def test_unchanged_status_is_not_written_again(seen):
     kube.calls.clear()
     reconcile(_deps(kube), "ml", "iris")
     assert ("status", "ModelDeployment", "iris") not in kube.calls
+
+
+def test_status_reports_the_stable_pods_for_the_scale_subresource(seen):
+    """What ``kubectl scale`` and an HPA read: stable's replicas and the pods to average over."""
+    kube = FakeKube()
+    kube.put(_md(_in_flight(weight=33)))
+    _serving_canary(kube)
+    reconcile(_deps(kube), "ml", "iris")
+    status = kube.objects[ObjectRef("ModelDeployment", "ml", "iris")]["status"]
+    assert status["replicas"] == 2  # spec.runtime.replicas; the canary's pods come on top
+    assert status["selector"] == "coalmine.dev/model-deployment=iris,coalmine.dev/variant=stable"
 
 
 def test_a_deleted_object_is_left_to_the_garbage_collector(seen):

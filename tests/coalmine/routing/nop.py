@@ -7,6 +7,7 @@ so it lives with the tests.
 
 from __future__ import annotations
 
+from coalmine.k8s import ObjectRef
 from coalmine.rollout.types import ChildObservation
 from coalmine.routing.base import RouteTarget
 
@@ -25,3 +26,6 @@ class NopRouter:
 
     def apply(self, target: RouteTarget, weight: int) -> None:
         self._weights[(target.owner.namespace, target.owner.name)] = weight
+
+    def children(self, target: RouteTarget) -> tuple[ObjectRef, ...]:
+        return ()
