@@ -30,7 +30,9 @@ def json_response(
 
 
 def error_response(error: ServingError) -> Response:
-    return Response(codec.encode_error(error), error.status, None, JSON)
+    # After a 413 the body was not read, so the connection cannot carry another request.
+    headers = {"connection": "close"} if error.status == 413 else None
+    return Response(codec.encode_error(error), error.status, headers, JSON)
 
 
 class Routes:
@@ -47,6 +49,8 @@ class Routes:
 
     async def ready(self, request: Request) -> Response:
         if self.predictor.ready:
+            if stuck := self.predictor.stuck_reason():
+                return json_response({"ready": False, "error": stuck}, 503)
             return json_response({"ready": True})
         return json_response({"ready": False, "error": self.predictor.load_error}, 503)
 
