@@ -7,6 +7,7 @@ their deadline. See coalmine_serving/http/protocol.py for what each guard does.
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -231,3 +232,29 @@ def test_one_stuck_thread_of_two_keeps_the_pod_ready() -> None:
             time.sleep(0.5)  # past the deadline by now
             assert httpx.get(f"{base}/v2/health/ready").status_code == 200
             runtime.gate.set()
+
+
+def test_metrics_port_serves_metrics_and_probes_only(artifacts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    internal = models.free_port()
+    proc = models.ServerProcess(
+        artifacts["onnx_clf"], tmp_path / "server.log", "--metrics-port", str(internal)
+    )
+    try:
+        proc.wait_ready()
+        assert httpx.post(proc.url + INFER, json=_infer_body([ROW])).status_code == 200
+        inside = f"http://127.0.0.1:{internal}"
+        metrics = httpx.get(f"{inside}/metrics")
+        assert metrics.status_code == 200 and "coalmine_requests_total" in metrics.text
+        assert httpx.get(f"{inside}/v2/health/ready").json() == {"ready": True}
+        assert httpx.get(f"{inside}/v2/health/live").status_code == 200
+        # Inference and metadata are not on the internal port.
+        assert httpx.post(inside + INFER, json=_infer_body([ROW])).status_code == 404
+        assert httpx.get(f"{inside}/v2/models/iris").status_code == 404
+        # /metrics stays on the serving port too: existing scrape configs keep working.
+        assert httpx.get(f"{proc.url}/metrics").status_code == 200
+    finally:
+        proc.stop()
+    # Both servers stopped on SIGTERM within the grace period (uvicorn re-raises the signal
+    # after a clean shutdown; a hang would have ended in SIGKILL).
+    assert proc.process.returncode == -signal.SIGTERM
+    assert "Application shutdown complete" in (tmp_path / "server.log").read_text()
