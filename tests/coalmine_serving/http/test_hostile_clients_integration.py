@@ -258,3 +258,18 @@ def test_metrics_port_serves_metrics_and_probes_only(artifacts, tmp_path: Path) 
     # after a clean shutdown; a hang would have ended in SIGKILL).
     assert proc.process.returncode == -signal.SIGTERM
     assert "Application shutdown complete" in (tmp_path / "server.log").read_text()
+
+
+@pytest.mark.parametrize("server", [("--request-timeout-seconds", "1")], indirect=True)
+def test_a_feedback_body_trickled_slowly_gets_408(server) -> None:  # type: ignore[no-untyped-def]
+    # Inference bodies already had the request deadline; feedback had no timer at all.
+    with _connect(server.port) as sock:
+        sock.sendall(
+            b"POST /v2/models/iris/feedback HTTP/1.1\r\nHost: x\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"receipt":'
+        )
+        started = time.monotonic()
+        reply = _read_until_closed(sock, 10)
+    assert reply.startswith(b"HTTP/1.1 408 ")
+    assert b"request body not received within 1s" in reply
+    assert time.monotonic() - started < 5
