@@ -273,3 +273,25 @@ def test_a_feedback_body_trickled_slowly_gets_408(server) -> None:  # type: igno
     assert reply.startswith(b"HTTP/1.1 408 ")
     assert b"request body not received within 1s" in reply
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "server", [("--max-concurrency", "1", "--request-timeout-seconds", "5")], indirect=True
+)
+def test_over_the_request_cap_probes_metrics_and_inference_are_still_served(server) -> None:  # type: ignore[no-untyped-def]
+    # 40 feedback requests whose bodies never finish hold their slots (cap: 1 + 32).
+    head = (
+        b"POST /v2/models/iris/feedback HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
+    with ExitStack() as stack:
+        for _ in range(40):
+            stack.enter_context(_connect(server.port)).sendall(head)
+        time.sleep(0.5)
+        with httpx.Client(base_url=server.url, timeout=3) as client:
+            shed = client.get("/v2")
+            assert shed.status_code == 503 and "more than 33 requests in flight" in shed.text
+            assert client.get("/v2/health/ready").status_code == 200
+            assert client.get("/v2/health/live").status_code == 200
+            assert client.get("/metrics").status_code == 200
+            assert client.post(INFER, json=_infer_body([ROW])).status_code == 200
