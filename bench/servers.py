@@ -6,11 +6,12 @@
     python -m bench.servers ours-model-noreceipt PORT MODEL.skops SHA256
     python -m bench.servers starlette PORT RESPONSE_FILE
 
-All use the same uvicorn settings (1 worker, uvloop, httptools, no access log), so B1 compares
-only what happens between the socket and the response bytes. Our server reads the rest of its
-settings from ``COALMINE_SERVING_*`` variables (B5 passes ``RECEIPT_KEYS_FILE`` that way). The
-``-noreceipt`` kinds are B4's peer: the same server with the receipt step removed, here only;
-the product has no setting to turn receipts off.
+All use the same uvicorn settings (1 worker, uvloop, httptools, no access log; ours behind the
+hardened protocol it ships with), so B1 compares only what happens between the socket and the
+response bytes. Our server reads the rest of its settings from ``COALMINE_SERVING_*`` variables
+(B5 passes ``RECEIPT_KEYS_FILE`` that way). The ``-noreceipt`` kinds are B4's peer: the same
+server with the receipt step removed, here only; the product has no setting to turn receipts
+off.
 """
 
 from __future__ import annotations
@@ -88,9 +89,18 @@ def main(argv: list[str]) -> None:
     if kind.endswith("-noreceipt"):
         app = without_receipts(app)
     uvicorn.run(
-        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", access_log=False,
-        log_level="warning", workers=1,
+        app, host="127.0.0.1", port=port, loop="uvloop", http=_protocol(kind, app),
+        access_log=False, log_level="warning", workers=1,
     )  # fmt: skip
+
+
+def _protocol(kind: str, app: Any) -> Any:
+    """Ours runs behind the hardened protocol it ships with (header deadline and limits)."""
+    if kind == "starlette":
+        return "httptools"
+    from coalmine_serving.http.protocol import guarded_protocol
+
+    return guarded_protocol(app.state.service.settings)
 
 
 if __name__ == "__main__":

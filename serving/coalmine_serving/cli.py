@@ -94,24 +94,70 @@ def _serve(parsed: argparse.Namespace) -> int:
 
 
 def run(settings: ServingSettings, model: Any = None) -> None:
-    """Serve with uvicorn: one worker, uvloop and httptools when installed."""
+    """Serve with uvicorn: one worker, uvloop, httptools behind our hardened protocol."""
+    import asyncio
+
     import uvicorn
 
-    from coalmine_serving.http.app import create_app
+    from coalmine_serving.http.app import create_app, internal_app
 
-    config = uvicorn.Config(
-        create_app(settings, model),
+    app = create_app(settings, model)
+    main = uvicorn.Server(server_config(settings, app, settings.port))
+    if settings.metrics_port is None:
+        main.run()
+        return
+    internal = _quiet_server(server_config(settings, internal_app(app), settings.metrics_port))
+    internal.config.lifespan = "off"  # the main server runs the app's startup and shutdown
+    with asyncio.Runner(loop_factory=main.config.get_loop_factory()) as runner:
+        runner.run(_serve_both(main, internal))
+
+
+def server_config(settings: ServingSettings, app: Any, port: int) -> Any:
+    """uvicorn's config for ``app`` on ``port``, with the limits of ``settings``."""
+    import uvicorn
+
+    from coalmine_serving.http.protocol import guarded_protocol
+
+    return uvicorn.Config(
+        app,
         host=settings.host,
-        port=settings.port,
+        port=port,
         log_level=settings.log_level,
         access_log=settings.access_log,
-        # uvicorn's own cap sits above ours so health probes and /metrics still get through
-        # when inference is saturated; our limit answers 503 per inference request.
-        limit_concurrency=settings.max_concurrency + 32,
+        # uvicorn's own limit counts open sockets, so idle ones starved every request; the
+        # protocol counts requests in flight instead, and the app sheds inference with 503.
+        http=guarded_protocol(settings),
+        limit_concurrency=None,
         timeout_keep_alive=30,
+        ws="none",
         server_header=False,
     )
-    uvicorn.Server(config).run()
+
+
+async def _serve_both(main: Any, internal: Any) -> None:
+    import asyncio
+
+    other = asyncio.create_task(internal.serve())
+    try:
+        await main.serve()
+    finally:
+        internal.should_exit = True
+        await other
+
+
+def _quiet_server(config: Any) -> Any:
+    """A second server in the same process: the first one handles the signals."""
+    import contextlib
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return QuietServer(config)
 
 
 if __name__ == "__main__":

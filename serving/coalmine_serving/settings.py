@@ -83,6 +83,10 @@ class ServingSettings(BaseSettings):
     """Address to bind."""
     port: int = Field(8080, ge=1, le=65535)
     """Port for inference, health and ``/metrics``."""
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    """Also serve ``/metrics`` and the health probes on this port (for a NetworkPolicy that lets
+    only Prometheus reach it). Unset: they are served on ``port`` only. ``/metrics`` stays on
+    ``port`` too, so existing scrape configs keep working."""
 
     # --- limits for hostile input and overload ---
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
@@ -93,6 +97,18 @@ class ServingSettings(BaseSettings):
     """Inference requests processed at once; more get 503 at once instead of queueing memory."""
     request_timeout_seconds: float = Field(10.0, gt=0)
     """Deadline for one inference request; past it the client gets 504."""
+    header_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    """Time a client has to send a request's line and headers, from connecting (or from the
+    first byte of a later request on the connection); past it, 408 and the socket is closed.
+    Sockets idle between requests are closed after 30 s."""
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    """Largest request line plus headers; larger gets 431 and the socket is closed."""
+    refused_body_drain_bytes: int = Field(64 * 1024 * 1024, ge=0)
+    """After answering before the body was read (a 413), read and drop at most this much of
+    what the client still sends, so a client that writes its whole body before reading (urllib,
+    curl) gets the answer; then close. Bounds what a huge body costs the pod."""
+    refused_body_drain_seconds: float = Field(10.0, ge=0, le=300)
+    """And for at most this long."""
     predict_threads: int = Field(2, ge=1, le=64)
     """Worker threads for predict, so CPU-bound models never block the event loop."""
     inline_predict_max_seconds: float = Field(0.0002, ge=0.0, le=0.01)

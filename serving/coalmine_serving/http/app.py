@@ -11,11 +11,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coalmine_serving.contract import METRICS_PATH
 from coalmine_serving.errors import ServingError
 from coalmine_serving.http.fastpath import InferenceFastPath
+from coalmine_serving.http.guards import ALWAYS_SERVED
 from coalmine_serving.http.routes import Routes, error_response
 from coalmine_serving.metrics import ServingMetrics
 from coalmine_serving.runtimes.base import ModelRuntime
@@ -56,6 +57,20 @@ def create_app(
     app.state.service = service
     app.fast_path = InferenceFastPath(super(ServingApp, app).__call__, service)
     return app
+
+
+def internal_app(app: ServingApp) -> ASGIApp:
+    """What ``--metrics-port`` serves: ``/metrics`` and the health probes of ``app``, 404 for
+    anything else, so a NetworkPolicy can open that port to Prometheus and the kubelet only."""
+
+    async def internal(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in ALWAYS_SERVED:
+            response = JSONResponse({"detail": "Not Found"}, 404)
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return internal
 
 
 class ServingApp(Starlette):

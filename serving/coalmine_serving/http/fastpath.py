@@ -20,13 +20,14 @@ from coalmine_serving.contract import Outcome
 from coalmine_serving.errors import PredictTimeoutError, ServingError
 from coalmine_serving.http import codec
 from coalmine_serving.http.deadlines import Deadlines
-from coalmine_serving.http.guards import check_model, read_body
+from coalmine_serving.http.guards import check_model, check_request_id, read_body
 from coalmine_serving.service.inference import InferenceService
 
 log = logging.getLogger("coalmine_serving")
 _V2 = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 _V1 = re.compile(r"/v1/models/([^/]+):predict")
 _JSON = (b"content-type", b"application/json")
+_CLOSE = (b"connection", b"close")
 Reply = tuple[int, bytes, str | None, str | None]  # status, body, request id, receipt
 RECEIPT_HEADER_MAX = 2048  # larger receipts (many rows) only in the body: proxies cap headers
 
@@ -69,6 +70,8 @@ class InferenceFastPath:
             headers.append((b"x-request-id", request_id.encode()))  # never echo CR/LF
         if receipt and len(receipt) <= RECEIPT_HEADER_MAX:
             headers.append((b"coalmine-receipt", receipt.encode()))
+        elif status == 413:
+            headers.append(_CLOSE)  # the body was not read: the connection cannot be reused
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -113,6 +116,7 @@ class InferenceFastPath:
         check_model(settings, name, version)
         runtime = self.service.predictor.require_runtime()
         headers = _Headers(scope)
+        check_request_id(headers.request_id)
         body = await read_body(receive, headers.content_length, settings.max_body_bytes)
         header_id = headers.request_id
         if v1:

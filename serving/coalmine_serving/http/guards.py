@@ -1,4 +1,4 @@
-"""What every request passes before the model sees it: the model gate and the body limit.
+"""What every request passes before the model sees it: the model gate, the body and id limits.
 
 Shared by the Starlette routes and the raw-ASGI inference fast path, so both answer the same
 404 for a model or version this server does not serve, and the same 413 for a body that is
@@ -11,8 +11,13 @@ from typing import Any
 
 from starlette.types import Receive
 
+from coalmine_serving.contract import METRICS_PATH
 from coalmine_serving.errors import BadRequestError, NotFoundError, PayloadTooLargeError
 from coalmine_serving.settings import ServingSettings
+
+# Served even when the server sheds requests, and the only paths on the internal port.
+ALWAYS_SERVED = frozenset({"/v2/health/live", "/v2/health/ready", METRICS_PATH})
+REQUEST_ID_MAX = 256  # characters, for the x-request-id header as for the body's "id"
 
 
 def check_model(settings: ServingSettings, name: str | None, version: str | None) -> None:
@@ -48,3 +53,11 @@ async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def check_request_id(request_id: str | None) -> None:
+    """400 for an ``x-request-id`` longer than :data:`REQUEST_ID_MAX`: it is echoed and kept."""
+    if request_id is not None and len(request_id) > REQUEST_ID_MAX:
+        raise BadRequestError(
+            f"x-request-id is {len(request_id)} characters; at most {REQUEST_ID_MAX} are allowed"
+        )

@@ -8,6 +8,7 @@ only repeat the work. The model gate and the body limit are the fast path's own
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -30,7 +31,9 @@ def json_response(
 
 
 def error_response(error: ServingError) -> Response:
-    return Response(codec.encode_error(error), error.status, None, JSON)
+    # After a 413 the body was not read, so the connection cannot carry another request.
+    headers = {"connection": "close"} if error.status == 413 else None
+    return Response(codec.encode_error(error), error.status, headers, JSON)
 
 
 class Routes:
@@ -47,6 +50,8 @@ class Routes:
 
     async def ready(self, request: Request) -> Response:
         if self.predictor.ready:
+            if stuck := self.predictor.stuck_reason():
+                return json_response({"ready": False, "error": stuck}, 503)
             return json_response({"ready": True})
         return json_response({"ready": False, "error": self.predictor.load_error}, 503)
 
@@ -98,14 +103,24 @@ class Routes:
     async def feedback(self, request: Request) -> Response:
         try:
             self._check_model(request)
-            declared = request.headers.get("content-length")
-            body = await read_body(request.receive, declared, self.settings.max_body_bytes)
+            body = await self._feedback_body(request)
             feedback = codec.decode_feedback(body, self.settings.feedback_max_batch)
             if feedback.labels is not None:
                 return json_response(await self.service.feedback_batch(feedback.labels))
             return json_response(self.service.feedback(feedback.receipt, feedback.truth))
         except ServingError as error:
             return error_response(error)
+
+    async def _feedback_body(self, request: Request) -> bytes:
+        # A body trickled in slowly would hold its request slot with no timer: inference has
+        # its deadline, and this gets the same one.
+        limit = self.settings.request_timeout_seconds
+        declared = request.headers.get("content-length")
+        try:
+            async with asyncio.timeout(limit):
+                return await read_body(request.receive, declared, self.settings.max_body_bytes)
+        except TimeoutError:
+            raise ServingError(f"request body not received within {limit:g}s", 408) from None
 
     def _check_model(self, request: Request) -> None:
         params = request.path_params

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -41,6 +42,9 @@ class Predictor:
         self._inline = False  # decided after warm-up, see inline_predict_max_seconds
         self._window_predicts = 0  # inline predicts in the current judging window
         self._window_slow = 0  # of which slower than inline_predict_max_seconds
+        # Worker thread id -> monotonic time its predict started. A predict past its request's
+        # deadline keeps its thread (threads cannot be cancelled), so readiness looks here.
+        self._busy_since: dict[int, float] = {}
 
     @property
     def predicts_inline(self) -> bool:
@@ -50,6 +54,17 @@ class Predictor:
     @property
     def ready(self) -> bool:
         return self.runtime is not None
+
+    def stuck_reason(self) -> str | None:
+        """Why this pod should get no traffic although loaded: every predict thread has been
+        busy for longer than a request may take. None when at least one thread is free."""
+        limit = self.settings.request_timeout_seconds
+        now = time.monotonic()
+        stuck = sum(1 for since in list(self._busy_since.values()) if now - since > limit)
+        threads = self.settings.predict_threads
+        if stuck < threads:
+            return None
+        return f"all {threads} predict threads have been busy for over {limit:g}s"
 
     def require_runtime(self) -> ModelRuntime:
         if self.runtime is None:
@@ -90,9 +105,19 @@ class Predictor:
             self._judge_inline(seconds)
         else:
             loop = asyncio.get_running_loop()
-            outputs, seconds = await loop.run_in_executor(self._executor, _timed, runtime, rows)
+            outputs, seconds = await loop.run_in_executor(
+                self._executor, self._timed_on_thread, runtime, rows
+            )
         self.metrics.compute.observe(seconds)
         return outputs
+
+    def _timed_on_thread(self, runtime: ModelRuntime, rows: np.ndarray) -> tuple[np.ndarray, float]:
+        thread = threading.get_ident()
+        self._busy_since[thread] = time.monotonic()
+        try:
+            return _timed(runtime, rows)
+        finally:
+            del self._busy_since[thread]
 
     async def _decide_inline(self, runtime: ModelRuntime) -> None:
         limit = self.settings.inline_predict_max_seconds
