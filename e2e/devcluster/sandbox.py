@@ -137,6 +137,8 @@ class Sandbox:
         self.api = control_plane.api_client()
         self.name = "iris"
         self.operator: ManagedProcess | None = None
+        # More COALMINE_* settings for the operator (a test sets them, then restarts it).
+        self.operator_env: dict[str, str] = {}
         self.liveness_port = free_port()
         self.standin = KubeletStandIn(
             self.api, namespace, workdir / "pods", prometheus, next(_subnets)
@@ -185,6 +187,7 @@ class Sandbox:
             "COALMINE_LIVENESS_PORT": str(self.liveness_port),
             "COALMINE_DEFAULT_SERVING_IMAGE": "coalmine/serving:it",
             "PYTHONPATH": PRODUCT_PYTHONPATH,
+            **self.operator_env,
         }
         argv = ["/usr/bin/env", *(f"{k}={v}" for k, v in env.items()), sys.executable]
         argv += ["-m", "coalmine.cli.operator", "--namespace", self.ns]

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from coalmine import manifests
 from coalmine.act import act
+from coalmine.analysis.endpoints import endpoint_refusals
 from coalmine.api import API_VERSION, KIND, ModelDeployment
 from coalmine.api.status import Condition, ModelDeploymentStatus, Phase
 from coalmine.controls import annotations_for
@@ -62,7 +63,9 @@ def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
     except ValidationError as exc:
         _report_invalid(deps, ref, body, _validation_message(exc))
         return None
-    refused = refusals(md.spec, deps.settings)
+    refused = refusals(md.spec, deps.settings) + endpoint_refusals(
+        md.spec.canary.analysis.prometheus, deps.settings
+    )
     if refused:
         # Before the keys and the engine: a spec beyond the operator's policy changes no pod.
         _report_invalid(deps, ref, body, "; ".join(refused)[:1000])

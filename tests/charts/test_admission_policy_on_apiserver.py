@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from coalmine.analysis.endpoints import endpoint_refusals
 from coalmine.api import ModelDeploymentSpec
 from coalmine.policy import refusals
 from coalmine.settings import OperatorSettings
@@ -35,6 +36,8 @@ VALUES = {
     "allowedImages": ["reg.example/team/serving", "mirror.example/ml/"],
     "skopsTrustedTypes": ["a.A", "b.B"],
     "allowedServiceAccounts": ["model-reader"],
+    "defaultPrometheusAddress": "http://prometheus.monitoring:9090",
+    "prometheusEndpoints": {"team-a": "http://prometheus.team-a:9090/"},
 }
 # What the operator runs with under those values (the chart's env, in Python).
 SETTINGS = OperatorSettings(
@@ -42,6 +45,8 @@ SETTINGS = OperatorSettings(
     allowed_images=VALUES["allowedImages"],
     skops_trusted_types=VALUES["skopsTrustedTypes"],
     allowed_service_accounts=VALUES["allowedServiceAccounts"],
+    default_prometheus_address=VALUES["defaultPrometheusAddress"],
+    prometheus_endpoints=VALUES["prometheusEndpoints"],
 )
 MODEL = {"name": "iris", "version": "v1", "uri": "file:///models/m.skops", "format": "skops"}
 
@@ -137,11 +142,27 @@ def test_the_policy_type_checks_against_the_crd(policy: Policy) -> None:
     assert status["typeChecking"].get("expressionWarnings", []) == [], status
 
 
+def _prometheus(source: dict[str, str]) -> dict[str, Any]:
+    return {"canary": {"steps": [{"weight": 50}], "analysis": {"prometheus": source}}}
+
+
+def _operator_refusals(spec: dict[str, Any]) -> list[str]:
+    """What the operator refuses, in its words: its policy, then its choice of Prometheus."""
+    parsed = ModelDeploymentSpec.model_validate(spec)
+    prometheus = parsed.canary.analysis.prometheus
+    return refusals(parsed, SETTINGS) + endpoint_refusals(prometheus, SETTINGS)
+
+
 CASES = {
     "joblib-without-allow-pickle": {"model": {**MODEL, "format": "joblib", "uri": "file:///m.jl"}},
     "trusted-types-wider": {"model": {**MODEL, "trustedTypes": ["b.B", "os.system"]}},
     "image-not-allowed": {"model": MODEL, "runtime": {"image": "reg.example/team/serving-evil:1"}},
     "account-not-allowed": {"model": MODEL, "runtime": {"serviceAccountName": "cloud-admin"}},
+    "prometheus-not-allowed": {
+        "model": MODEL,
+        **_prometheus({"address": "http://169.254.169.254"}),
+    },
+    "prometheus-endpoint-unknown": {"model": MODEL, **_prometheus({"endpoint": "team-b"})},
 }
 
 
@@ -150,7 +171,7 @@ def test_a_spec_beyond_the_operator_is_refused_with_the_operator_message(
     policy: Policy, case: str
 ) -> None:
     spec = CASES[case]
-    (expected,) = refusals(ModelDeploymentSpec.model_validate(spec), SETTINGS)
+    (expected,) = _operator_refusals(spec)
 
     done = policy.create(policy.watched, spec)
 
@@ -163,12 +184,17 @@ def test_a_spec_within_the_operator_is_admitted(policy: Policy) -> None:
     spec = {
         "model": {**MODEL, "trustedTypes": ["a.A"]},
         "runtime": {"image": "mirror.example/ml/serving:2", "serviceAccountName": "model-reader"},
+        # The operator's endpoint URL, trailing slash and all, and the same one by name.
+        **_prometheus({"address": "http://prometheus.team-a:9090"}),
     }
-    assert refusals(ModelDeploymentSpec.model_validate(spec), SETTINGS) == []
+    assert _operator_refusals(spec) == []
+    assert _operator_refusals({**spec, **_prometheus({"endpoint": "team-a"})}) == []
 
     done = policy.create(policy.watched, spec)
+    named = policy.create(policy.watched, {**spec, **_prometheus({"endpoint": "team-a"})})
 
     assert done.returncode == 0, done.stderr
+    assert named.returncode == 0, named.stderr
 
 
 def test_an_edit_beyond_the_operator_is_refused(policy: Policy) -> None:

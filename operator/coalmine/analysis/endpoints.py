@@ -61,3 +61,15 @@ def choose_endpoint(source: PrometheusSource, settings: OperatorSettings) -> End
             f" {', '.join(sorted(allowed))}"
         )
     return Endpoint(name, allowed[name], timeout)
+
+
+def endpoint_refusals(source: PrometheusSource, settings: OperatorSettings) -> list[str]:
+    """The spec's choice of Prometheus as a policy refusal (``spec.<field>: <why>``, as
+    ``coalmine.policy.refusals``), so a spec naming a Prometheus the operator does not allow
+    is refused before any child is touched, and by the admission policy with the same words;
+    measuring refuses it again (``refused_checks``) should such a spec ever get that far."""
+    try:
+        choose_endpoint(source, settings)
+    except EndpointNotAllowedError as refused:
+        return [refused.reason]
+    return []

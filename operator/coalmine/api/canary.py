@@ -133,22 +133,24 @@ class Analysis(ApiModel, RuleChecked):
             field_path=".checks",
         ),
         # One --input-features flag serves every drift check, on stable and canary alike.
+        # `checks` has no default in the CRD (the operator fills in the default checks), so an
+        # `analysis` naming only its Prometheus has none: every rule on it says `has` first.
         Rule(
-            cel=f"{_DRIFT_INPUTS}.sum() <= {MAX_INPUT_FEATURES}",
+            cel=f"!has(self.checks) || {_DRIFT_INPUTS}.sum() <= {MAX_INPUT_FEATURES}",
             message=f"spec.canary.analysis.checks: at most {MAX_INPUT_FEATURES} input features"
             " in all drift checks together",
             holds=lambda a: len(drift_inputs(a.checks)) <= MAX_INPUT_FEATURES,
             field_path=".checks",
         ),
         Rule(
-            cel=_one_check_per("name"),
+            cel=f"!has(self.checks) || {_one_check_per('name')}",
             message="spec.canary.analysis.checks: an input feature name belongs to one drift"
             " check only",
             holds=lambda a: _unique([f.name for f in drift_inputs(a.checks)]),
             field_path=".checks",
         ),
         Rule(
-            cel=_one_check_per("index"),
+            cel=f"!has(self.checks) || {_one_check_per('index')}",
             message="spec.canary.analysis.checks: an input feature index belongs to one drift"
             " check only",
             holds=lambda a: _unique([f.index for f in drift_inputs(a.checks)]),

@@ -106,6 +106,11 @@ def test_a_silent_prometheus_delays_neither_another_object_nor_its_own_abort(
     harness: Sandbox, models: ModelArtifacts, black_hole: BlackHole
 ):
     h = harness
+    # The black hole is one of the operator's Prometheus endpoints: an object may name only
+    # those (any other address is refused before a query is made).
+    h.operator_env["COALMINE_PROMETHEUS_ENDPOINTS"] = f"black-hole={black_hole.url}"
+    h.kill_operator()
+    h.start_operator()
     # One after the other: four model servers starting at once are too much for two cores.
     h.apply(spec(models.model("v1"), prometheus=h.prometheus.url))
     h.wait_status(lambda s: s.get("phase") == "Healthy", 120, "iris v1 to serve")
