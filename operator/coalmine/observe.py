@@ -14,6 +14,7 @@ from typing import Protocol
 
 from coalmine import manifests
 from coalmine.analysis import MetricProvider, Scope, SideScope, measure_checks
+from coalmine.analysis.freshness import max_sample_age
 from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
 from coalmine.controls import parse_controls
 from coalmine.k8s import KubeApi
@@ -105,8 +106,10 @@ def scope_of(
 ) -> Scope:
     """Canary and stable series by their own version labels: no hand-written PromQL.
 
-    The query range covers the whole current step (at least the analysis window), so
-    evidence accumulates over a step; the engine's error rates are calibrated for that.
+    The query range covers the whole current step (at least the analysis window, never
+    before this canary started), so evidence accumulates over a step; the engine's error
+    rates are calibrated for that. Samples older than three scrape intervals make a side
+    stale (``coalmine.analysis.freshness``).
     """
 
     def side(revision: RevisionRef, variant: str) -> SideScope:
@@ -121,5 +124,10 @@ def scope_of(
 
     assert status.canary is not None
     stable = side(status.stable, "stable") if status.stable else None
-    window = analysis_window(md.spec.canary, status.step_started_at, now)
-    return Scope(canary=side(status.canary, "canary"), stable=stable, window=window)
+    window = analysis_window(md.spec.canary, status.step_started_at, now, status.canary_started_at)
+    return Scope(
+        canary=side(status.canary, "canary"),
+        stable=stable,
+        window=window,
+        max_sample_age=max_sample_age(timedelta(seconds=settings.scrape_interval_seconds)),
+    )

@@ -68,6 +68,9 @@ class SideMeasurement:
     (empty pairs when the side exports no series of that feature)."""
     error: str | None = None
     """Provider error (timeout, connection refused, bad query...): the check is inconclusive."""
+    stale: str | None = None
+    """Why the side's samples stopped arriving (the freshness guard): the side was not
+    measured, and the check is inconclusive, never a pass."""
 
 
 @dataclass(frozen=True)

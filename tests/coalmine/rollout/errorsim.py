@@ -5,7 +5,8 @@ Each run is the real engine (``decide`` tick by tick in the simulator) fed with 
 requests arrive as a Poisson process at ``rps``, split by the weight the router is observed at;
 each request fails with the side's error probability. Every measurement covers the range
 ``analysis_window`` asks for (since the step started, at least the analysis window). Latency
-p99 is noisy but equal on both sides, so only the error-rate check can decide.
+p99 is noisy but equal on both sides and nothing is refused for load (saturation 0), so only
+the error-rate check can decide.
 
 Reproduce the table in docs/analysis.md:
     .venv/bin/python -m tests.coalmine.rollout.errorsim
@@ -62,6 +63,11 @@ class Traffic:
                 "latency-p99",
                 SideMeasurement(value=float(p99[0]), samples=n_c),
                 SideMeasurement(value=float(p99[1]), samples=n_s),
+            ),
+            Measurement(
+                "saturation",
+                SideMeasurement(samples=n_c, errors=0),
+                SideMeasurement(samples=n_s, errors=0),
             ),
         )
 
