@@ -16,11 +16,6 @@ def outcome_counts(side: SideScope, window: str) -> str:
     return f"sum by ({contract.LABEL_OUTCOME}) (increase({series}[{window}]))"
 
 
-def saturated_outcomes() -> str:
-    """The outcomes a pod refused for load (shed, timeout), as a regex alternation."""
-    return "|".join(o.value for o in contract.SATURATION_OUTCOMES)
-
-
 def newest_sample_age(side: SideScope) -> str:
     """Seconds since the side's newest request-counter sample: the freshness guard's number.
 
