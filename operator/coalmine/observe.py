@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from coalmine import manifests
 from coalmine.analysis import (
@@ -22,6 +22,7 @@ from coalmine.analysis import (
     choose_endpoint,
     refused_checks,
 )
+from coalmine.analysis.freshness import max_sample_age, staleness
 from coalmine.analysis.measure import measure_check
 from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
 from coalmine.api.checks import Check
@@ -125,20 +126,69 @@ def query_timeout(asked: timedelta, budget: timedelta) -> timedelta:
 def measure_within(
     provider: MetricProvider, scope: Scope, checks: Sequence[Check], budget: float
 ) -> tuple[Measurement, ...]:
-    """Every check measured at once, each in its own thread; a check that has not answered
-    within ``budget`` seconds is a provider error, so a slow or silent Prometheus costs a tick
-    at most ``budget``. Threads of one tick only: nothing is shared with another object's tick,
-    so it can never queue behind this one. A late thread is left to finish on its own (its
-    query times out) and its answer is dropped."""
+    """Every check measured at once, each in its own thread, beside the freshness query of each
+    side; a check that has not answered within ``budget`` seconds is a provider error, so a
+    slow or silent Prometheus costs a tick at most ``budget``. Threads of one tick only:
+    nothing is shared with another object's tick, so it can never queue behind this one. A
+    late thread is left to finish on its own (its query times out) and its answer is dropped."""
     if not checks:
         return ()
-    pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="measure")
+    sides = _judged_sides(scope, checks)
+    pool = ThreadPoolExecutor(max_workers=len(checks) + len(sides), thread_name_prefix="measure")
     try:
+        fresh = {
+            which: pool.submit(staleness, provider, side, scope.max_sample_age)
+            for which, side in sides.items()
+        }
         futures = [pool.submit(measure_check, provider, scope, check) for check in checks]
-        wait(futures, timeout=budget)
-        return tuple(_answer(f, c, budget) for f, c in zip(futures, checks, strict=True))
+        pending: list[Future[Any]] = [*futures, *fresh.values()]
+        wait(pending, timeout=budget)
+        verdicts = {which: _freshness(f, budget) for which, f in fresh.items()}
+        return tuple(
+            _unless_stale(_answer(f, c, budget), verdicts)
+            for f, c in zip(futures, checks, strict=True)
+        )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _judged_sides(scope: Scope, checks: Sequence[Check]) -> dict[str, SideScope]:
+    """The canary, and stable when some check compares with it: the sides whose freshness
+    decides whether their numbers may be judged."""
+    sides = {"canary": scope.canary}
+    if scope.stable is not None and any(check.compares_with_stable for check in checks):
+        sides["stable"] = scope.stable
+    return sides
+
+
+def _freshness(future: Future[SideMeasurement | None], budget: float) -> SideMeasurement | None:
+    """None when the side is fresh; else what its checks get instead of their numbers. A
+    freshness query with no answer is a provider error: the numbers cannot be trusted."""
+    if not future.done():
+        return SideMeasurement(
+            error=f"freshness: no answer within the analysis budget of {budget:g}s",
+            problem=QueryProblem.PROVIDER_ERROR,
+        )
+    if future.exception() is not None:
+        return SideMeasurement(error="freshness query failed", problem=QueryProblem.PROVIDER_ERROR)
+    return future.result()
+
+
+def _unless_stale(
+    measured: Measurement, freshness: dict[str, SideMeasurement | None]
+) -> Measurement:
+    """A side whose samples stopped (or whose freshness is unknown) is not judged on its
+    numbers; a side whose own query failed keeps that failure (it says more)."""
+
+    def side(which: str, numbers: SideMeasurement | None) -> SideMeasurement | None:
+        instead = freshness.get(which)
+        if numbers is None or instead is None or numbers.error is not None:
+            return numbers
+        return instead
+
+    canary = side("canary", measured.canary)
+    assert canary is not None
+    return replace(measured, canary=canary, stable=side("stable", measured.stable))
 
 
 def _answer(future: Future[Measurement], check: Check, budget: float) -> Measurement:
@@ -164,8 +214,10 @@ def scope_of(
 ) -> Scope:
     """Canary and stable series by their own version labels: no hand-written PromQL.
 
-    The query range covers the whole current step (at least the analysis window), so
-    evidence accumulates over a step; the engine's error rates are calibrated for that.
+    The query range covers the whole current step (at least the analysis window, never
+    before this canary started), so evidence accumulates over a step; the engine's error
+    rates are calibrated for that. Samples older than three scrape intervals make a side
+    stale (``coalmine.analysis.freshness``).
     """
 
     def side(revision: RevisionRef, variant: str) -> SideScope:
@@ -180,5 +232,10 @@ def scope_of(
 
     assert status.canary is not None
     stable = side(status.stable, "stable") if status.stable else None
-    window = analysis_window(md.spec.canary, status.step_started_at, now)
-    return Scope(canary=side(status.canary, "canary"), stable=stable, window=window)
+    window = analysis_window(md.spec.canary, status.step_started_at, now, status.canary_started_at)
+    return Scope(
+        canary=side(status.canary, "canary"),
+        stable=stable,
+        window=window,
+        max_sample_age=max_sample_age(timedelta(seconds=settings.scrape_interval_seconds)),
+    )

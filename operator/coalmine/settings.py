@@ -107,6 +107,10 @@ class OperatorSettings(BaseSettings):
     """Series label holding the pod's namespace (set by the scrape config), so two namespaces
     serving the same model name never mix; empty disables namespace scoping."""
 
+    scrape_interval_seconds: float = Field(30.0, gt=0.0, le=3600.0)
+    """How often Prometheus scrapes the model pods. A side whose newest sample is older than
+    three intervals is stale: its checks are inconclusive, never a pass (the freshness guard)."""
+
     allow_pickle: bool = False
     """Let ModelDeployments use ``format: joblib`` (pickle: runs code from the artifact on
     load). A cluster-level decision, so it lives here and not in the ModelDeployment."""

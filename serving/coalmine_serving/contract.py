@@ -52,8 +52,10 @@ LABEL_VERSION = "version"
 LABEL_VARIANT = "variant"
 """``stable`` or ``canary``: which side of the rollout this pod serves."""
 LABEL_REVISION = "revision"
-"""The ModelDeployment revision (pod template and model) that made a prediction; on the
-feedback metrics, whose labels come from the prediction's receipt."""
+"""The ModelDeployment revision (pod template and model) of the pod, on every series; on the
+feedback metrics, that of the pod that made the prediction (from its receipt). A retried
+canary of the same version is a new revision, so its counts start from zero rather than
+adding to its predecessor's."""
 LABEL_OUTCOME = "outcome"
 """Result class of one inference request, one of :class:`Outcome`."""
 LABEL_CLASS = "class"
@@ -71,9 +73,9 @@ LABEL_SHA256 = "sha256"
 LABEL_FEATURE = "feature"
 """Name of an input feature the server buckets (only those ``--input-features`` names)."""
 
-BASE_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT)
-"""Every metric carries these three, so every query can split by version and variant."""
-ORIGIN_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT, LABEL_REVISION)
+BASE_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT, LABEL_REVISION)
+"""Every metric carries these, so every query can split by version, variant and revision."""
+ORIGIN_LABELS: tuple[str, ...] = BASE_LABELS
 """The feedback metrics' labels: those of the pod that MADE the prediction, read from its
 receipt, whichever pod the label reached."""
 
@@ -216,11 +218,33 @@ class Variant(StrEnum):
 
 
 class Outcome(StrEnum):
-    """Outcome of an inference request; 4xx and 5xx are kept apart on purpose."""
+    """Outcome of an inference request; 4xx, 5xx and refusals for load are kept apart on
+    purpose: a flood of requests the pod could not take is saturation, not a bad model, and
+    must neither roll back a good canary through the error rate nor hide in it."""
 
     SUCCESS = "success"
     CLIENT_ERROR = "client_error"  # 4xx: bad input, unknown model, body too large
-    SERVER_ERROR = "server_error"  # 5xx: model failed, timeout, overload (503), injected fault
+    SERVER_ERROR = "server_error"  # 5xx: model failed, internal error, injected fault
+    SHED = "shed"  # 503: refused at admission (concurrency limit) or model not ready
+    TIMEOUT = "timeout"  # 504: past the request deadline
+
+
+SATURATION_OUTCOMES: tuple[Outcome, ...] = (Outcome.SHED, Outcome.TIMEOUT)
+"""Requests the pod could not serve for load: the saturation check's numerator, and outside
+the error rate's and latency's counts."""
+
+
+def outcome_of(status: int) -> Outcome:
+    """The outcome a response status counts under.
+
+    >>> [outcome_of(s).value for s in (200, 400, 500, 503, 504)]
+    ['success', 'client_error', 'server_error', 'shed', 'timeout']
+    """
+    if status < 400:
+        return Outcome.SUCCESS
+    if status < 500:
+        return Outcome.CLIENT_ERROR
+    return {503: Outcome.SHED, 504: Outcome.TIMEOUT}.get(status, Outcome.SERVER_ERROR)
 
 
 class FeedbackResult(StrEnum):
@@ -301,7 +325,7 @@ OTHER_CLASS = "__other__"
 REQUESTS_TOTAL = MetricSpec(
     "coalmine_requests_total",
     MetricKind.COUNTER,
-    "Inference requests by outcome (success, client_error, server_error).",
+    "Inference requests by outcome (success, client_error, server_error, shed, timeout).",
     (*BASE_LABELS, LABEL_OUTCOME),
 )
 """One increment per inference request (V2 infer or V1 predict), after it finished. Health,
@@ -311,12 +335,14 @@ predictions only."""
 REQUEST_DURATION = MetricSpec(
     "coalmine_request_duration_seconds",
     MetricKind.HISTOGRAM,
-    "Wall time of inference requests from routing to response, all outcomes.",
+    "Wall time of successful inference requests from routing to response.",
     BASE_LABELS,
     LATENCY_BUCKETS,
 )
-"""Server-side latency of every inference request, including decode, queueing for a worker
-thread, compute and encode."""
+"""Server-side latency of successful inference requests, including decode, queueing for a
+worker thread, compute and encode. Failed requests are left out: a fast refusal would pull
+the quantile down and a deadline hit would pin it at the timeout (those are counted by
+outcome in ``REQUESTS_TOTAL``)."""
 
 MODEL_COMPUTE = MetricSpec(
     "coalmine_model_compute_seconds",

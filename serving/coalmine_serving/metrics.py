@@ -31,7 +31,12 @@ class ServingMetrics:
     def __init__(self, settings: ServingSettings) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         reg = self.registry
-        base = (settings.model_name, settings.model_version, settings.variant.value)
+        base = (
+            settings.model_name,
+            settings.model_version,
+            settings.variant.value,
+            settings.revision,
+        )
         self._base = base
         hot = HotCollector(base)
         reg.register(hot)

@@ -56,9 +56,9 @@ class ServingSettings(BaseSettings):
     variant: contract.Variant = contract.Variant.STABLE
     """Which side of the rollout this pod serves; the ``variant`` metric label."""
     revision: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_.\-]*$")
-    """The ModelDeployment revision this pod serves; stamped into every prediction receipt and
-    the ``revision`` label of the feedback metrics, so labels count for the revision that
-    predicted."""
+    """The ModelDeployment revision this pod serves; the ``revision`` label of every series
+    (so a retried canary of the same version starts from zero counts) and stamped into every
+    prediction receipt, so labels count for the revision that predicted."""
 
     # --- artifact ---
     model_uri: str | None = None

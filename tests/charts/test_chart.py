@@ -86,6 +86,7 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
             "allowedImages": ["registry.local/team/", "registry.local/other"],
             "allowedServiceAccounts": ["model-reader"],
             "maxArtifactBytes": 1073741824,
+            "scrapeIntervalSeconds": 15,
             "extraEnv": [{"name": "COALMINE_MAX_REPLICAS", "value": "20"}],
         }
     }
@@ -104,6 +105,7 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
         "COALMINE_ALLOWED_IMAGES": "registry.local/team/,registry.local/other",
         "COALMINE_ALLOWED_SERVICE_ACCOUNTS": "model-reader",
         "COALMINE_MAX_ARTIFACT_BYTES": "1073741824",
+        "COALMINE_SCRAPE_INTERVAL_SECONDS": "15",
         "COALMINE_LIVENESS_PORT": "8081",
         "POD_NAMESPACE": None,
         "COALMINE_MAX_REPLICAS": "20",
@@ -117,6 +119,9 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
         "allowedImages": "registry.local/team/,registry.local/other",
         "skopsTrustedTypes": "a.A,b.B",
         "allowedServiceAccounts": "model-reader",
+        # Sorted names, and URLs without a trailing slash, as the operator compares them.
+        "prometheusEndpoints": "default,team-a,team-b",
+        "prometheusAddresses": "http://prom.monitoring:9090,https://prom.a,http://prom.b:9090",
     }
     binding = one(objects, "ValidatingAdmissionPolicyBinding")
     assert binding["spec"]["paramRef"]["parameterNotFoundAction"] == "Deny"

@@ -87,16 +87,25 @@ class FakeKube:
 
 
 class FakeProvider:
-    """Answers queries from a dict of exact PromQL -> result; unknown queries are empty."""
+    """Answers queries from a dict of exact PromQL -> result; unknown queries are empty,
+    except the freshness guard's, which finds samples ``sample_age`` seconds old (fresh,
+    unless a test says otherwise by answering it)."""
 
-    def __init__(self, answers: dict[str, QueryResult] | None = None) -> None:
+    def __init__(
+        self, answers: dict[str, QueryResult] | None = None, sample_age: float = 1.0
+    ) -> None:
         self.answers = answers or {}
+        self.sample_age = sample_age
         self.queries: list[str] = []
         self.closed = False
 
     def query(self, promql: str) -> QueryResult:
         self.queries.append(promql)
-        return self.answers.get(promql, QueryResult())
+        if promql in self.answers:
+            return self.answers[promql]
+        if promql.startswith("time() - max(timestamp("):
+            return vector(({}, self.sample_age))
+        return QueryResult()
 
     def close(self) -> None:
         self.closed = True

@@ -18,13 +18,13 @@ def _scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str
 
 def test_histogram_buckets_are_cumulative_and_inclusive_with_count_and_sum() -> None:
     registry = CollectorRegistry()
-    hot = HotCollector(("m", "1", "stable"))
+    hot = HotCollector(("m", "1", "stable", "r1"))
     registry.register(hot)
     hist = hot.histogram(c.PREDICTION_VALUE, [-1.0, 0.0, 1.0])
     for value in (-5.0, -1.0, 0.5, 1.0, 7.0):
         hist.observe(value)
     samples = _scrape(registry)
-    base = (("model", "m"), ("variant", "stable"), ("version", "1"))
+    base = (("model", "m"), ("revision", "r1"), ("variant", "stable"), ("version", "1"))
 
     def bucket(le: str) -> float:
         return samples[("coalmine_prediction_value_bucket", tuple(sorted((*base, ("le", le)))))]
@@ -37,10 +37,13 @@ def test_histogram_buckets_are_cumulative_and_inclusive_with_count_and_sum() -> 
 
 def test_counter_family_exposes_each_extra_label_value() -> None:
     registry = CollectorRegistry()
-    hot = HotCollector(("m", "1", "canary"))
+    hot = HotCollector(("m", "1", "canary", "r1"))
     registry.register(hot)
     family = hot.counter_family(c.REQUESTS_TOTAL)
     family.setdefault("success", LocalCounter()).inc(3)
     samples = _scrape(registry)
-    key = (("model", "m"), ("outcome", "success"), ("variant", "canary"), ("version", "1"))
+    key = (
+        ("model", "m"), ("outcome", "success"), ("revision", "r1"), ("variant", "canary"),
+        ("version", "1"),
+    )  # fmt: skip
     assert samples[("coalmine_requests_total", key)] == 3

@@ -86,7 +86,9 @@ def test_operator_promql_from_the_contract_gives_the_expected_numbers(prometheus
         r["metric"]["outcome"]: float(r["value"][1])
         for r in prometheus.query(f"{c.REQUESTS_TOTAL.name}{sel}")
     }
-    assert by_outcome == {"success": 3.0, "client_error": 1.0, "server_error": 0.0}
+    assert by_outcome == {
+        "success": 3.0, "client_error": 1.0, "server_error": 0.0, "shed": 0.0, "timeout": 0.0
+    }  # fmt: skip
     accuracy = prometheus.query(
         f'sum({c.FEEDBACK_TOTAL.name}{{variant="canary",result="correct"}})'
         f' / sum({c.FEEDBACK_TOTAL.name}{{variant="canary"}})'

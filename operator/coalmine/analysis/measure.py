@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 
 from coalmine.analysis import promql
+from coalmine.analysis.freshness import staleness
 from coalmine.analysis.provider import MetricProvider, QueryResult
 from coalmine.analysis.scope import Scope, SideScope
 from coalmine.analysis.scoping import UnscopableQueryError, scope_to_namespace
@@ -23,17 +24,36 @@ SideFn = Callable[[MetricProvider, SideScope, str, Check], SideMeasurement]
 def measure_checks(
     provider: MetricProvider, scope: Scope, checks: Sequence[Check]
 ) -> tuple[Measurement, ...]:
-    """One ``Measurement`` per check, in spec order."""
-    return tuple(measure_check(provider, scope, check) for check in checks)
+    """One ``Measurement`` per check, in spec order; a stale side is not measured at all,
+    its measurement says why (the freshness guard, asked once per side)."""
+    canary_stale = staleness(provider, scope.canary, scope.max_sample_age)
+    stable_stale = None
+    if scope.stable is not None and any(check.compares_with_stable for check in checks):
+        stable_stale = staleness(provider, scope.stable, scope.max_sample_age)
+    return tuple(
+        measure_check(provider, scope, check, canary_stale, stable_stale) for check in checks
+    )
 
 
-def measure_check(provider: MetricProvider, scope: Scope, check: Check) -> Measurement:
+def measure_check(
+    provider: MetricProvider,
+    scope: Scope,
+    check: Check,
+    canary_stale: SideMeasurement | None = None,
+    stable_stale: SideMeasurement | None = None,
+) -> Measurement:
     """Stable is queried only when the verdict needs it (``Check.compares_with_stable``)."""
     side_fn = MEASURES[check.kind]
-    canary = side_fn(provider, scope.canary, scope.range, check)
+
+    def side(which: SideScope, stale: SideMeasurement | None) -> SideMeasurement:
+        if stale is not None:
+            return stale
+        return side_fn(provider, which, scope.range, check)
+
+    canary = side(scope.canary, canary_stale)
     stable = None
     if scope.stable is not None and check.compares_with_stable:
-        stable = side_fn(provider, scope.stable, scope.range, check)
+        stable = side(scope.stable, stable_stale)
     return Measurement(check=check.name, canary=canary, stable=stable)
 
 
@@ -64,14 +84,31 @@ def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole > 0 else None
 
 
+SATURATED = frozenset(o.value for o in contract.SATURATION_OUTCOMES)
+
+
 def error_rate(provider: MetricProvider, side: SideScope, window: str, _: Check) -> SideMeasurement:
+    """Server errors among the requests the pods served: requests shed for load or past their
+    deadline are the saturation check's, neither errors nor served."""
+    counts = provider.query(promql.outcome_counts(side, window))
+    if failed := _failed(counts):
+        return failed
+    by_outcome = counts.by(contract.LABEL_OUTCOME)
+    total = sum(n for outcome, n in by_outcome.items() if outcome not in SATURATED)
+    errors = by_outcome.get(contract.Outcome.SERVER_ERROR.value, 0.0)
+    return SideMeasurement(value=_ratio(errors, total), samples=total, errors=errors)
+
+
+def saturation(provider: MetricProvider, side: SideScope, window: str, _: Check) -> SideMeasurement:
+    """Requests refused for load (shed, timeout) among all the side received; ``errors``
+    holds the refused count, so the judge can bound the rate like the error rate's."""
     counts = provider.query(promql.outcome_counts(side, window))
     if failed := _failed(counts):
         return failed
     by_outcome = counts.by(contract.LABEL_OUTCOME)
     total = sum(by_outcome.values())
-    errors = by_outcome.get(contract.Outcome.SERVER_ERROR.value, 0.0)
-    return SideMeasurement(value=_ratio(errors, total), samples=total, errors=errors)
+    refused = sum(n for outcome, n in by_outcome.items() if outcome in SATURATED)
+    return SideMeasurement(value=_ratio(refused, total), samples=total, errors=refused)
 
 
 def latency(
@@ -215,5 +252,6 @@ MEASURES: Mapping[CheckKind, SideFn] = {
     CheckKind.QUALITY: quality,
     CheckKind.DRIFT: drift,
     CheckKind.PROMQL: custom,
+    CheckKind.SATURATION: saturation,
 }
 """How each kind of check is measured on one side."""

@@ -16,6 +16,16 @@ def outcome_counts(side: SideScope, window: str) -> str:
     return f"sum by ({contract.LABEL_OUTCOME}) (increase({series}[{window}]))"
 
 
+def newest_sample_age(side: SideScope) -> str:
+    """Seconds since the side's newest request-counter sample: the freshness guard's number.
+
+    Every pod exports the counter from its start and Prometheus stamps each scrape, so this
+    grows only when scrapes stop; a failed scrape or a vanished target ends the series with a
+    staleness marker, and then the result is empty."""
+    series = f"{contract.REQUESTS_TOTAL.name}{side.matchers()}"
+    return f"time() - max(timestamp({series}))"
+
+
 def latency_quantile(side: SideScope, window: str, quantile: float) -> str:
     """Server-side latency quantile, in seconds, from the request histogram."""
     series = f"{contract.REQUEST_DURATION.series('bucket')}{side.matchers()}"

@@ -21,11 +21,13 @@ class SideScope:
     namespace_label: str = "namespace"
     """Series label of the pod's namespace; empty when the scrape config sets none."""
     revision: str = ""
-    """The side's revision: labels are counted under the revision that predicted, so a
-    retried canary of the same version starts from its own labels, not its predecessor's."""
+    """The side's revision, on every series its servers export (feedback: the revision that
+    predicted), so a retried canary of the same version starts from zero counts instead of
+    its predecessor's. Empty selects every revision (tests that start bare servers)."""
 
     def matchers(self, **extra: str) -> str:
-        """A PromQL label selector, e.g. ``{model="iris",version="v2",variant="canary"}``."""
+        """A PromQL label selector, e.g. ``{model="iris",version="v2",variant="canary",
+        namespace="ml",revision="5d8f..."}``."""
         labels = {
             contract.LABEL_MODEL: self.model,
             contract.LABEL_VERSION: self.version,
@@ -33,12 +35,14 @@ class SideScope:
         }
         if self.namespace_label:
             labels[self.namespace_label] = self.namespace
+        if self.revision:
+            labels[contract.LABEL_REVISION] = self.revision
         labels.update(extra)
         return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
 
     def origin_matchers(self) -> str:
-        """The selector of the feedback series, which carry the predicting revision too."""
-        return self.matchers(**({contract.LABEL_REVISION: self.revision} if self.revision else {}))
+        """The selector of the feedback series: the same labels, read from the receipt."""
+        return self.matchers()
 
     def deployment_matchers(self) -> str:
         """Every pod of the deployment, either side: where refused labels are counted."""
@@ -55,6 +59,9 @@ class Scope:
     canary: SideScope
     stable: SideScope | None
     window: timedelta
+    max_sample_age: timedelta = timedelta(seconds=90)
+    """A side whose newest sample is older than this is stale: its checks are inconclusive
+    (``coalmine.analysis.freshness``; 90s is three missed scrapes at the usual 30s)."""
 
     @property
     def range(self) -> str:

@@ -43,6 +43,7 @@ class CheckKind(StrEnum):
     QUALITY = "quality"
     DRIFT = "drift"
     PROMQL = "promql"
+    SATURATION = "saturation"
 
     @property
     def field(self) -> str:
@@ -79,7 +80,9 @@ class ErrorRateVsStable(ApiModel):
 
 
 class ErrorRateCheck(ApiModel, RuleChecked):
-    """Share of requests that ended in a server error (5xx). Client errors (4xx) do not count."""
+    """Share of served requests that ended in a server error (5xx). Client errors (4xx) count
+    as served, not as errors; requests shed for load (503) or past their deadline (504) are
+    neither: the ``saturation`` check judges those."""
 
     max: Fraction | None = None
     """Absolute ceiling for the canary's error rate."""
@@ -106,8 +109,8 @@ class LatencyVsStable(ApiModel):
 
 
 class LatencyCheck(ApiModel, RuleChecked):
-    """A latency quantile of all inference requests, from the server's histogram: it times
-    every outcome, so fast errors pull the quantile down and slow timeouts push it up."""
+    """A latency quantile of successful inference requests, from the server's histogram
+    (fast refusals and deadline hits are left out: the ``saturation`` check counts those)."""
 
     quantile: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.99
     max_seconds: Annotated[float | None, Field(gt=0.0)] = None
@@ -124,6 +127,24 @@ class LatencyCheck(ApiModel, RuleChecked):
             holds=lambda c: c.max_seconds is not None or c.vs_stable is not None,
         ),
     )
+
+
+class SaturationCheck(ApiModel):
+    """Share of requests the canary's pods refused for load: shed at admission (503) or past
+    their deadline (504). They are kept out of the error rate, so a flood cannot roll back a
+    good canary as if its model failed, and judged here, so a canary that cannot keep up is
+    not hidden either. When stable is as saturated, the cluster is overloaded, not the
+    canary: the check holds (inconclusive) instead of failing."""
+
+    max: Fraction = 0.05
+    """Fail when even the lower confidence bound of the canary's refused share is above this
+    and stable's share is not."""
+
+    confidence: Confidence = 0.95
+
+    @property
+    def compares_with_stable(self) -> bool:
+        return True  # a flood on both sides is not the canary's fault
 
 
 class QualityVsStable(ApiModel):
@@ -307,6 +328,7 @@ class Check(ApiModel, RuleChecked):
     quality: QualityCheck | None = None
     drift: DriftCheck | None = None
     promql: PromQLCheck | None = None
+    saturation: SaturationCheck | None = None
     min_samples: Annotated[int | None, Field(ge=1)] = None
     """Overrides ``policy.minSamples`` for this check."""
     dry_run: bool = False
@@ -347,10 +369,11 @@ def input_features(checks: Sequence[Check]) -> list[contract.InputFeature]:
 
 def default_checks() -> list[Check]:
     """The checks a canary gets when the spec names none: server errors and p99 latency,
-    both absolute and compared with stable."""
+    both absolute and compared with stable, and saturation (at most 5% refused for load)."""
     return [
         Check(
             name="error-rate", error_rate=ErrorRateCheck(max=0.05, vs_stable=ErrorRateVsStable())
         ),
         Check(name="latency-p99", latency=LatencyCheck(quantile=0.99, vs_stable=LatencyVsStable())),
+        Check(name="saturation", saturation=SaturationCheck()),
     ]

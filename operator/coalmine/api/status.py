@@ -169,6 +169,10 @@ class ModelDeploymentStatus(ApiModel):
     """The current step's target percent of traffic on the canary. The gatewayAPI router
     applies it exactly; the replicas router through pod counts, so the real share is the
     canary's ready pods over all ready pods (1 beside 4 stable pods is 20% for a 10% step)."""
+    applied_weight: Annotated[int | None, Field(ge=0, le=100)] = None
+    """The percent of traffic the router was last seen really applying to the canary: the
+    target for gatewayAPI; for the replicas router, the canary's ready pods over all ready
+    pods. None while no canary runs or the router object is missing."""
     step_started_at: datetime | None = None
     canary_started_at: datetime | None = None
     paused_by: Literal["user", "analysis"] | None = None

@@ -61,11 +61,21 @@ def _overview(obj: dict[str, Any], status: ModelDeploymentStatus, now: datetime)
     ]
     if status.canary is not None and status.current_step is not None:
         rows.append(("Step", _step(status, steps, now)))
-    rows.append(("Weight", f"{status.weight}% of traffic on the canary"))
+    rows.append(("Weight", _weight(status)))
     if status.message:
         rows.append(("Message", status.message))
     width = max(len(label) for label, _ in rows) + 2
     return "\n".join(f"{label + ':':<{width}}{value}" for label, value in rows)
+
+
+def _weight(status: ModelDeploymentStatus) -> str:
+    """The step's target and, when the router applies another share, what it really applies
+    (the replicas router splits by ready pods: 1 canary beside 4 stable is 20%)."""
+    text = f"{status.weight}% of traffic on the canary"
+    applied = status.applied_weight
+    if applied is not None and applied != status.weight:
+        text += f" (target; {applied}% applied)"
+    return text
 
 
 def _paused_note(status: ModelDeploymentStatus, spec: dict[str, Any]) -> str:

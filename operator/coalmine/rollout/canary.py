@@ -20,9 +20,10 @@ from coalmine.rollout.tick import (
     Tick,
     normal,
     update,
+    warning,
     with_history,
 )
-from coalmine.rollout.types import Action
+from coalmine.rollout.types import Action, Event
 
 
 def start_canary(t: Tick) -> Plan:
@@ -175,7 +176,23 @@ def give_traffic(t: Tick) -> Plan:
         canary_sized_for=weight,
         reason="CanaryReady",
         requeue_after=WAIT_FOR_OBSERVATION,
+        events=_inexpressible(t, status.current_step or 0, weight),
     )
+
+
+def _inexpressible(t: Tick, step: int, weight: int) -> tuple[Event, ...]:
+    """A Warning, once per step (when its weight is applied), when the router cannot give the
+    canary the step's share: the replicas router splits by pods, so 4 replicas turn a 10%
+    step into 20%, and the analysis then judges a canary on more traffic than planned."""
+    traffic, total = t.spec.traffic, t.spec.runtime.replicas
+    applied = expected_weight(total, weight, traffic.router, traffic.scale_down_stable)
+    if applied == weight:
+        return ()
+    why = (
+        f"step {step + 1} asks {weight}% but {total} replicas give the canary {applied}% "
+        f"through the {traffic.router.value} router; use more replicas or the gatewayAPI router"
+    )
+    return (warning("WeightNotExpressible", why),)
 
 
 def await_router(t: Tick) -> Plan:

@@ -87,6 +87,8 @@ def finalize(t: Tick, plan: Plan) -> Decision:
         plan.status,
         observed_generation=t.obs.generation,
         message=plan.status.message[:MESSAGE_LIMIT],
+        # Shown beside the target weight: the replicas router applies a pod ratio instead.
+        applied_weight=t.obs.canary_weight if plan.status.canary is not None else None,
     )
     status = update(status, conditions=derive_conditions(status, t.obs, plan.reason, t.now))
     stable, canary = _child_plans(t, plan, status)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from coalmine.api.checks import Check, CheckKind
 from coalmine.rollout.judge_drift import judge_drift
 from coalmine.rollout.judge_model import judge_quality
+from coalmine.rollout.judge_saturation import judge_saturation
 from coalmine.rollout.judge_traffic import judge_error_rate, judge_latency, judge_promql
 from coalmine.rollout.types import Measurement
 from coalmine.rollout.verdicts import CheckVerdict, InconclusiveError, Judging
@@ -25,6 +26,7 @@ JUDGES: Mapping[CheckKind, JudgeFn] = {
     CheckKind.QUALITY: judge_quality,
     CheckKind.DRIFT: judge_drift,
     CheckKind.PROMQL: judge_promql,
+    CheckKind.SATURATION: judge_saturation,
 }
 
 
@@ -34,6 +36,8 @@ def _judge(check: Check, measurement: Measurement | None, judging: Judging) -> C
         judging = replace(judging, min_samples=check.min_samples)
     if measurement is None:
         return _inconclusive(base, InconclusiveError("not measured"))
+    if stale := _stale(measurement):
+        return _inconclusive(base, InconclusiveError(stale))
     try:
         verdict = JUDGES[check.kind](check, measurement, judging, base)
     except InconclusiveError as why:
@@ -46,6 +50,14 @@ def judge(check: Check, measurement: Measurement | None, judging: Judging) -> Ch
     with what acting on it means (``dryRun``, ``onFail``)."""
     verdict = _judge(check, measurement, judging)
     return replace(verdict, dry_run=check.dry_run, on_fail=check.on_fail)
+
+
+def _stale(measurement: Measurement) -> str | None:
+    """Checked before any judge, so no judge can pass a side whose samples stopped."""
+    for which, side in (("canary", measurement.canary), ("stable", measurement.stable)):
+        if side is not None and side.stale:
+            return f"{which} {side.stale}"
+    return None
 
 
 def _inconclusive(base: CheckVerdict, why: InconclusiveError) -> CheckVerdict:

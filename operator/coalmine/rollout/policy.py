@@ -51,12 +51,20 @@ def planned_looks(canary: CanaryStrategy) -> int:
 
 
 def analysis_window(
-    canary: CanaryStrategy, step_started_at: datetime | None, now: datetime
+    canary: CanaryStrategy,
+    step_started_at: datetime | None,
+    now: datetime,
+    canary_started_at: datetime | None = None,
 ) -> timedelta:
     """The range the operator should query: everything since the current step started, and at
     least ``analysis.window``. Evidence then accumulates over a step instead of being capped
     at one window, which is what gives the comparison with stable its power at low traffic
     (the measured rates in docs/analysis.md assume this window).
+
+    Never earlier than this canary started, though: a retried canary of the same revision
+    exports the same labels as the attempt that was rolled back, and must start from zero
+    counts rather than inherit its predecessor's. (A window that grows over samples that
+    stopped arriving is caught by the freshness guard, ``coalmine.analysis.freshness``.)
 
     >>> from coalmine.api.canary import Step
     >>> c = CanaryStrategy(steps=[Step(weight=10)])
@@ -65,11 +73,15 @@ def analysis_window(
     datetime.timedelta(seconds=300)
     >>> analysis_window(c, t0, t0 + timedelta(seconds=10))   # at least the window (default 1m)
     datetime.timedelta(seconds=60)
+    >>> analysis_window(c, t0, t0 + timedelta(seconds=10), t0)  # but not before the canary
+    datetime.timedelta(seconds=10)
     """
-    least = canary.analysis.query_window()
-    if step_started_at is None:
-        return least
-    return max(least, now - step_started_at)
+    window = canary.analysis.query_window()
+    if step_started_at is not None:
+        window = max(window, now - step_started_at)
+    if canary_started_at is not None:
+        window = min(window, max(now - canary_started_at, timedelta(seconds=1)))
+    return window
 
 
 MEASUREMENT_SLACK = 0.9

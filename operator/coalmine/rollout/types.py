@@ -85,6 +85,9 @@ class SideMeasurement:
     A short fixed text: never a response body, never a URL."""
     problem: QueryProblem | None = None
     """Set with ``error``: whether the provider or the spec is at fault."""
+    stale: str | None = None
+    """Why the side's samples stopped arriving (the freshness guard): the side was not
+    measured, and the check is inconclusive, never a pass."""
 
 
 @dataclass(frozen=True)

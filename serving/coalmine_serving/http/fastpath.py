@@ -16,7 +16,7 @@ import uuid
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coalmine_serving.contract import Outcome
+from coalmine_serving.contract import Outcome, outcome_of
 from coalmine_serving.errors import PredictTimeoutError, ServingError
 from coalmine_serving.http import codec
 from coalmine_serving.http.deadlines import Deadlines
@@ -60,11 +60,12 @@ class InferenceFastPath:
         started = time.perf_counter()
         metrics = self.metrics
         status, body, request_id, receipt = await self._admitted(scope, receive, name, version, v1)
-        if status < 400:
-            metrics.outcomes[Outcome.SUCCESS].inc()
-        else:
-            metrics.outcomes[Outcome.CLIENT_ERROR if status < 500 else Outcome.SERVER_ERROR].inc()
-        metrics.duration.observe(time.perf_counter() - started)
+        outcome = outcome_of(status)
+        metrics.outcomes[outcome].inc()
+        if outcome is Outcome.SUCCESS:
+            # Latency of successes only, as the contract says: a refusal in microseconds or a
+            # deadline hit would say nothing about how fast the model serves.
+            metrics.duration.observe(time.perf_counter() - started)
         headers = [_JSON, (b"content-length", str(len(body)).encode())]
         if request_id and request_id.isascii() and request_id.isprintable():
             headers.append((b"x-request-id", request_id.encode()))  # never echo CR/LF

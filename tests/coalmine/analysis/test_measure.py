@@ -16,6 +16,7 @@ from coalmine.api.checks import (
     LatencyCheck,
     PromQLCheck,
     QualityCheck,
+    SaturationCheck,
 )
 from coalmine.rollout.types import QueryProblem, SideMeasurement
 from tests.coalmine.fakes import FakeProvider, vector
@@ -41,6 +42,48 @@ def test_error_rate_counts_server_errors_only():
     (m,) = measure_checks(provider, SCOPE, [check])
     assert m.canary == SideMeasurement(value=0.2, samples=100.0, errors=20.0)
     assert m.stable == SideMeasurement(value=0.0, samples=200.0, errors=0.0)
+
+
+def test_requests_refused_for_load_are_saturation_not_errors():
+    flood = vector(
+        ({"outcome": "success"}, 90.0),
+        ({"outcome": "server_error"}, 10.0),
+        ({"outcome": "shed"}, 800.0),
+        ({"outcome": "timeout"}, 100.0),
+    )
+    provider = FakeProvider({promql.outcome_counts(CANARY, W): flood})
+    errors, saturated = measure_checks(
+        provider,
+        SCOPE,
+        [
+            Check(name="err", error_rate=ErrorRateCheck(max=0.05)),
+            Check(name="sat", saturation=SaturationCheck()),
+        ],
+    )
+    # 10 model errors among 100 served; 900 of 1000 received were refused for load.
+    assert errors.canary == SideMeasurement(value=0.1, samples=100.0, errors=10.0)
+    assert saturated.canary == SideMeasurement(value=0.9, samples=1000.0, errors=900.0)
+
+
+def test_a_side_whose_samples_stopped_is_not_measured_but_stale():
+    limit = timedelta(seconds=90)
+    scope = Scope(canary=CANARY, stable=STABLE, window=timedelta(minutes=5), max_sample_age=limit)
+    check = Check(name="err", error_rate=ErrorRateCheck(max=0.05, vs_stable=ErrorRateVsStable()))
+    old = FakeProvider({promql.newest_sample_age(CANARY): vector(({}, 95.4))})
+    (m,) = measure_checks(old, scope, [check])
+    assert m.canary == SideMeasurement(stale="stale: last sample 95s ago (limit 90s)")
+    assert m.stable is not None and m.stable.stale is None
+    assert promql.outcome_counts(CANARY, "5m") not in old.queries  # the old counts go unread
+
+    gone = FakeProvider({promql.newest_sample_age(STABLE): QueryResult()})
+    (m,) = measure_checks(gone, scope, [check])
+    assert m.stable == SideMeasurement(
+        stale="stale: no current sample of the stable's request counter"
+    )
+    assert promql.newest_sample_age(CANARY) == (
+        "time() - max(timestamp(coalmine_requests_total"
+        '{model="iris",version="v2",variant="canary",namespace="ml"}))'
+    )
 
 
 def test_no_traffic_is_no_value_not_zero_errors():
@@ -150,7 +193,12 @@ def test_input_drift_measures_each_named_feature_per_bucket_on_both_sides():
     # A feature stable does not bucket (NaN dropped): no pairs, and no samples to judge on.
     assert m.stable is not None and m.stable.samples == 0
     assert dict(m.stable.features)["sepal_length"] == ()
-    assert provider.queries == [promql.input_buckets(CANARY, W), promql.input_buckets(STABLE, W)]
+    assert provider.queries == [
+        promql.newest_sample_age(CANARY),
+        promql.newest_sample_age(STABLE),
+        promql.input_buckets(CANARY, W),
+        promql.input_buckets(STABLE, W),
+    ]
 
 
 def test_input_drift_query_reads_the_contract_series_by_feature_and_bucket():

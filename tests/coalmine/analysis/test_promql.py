@@ -41,6 +41,24 @@ def test_labels_count_for_the_revision_that_predicted_and_refusals_for_the_deplo
     )
 
 
+def test_every_series_of_a_side_is_scoped_by_its_revision():
+    """A retried canary of the same version is a new revision: it starts from zero counts."""
+    retried = SideScope(
+        model="iris", version="v2", variant="canary", namespace="ml", revision="abc123"
+    )
+    sel = '{model="iris",version="v2",variant="canary",namespace="ml",revision="abc123"}'
+    for query in (
+        promql.outcome_counts(retried, "1m"),
+        promql.latency_quantile(retried, "1m", 0.99),
+        promql.latency_count(retried, "1m"),
+        promql.class_counts(retried, "1m"),
+        promql.value_buckets(retried, "1m"),
+        promql.input_buckets(retried, "1m"),
+        promql.abs_error_sum(retried, "1m"),
+    ):
+        assert sel + "[1m]" in query
+
+
 def test_quality_and_drift_templates():
     assert promql.feedback_counts(CANARY, "1m") == (
         f"sum by (result) (increase(coalmine_feedback_total{SEL}[1m]))"

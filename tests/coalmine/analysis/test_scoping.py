@@ -11,7 +11,7 @@ from datetime import timedelta
 import promql_parser as pp
 import pytest
 
-from coalmine.analysis import measure_checks
+from coalmine.analysis.measure import measure_check
 from coalmine.analysis.scope import Scope, SideScope
 from coalmine.analysis.scoping import UnscopableQueryError, scope_to_namespace
 from coalmine.api import Check
@@ -109,7 +109,7 @@ def test_a_refused_custom_query_is_never_sent_and_is_a_spec_problem() -> None:
     scope = Scope(canary=side, stable=None, window=timedelta(minutes=1))
     provider = FakeProvider()
     check = Check(name="c", promql=PromQLCheck(query='up{namespace=~".*"}', max=1.0))
-    (m,) = measure_checks(provider, scope, [check])
+    m = measure_check(provider, scope, check)  # the check alone, without the freshness query
     assert provider.queries == []
     assert m.canary.problem == QueryProblem.QUERY_INVALID
     assert m.canary.error is not None and "other than" in m.canary.error
@@ -125,7 +125,7 @@ def test_placeholders_are_filled_before_scoping() -> None:
         name="c",
         promql=PromQLCheck(query='sum(rate(up{version="{{version}}"}[{{window}}]))', max=1.0),
     )
-    (m,) = measure_checks(provider, scope, [check])
+    m = measure_check(provider, scope, check)  # the check alone, without the freshness query
     assert provider.queries == [sent] and m.canary.value == 0.5
 
 

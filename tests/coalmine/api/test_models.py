@@ -48,7 +48,7 @@ def test_revision_changes_with_model_or_pod_template() -> None:
 def test_defaults_give_a_safe_canary() -> None:
     canary = spec().canary
     assert [s.weight for s in canary.steps] == [10, 50]
-    assert [c.kind for c in canary.analysis.checks] == ["errorRate", "latency"]
+    assert [c.kind for c in canary.analysis.checks] == ["errorRate", "latency", "saturation"]
     assert canary.policy.on_inconclusive == "pause"
     assert canary.analysis.query_window() == timedelta(minutes=1)
 

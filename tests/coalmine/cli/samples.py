@@ -44,6 +44,7 @@ def progressing() -> dict[str, Any]:
             "canary": _CANARY,
             "currentStep": 1,
             "weight": 30,
+            "appliedWeight": 33,
             "stepStartedAt": "2026-11-27T05:28:55Z",
             "canaryStartedAt": "2026-11-27T05:24:10Z",
             "message": "step 2/3: waiting for the pause and passing analysis",

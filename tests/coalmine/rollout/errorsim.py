@@ -4,7 +4,8 @@ and how often (and how fast) a worse canary is caught.
 Each run is the real engine (``decide`` tick by tick in the simulator) fed with random counts:
 requests arrive as a Poisson process at ``rps``, split by the weight the router is observed at;
 each request fails with its side's error probability; a share of the requests come back
-labelled, each label correct with its side's accuracy. A measurement covers either the range
+labelled, each label correct with its side's accuracy; nothing is refused for load
+(saturation 0). A measurement covers either the range
 ``analysis_window`` asks for (since the step started, at least the analysis window: what the
 operator queries), or, for the Argo/Flagger-style threshold checks, the last ``window`` only.
 
@@ -102,6 +103,10 @@ class Traffic:
                 name,
                 SideMeasurement(samples=nl, correct=ok),
                 SideMeasurement(samples=snl, correct=sok),
+            )
+        if kind == CheckKind.SATURATION:  # nothing is refused for load in this simulation
+            return Measurement(
+                name, SideMeasurement(samples=n, errors=0), SideMeasurement(samples=sn, errors=0)
             )
         return Measurement(
             name, SideMeasurement(samples=n, errors=e), SideMeasurement(samples=sn, errors=se)

@@ -55,7 +55,9 @@ def test_happy_promotion_through_all_steps() -> None:
     assert sim.status.phase == "Healthy" and sim.status.history[-1].outcome == "Promoted"
     assert event_reasons(sim) == [
         "CanaryCreated",
+        "WeightNotExpressible",  # 4 replicas: 1 canary pod beside 4 is 20%, not 10%
         "StepAdvanced",
+        "WeightNotExpressible",  # 2 beside 4 is 33%, not 30%
         "StepAdvanced",
         "Promoting",
         "Promoted",
@@ -67,6 +69,28 @@ def test_happy_promotion_through_all_steps() -> None:
     # ...and is scaled down only after the router was seen at 0.
     gone = next(i for i, d in enumerate(sim.decisions) if i > promote and d.canary is None)
     assert sim.observed[gone].canary_weight == 0 and gone > drain
+
+
+def test_status_shows_the_weight_the_router_applies_and_warns_once_per_step() -> None:
+    sim = canary_on()
+    sim.run_until(finished)
+    warnings = [e for d in sim.decisions for e in d.events if e.reason == "WeightNotExpressible"]
+    assert [(e.type, e.message) for e in warnings] == [
+        ("Warning", "step 1 asks 10% but 4 replicas give the canary 20% through the replicas "
+         "router; use more replicas or the gatewayAPI router"),
+        ("Warning", "step 2 asks 30% but 4 replicas give the canary 33% through the replicas "
+         "router; use more replicas or the gatewayAPI router"),
+    ]  # fmt: skip
+    started = [d.status for d in sim.decisions if d.reason == "StepStarted"]
+    assert [(s.weight, s.applied_weight) for s in started] == [(10, 20), (30, 33), (60, 60)]
+    assert sim.status.applied_weight is None  # no canary once promoted
+
+
+def test_an_exact_router_gets_no_weight_warning() -> None:
+    gateway = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
+    sim = canary_on(traffic=gateway, runtime={"replicas": 10})
+    sim.run_until(finished)
+    assert "WeightNotExpressible" not in event_reasons(sim)
 
 
 def test_each_step_waits_its_whole_pause_after_the_router_applied_the_weight() -> None:

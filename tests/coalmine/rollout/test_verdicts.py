@@ -33,6 +33,7 @@ MAE = check(quality={"metric": "meanAbsoluteError", "max": 2.0, "vsStable": {}, 
 PSI = check(drift={"method": "psi", "max": 0.2})
 CHI = check(drift={"method": "chiSquare", "max": 0.1})
 PROM = check(promql={"query": "q", "min": 1, "max": 10, "maxRatio": 2})
+SAT = check(saturation={"max": 0.05})
 
 BALANCED = (("a", 500.0), ("b", 500.0))
 SHIFTED = (("a", 800.0), ("b", 200.0))
@@ -165,6 +166,19 @@ CASES = [
     ("prom-empty", PROM, side(), side(value=5.0), "inconclusive"),
     ("prom-stable-missing", PROM, side(value=5.0), None, "inconclusive"),
     ("prom-few-samples", PROM, side(value=5.0, samples=3), side(value=5.0), "inconclusive"),
+    ("sat-pass", SAT, side(samples=1000, errors=10), side(samples=9000, errors=0), "pass"),
+    ("sat-fail", SAT, side(samples=1000, errors=300), side(samples=9000, errors=9), "fail"),
+    ("sat-no-stable", SAT, side(samples=1000, errors=300), None, "fail"),
+    (
+        "sat-both-flooded",
+        SAT,
+        side(samples=1000, errors=300),
+        side(samples=9000, errors=2700),
+        "inconclusive",
+    ),
+    ("sat-noisy-small", SAT, side(samples=50, errors=4), side(samples=900), "inconclusive"),
+    ("sat-few-samples", SAT, side(samples=20, errors=0), side(samples=900), "inconclusive"),
+    ("sat-failed-query", SAT, side(error="timeout"), side(samples=900), "inconclusive"),
 ]
 
 
@@ -185,6 +199,25 @@ def test_verdict(
 
 def test_not_measured_is_inconclusive() -> None:
     assert judge(ERR_ABS, None, J).verdict == "inconclusive"
+
+
+@pytest.mark.parametrize("the_check", [ERR_ABS, ERR_VS, LAT, ACC, PSI, PROM, SAT])
+def test_a_stale_side_is_inconclusive_never_a_pass(the_check: Check) -> None:
+    """The freshness guard: whatever numbers a kind would have seen, stale data decides none."""
+    stale = side(stale="stale: last sample 95s ago (limit 90s)")
+    good = side(samples=1000, errors=0, value=0.1, correct=1000, distribution=BALANCED)
+    for canary, stable, which in ((stale, good, "canary"), (good, stale, "stable")):
+        verdict = judge(the_check, Measurement("c", canary, stable), J)
+        assert verdict.verdict == "inconclusive"
+        assert verdict.reason == f"{which} stale: last sample 95s ago (limit 90s)"
+
+
+def test_saturation_says_it_is_load_not_errors() -> None:
+    canary, stable = side(samples=1000, errors=300), side(samples=9000, errors=9)
+    verdict = judge(SAT, Measurement("c", canary, stable), J)
+    assert verdict.reason == "saturation 0.3 > max 0.05 (300/1000 refused for load)"
+    flooded = judge(SAT, Measurement("c", canary, side(samples=9000, errors=2700)), J)
+    assert "but stable too (0.3): overload" in flooded.reason
 
 
 @pytest.mark.parametrize("bad", [NAN, INF, -INF])

@@ -64,9 +64,7 @@ def samples(client: TestClient) -> dict[tuple[str, frozenset], float]:  # type: 
 
 
 def value(client: TestClient, name: str, **labels: str) -> float:
-    wanted = {"model": "iris", "version": "3", "variant": "stable", **labels}
-    if name.startswith(("coalmine_feedback_total", "coalmine_feedback_abs_error")):
-        wanted.setdefault("revision", "")  # the receipt's origin labels
+    wanted = {"model": "iris", "version": "3", "variant": "stable", "revision": "", **labels}
     return samples(client).get((name, frozenset(wanted.items())), 0.0)
 
 
@@ -225,6 +223,11 @@ def test_request_timeout_answers_504(artifacts) -> None:  # type: ignore[no-unty
         wait_ready(client)
         reply = client.post("/v2/models/model/infer", json=_infer_body([ROW]))
         assert reply.status_code == 504 and "longer than 0.1s" in reply.json()["error"]
+        # A deadline hit is counted apart from model errors, and times no latency.
+        labels = {"model": "model", "version": "1"}
+        assert value(client, "coalmine_requests_total", outcome="timeout", **labels) == 1
+        assert value(client, "coalmine_requests_total", outcome="server_error", **labels) == 0
+        assert value(client, "coalmine_request_duration_seconds_count", **labels) == 0
 
 
 class BusyRuntime(SlowRuntime):

@@ -30,7 +30,7 @@ def test_fault_settings_wrap_predict_and_count_each_fault() -> None:
     with pytest.raises(ServingError, match="injected fault") as raised:
         asyncio.run(predict(np.zeros((1, 4))))
     assert raised.value.status == 500
-    labels = {"model": "model", "version": "1", "variant": "stable"}
+    labels = {"model": "model", "version": "1", "variant": "stable", "revision": ""}
     for kind in ("latency", "error"):
         count = metrics.registry.get_sample_value(
             "coalmine_injected_faults_total", {**labels, "kind": kind}
