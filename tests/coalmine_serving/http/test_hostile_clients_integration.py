@@ -32,17 +32,6 @@ pytestmark = pytest.mark.integration
 INFER = "/v2/models/iris/infer"
 
 
-@pytest.fixture
-def server(artifacts, tmp_path: Path, request) -> Iterator[models.ServerProcess]:  # type: ignore[no-untyped-def]
-    extra = getattr(request, "param", ())
-    proc = models.ServerProcess(artifacts["onnx_clf"], tmp_path / "server.log", *extra)
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        proc.stop()
-
-
 def _connect(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)

@@ -22,17 +22,6 @@ from tests.coalmine_serving.http.test_app import ROW, SlowRuntime, _infer_body
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def server(artifacts, tmp_path: Path, request) -> Iterator[models.ServerProcess]:  # type: ignore[no-untyped-def]
-    extra = getattr(request, "param", ())
-    proc = models.ServerProcess(artifacts["onnx_clf"], tmp_path / "server.log", *extra)
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        proc.stop()
-
-
 def test_triton_http_client_speaks_to_our_server(server: models.ServerProcess) -> None:
     import tritonclient.http as triton
 
