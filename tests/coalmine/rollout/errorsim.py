@@ -194,8 +194,12 @@ def default_spec(**canary: Any) -> ModelDeploymentSpec:
 def _row(label: str, spec: ModelDeploymentSpec, rps: float, runs: int) -> str:
     healthy = simulate(spec, rps, 0.01, 1.0, runs, seed=1)
     doubled = simulate(spec, rps, 0.01, 2.0, runs, seed=2)
-    fmt = lambda r: f"{100 * r.rate:.1f}% [{100 * r.interval()[0]:.1f}-{100 * r.interval()[1]:.1f}]"  # noqa: E731
-    return f"| {label} | {rps:g} | {fmt(healthy)} | {fmt(doubled)} | {doubled.paused} |"
+    return f"| {label} | {rps:g} | {_percent(healthy)} | {_percent(doubled)} | {doubled.paused} |"
+
+
+def _percent(rates: Rates) -> str:
+    low, high = rates.interval()
+    return f"{100 * rates.rate:.1f}% [{100 * low:.1f}-{100 * high:.1f}]"
 
 
 def main(runs: int = 1000) -> None:
