@@ -7,12 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from coalmine.api.checks import Check, ErrorRateCheck, LatencyCheck
-from coalmine.rollout.stats import (
-    binomial_worse_e_value,
-    error_rate_worse_p,
-    share_worse_e_value,
-    wilson_bounds,
-)
+from coalmine.rollout.stats import error_rate_worse_p, share_worse_e_value, wilson_bounds
 from coalmine.rollout.types import Measurement, SideMeasurement
 from coalmine.rollout.verdicts import (
     CheckVerdict,
@@ -131,37 +126,36 @@ def judge_latency(
 def _slower_than_stable(
     spec: LatencyCheck, canary: SideMeasurement, stable: SideMeasurement, judging: Judging
 ) -> tuple[bool, str, float]:
-    """Whether the canary's quantile is beyond ``maxRatio`` x stable's, the numbers, and this
-    step's e-value.
+    """Whether the canary's latency tail is beyond ``maxRatio`` x stable's, the numbers, and
+    this step's e-value (docs/analysis.md, *Latency vs stable, sequentially*).
 
-    The boundary is the smallest bucket edge at or above ``maxRatio`` x the upper edge of
-    the bucket holding stable's quantile. A canary whose quantile is within ``maxRatio`` of
-    stable's has at most 1 - quantile of its requests above it, so its count above it is a
-    binomial with at most that share: ``binomial_worse_e_value``, carried across steps.
+    ``slow`` is the smallest bucket edge at or above ``maxRatio`` x the upper edge of the
+    bucket holding stable's quantile; ``reference`` the largest edge at or below
+    ``slow / maxRatio``. A canary no slower than ``maxRatio`` x stable has no larger a share
+    of requests above ``slow`` than stable has above ``reference``: the two counts are
+    compared like errors (``share_worse_e_value``), and carried across steps the same way.
     """
     assert spec.vs_stable is not None
-    q = spec.quantile
+    ratio, q = spec.vs_stable.max_ratio, spec.quantile
     if not canary.latency_buckets:
         raise InconclusiveError("canary latency histogram missing", round(canary.samples or 0))
     stable_edge = quantile_edge(stable.latency_buckets, q)
     if stable_edge is None:  # no requests, or a quantile beyond the last finite edge
         raise InconclusiveError("stable latency quantile not within the histogram's edges")
-    boundary = next(
-        (
-            edge
-            for edge, _ in canary.latency_buckets
-            if edge >= spec.vs_stable.max_ratio * stable_edge * (1 - 1e-9)
-        ),
-        math.inf,
-    )
-    n, slow = requests_above(canary.latency_buckets, boundary)
-    e = binomial_worse_e_value(slow, n, 1 - q)
+    tolerance = 1 + 1e-9  # edges are decimal floats: 1.5 x 0.01 must match the 0.015 edge
+    edges = [edge for edge, _ in canary.latency_buckets]
+    slow = next((edge for edge in edges if edge * tolerance >= ratio * stable_edge), math.inf)
+    stable_edges = [edge for edge, _ in stable.latency_buckets]
+    reference = max(edge for edge in stable_edges if edge <= slow / ratio * tolerance)
+    n, slower = requests_above(canary.latency_buckets, slow)
+    stable_n, stable_slower = requests_above(stable.latency_buckets, reference)
+    e = share_worse_e_value(slower, n, stable_slower, stable_n)
     evidence = e * judging.carried
     worse = evidence >= judging.e_threshold(spec.vs_stable.confidence)
     why = (
-        f"canary {slow}/{n} requests > {fmt(boundary)}s "
-        f"({fmt(spec.vs_stable.max_ratio)} x stable p{q * 100:g} bucket {fmt(stable_edge)}s; "
-        f"allowed {fmt(1 - q)}), e={evidence:.3g}"
+        f"canary {slower}/{n} > {fmt(slow)}s vs stable {stable_slower}/{stable_n} "
+        f"> {fmt(reference)}s (stable p{q * 100:g} <= {fmt(stable_edge)}s, "
+        f"ratio {fmt(ratio)}), e={evidence:.3g}"
     )
     return worse, why, e
 

@@ -50,7 +50,7 @@ def _failed_runs(slowdown: float, max_ratio: float, runs: int, looks: int, seed:
     return failed
 
 
-def test_the_e_process_at_its_null_looked_at_100_times_crosses_at_most_alpha() -> None:
+def test_the_one_sample_e_process_at_its_null_looked_at_100_times_crosses_at_most_alpha() -> None:
     """The worst case the test allows: exactly 1 - q = 1% of the canary's requests above the
     boundary. Ville's inequality, checked over 100 looks (upper 99% bound plus the noise)."""
     rng = np.random.default_rng(11)
