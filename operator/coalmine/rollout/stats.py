@@ -9,6 +9,7 @@ Why these tests:
   when the canary is no worse. The mixture likelihood ratio is an e-process: whatever the
   number of looks, it exceeds 1/alpha with probability at most alpha (Ville's inequality), so
   the check may look as often as the metrics are scraped. Derived in docs/analysis.md.
+  Latency vs stable uses it too, with "slow request" for "event" (``judge_traffic``).
 
 * **Error rate vs stable: Fisher's exact test, one-sided** (``alternative="greater"``) on the
   2x2 table of (errors, successes) x (canary, stable). Canary error counts are small (a 10%

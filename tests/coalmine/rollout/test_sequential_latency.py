@@ -9,6 +9,8 @@ three traffic levels, are in ``bench/power.py --latency`` and docs/analysis.md.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from coalmine.api import Check
@@ -85,3 +87,17 @@ def test_a_p99_fifty_percent_slower_is_caught_when_no_slowdown_is_allowed() -> N
 
 def test_a_p99_fifty_percent_slower_is_within_the_default_ratio() -> None:
     assert _failed_runs(1.5, 1.5, runs=100, looks=30, seed=15) <= 100 * ALPHA
+
+
+def test_evidence_from_earlier_steps_is_carried() -> None:
+    """A little evidence in this step fails the canary when the earlier steps carried some."""
+    check = Check.model_validate({"name": "latency", "latency": {"vsStable": {}}})
+    # stable's p99 is in the 7.5-10 ms bucket: 45 of its 9000 requests are above 10 ms, 10 of
+    # the canary's 1000 above 15 ms (1% vs 0.5%: e about 3, far from 40 on its own)
+    canary = np.array([0] * 6 + [980, 10, 10] + [0] * (len(EDGES) - 9), dtype=np.int64)
+    stable = np.array([0] * 6 + [8955, 36, 9] + [0] * (len(EDGES) - 9), dtype=np.int64)
+    m = Measurement("latency", _side(canary), _side(stable))
+    alone = judge(check, m, JUDGING)
+    assert alone.verdict == "pass" and alone.e_value is not None and 1 < alone.e_value < 40
+    carried = judge(check, m, replace(JUDGING, carried=40 / alone.e_value * 1.01))
+    assert carried.verdict == "fail", carried.reason
