@@ -9,6 +9,7 @@ points with labels for half the requests), whole rollouts are simulated tick by 
     nice .venv/bin/python -m bench.power            # quick: 300 runs per cell, a few minutes
     nice .venv/bin/python -m bench.power --full     # the table: 3000 healthy, 1000 worse runs
     nice .venv/bin/python -m bench.power --pause 2m # the same with two-minute steps
+    nice .venv/bin/python -m bench.power --latency  # latency vs stable: healthy, p99 x1.5/2/3
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ CANARIES = {
     "accuracy -5 points": Canary(canary_accuracy=0.85),
 }
 DECIDING = {"healthy": None, "errors x2": "error-rate", "accuracy -5 points": "accuracy"}
+
+# --latency: the latency check alone (maxRatio 1.5 at p99), every request lognormal.
+LATENCY_CANARIES = {
+    "healthy": Canary(),
+    "p99 +50%": Canary(canary_slowdown=1.5),
+    "p99 x2": Canary(canary_slowdown=2.0),
+    "p99 x3": Canary(canary_slowdown=3.0),
+}
+SEQUENTIAL_LATENCY = {"name": "latency", "latency": {"quantile": 0.99, "vsStable": {}}}
+RATIO_LATENCY = {"name": "latency-ratio", "promql": {"query": "p99 ratio", "max": 1.5}}
+LATENCY_METHODS: dict[str, dict[str, Any]] = {
+    "sequential, every 10s": {"interval": "10s", "window": "10s", "checks": [SEQUENTIAL_LATENCY]},
+    # coalmine until now: canary p99 / stable p99 <= 1.5 over the step's window, per look
+    "today: p99 ratio, every 30s": {"interval": "30s", "checks": [RATIO_LATENCY]},
+    "today: p99 ratio, every 10s": {"interval": "10s", "window": "10s", "checks": [RATIO_LATENCY]},
+}
 
 
 def _checks(method: str) -> list[dict[str, Any]]:
@@ -58,11 +75,13 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 
 
-def spec_of(method: str, pause: str | None = None) -> ModelDeploymentSpec:
+def spec_of(method: str, pause: str | None = None, latency: bool = False) -> ModelDeploymentSpec:
     """The default steps (10%, 50%), each ``pause`` long (default 1m), judged by ``method``."""
+    steps = [{"weight": w, **({"pause": pause} if pause else {})} for w in (10, 50)]
+    if latency:
+        return default_spec(steps=steps, analysis=LATENCY_METHODS[method])
     test = {"sequential, every 10s": "sequential", "threshold per look, every 30s": "threshold"}
     checks = _checks(test.get(method, "fixedLooks"))
-    steps = [{"weight": w, **({"pause": pause} if pause else {})} for w in (10, 50)]
     return default_spec(steps=steps, analysis={**METHODS[method], "checks": checks})
 
 
@@ -74,11 +93,13 @@ class Cell:
     runs: int
     seed: int
     pause: str | None = None
+    latency: bool = False
 
 
 def run_cell(cell: Cell) -> tuple[Cell, list[Outcome]]:
-    spec = spec_of(cell.method, cell.pause)
-    return cell, outcomes(spec, cell.rps, CANARIES[cell.canary], cell.runs, cell.seed)
+    spec = spec_of(cell.method, cell.pause, cell.latency)
+    canary = (LATENCY_CANARIES if cell.latency else CANARIES)[cell.canary]
+    return cell, outcomes(spec, cell.rps, canary, cell.runs, cell.seed)
 
 
 def _rate(hits: int, runs: int) -> str:
@@ -90,15 +111,20 @@ def _rate(hits: int, runs: int) -> str:
 def row(cell: Cell, ends: Sequence[Outcome]) -> str:
     back = [o for o in ends if o.outcome == "RolledBack"]
     held = sum(o.outcome == "Paused" for o in ends)
-    deciding = DECIDING[cell.canary]
-    if deciding is None:  # healthy: every rollback is false; which check did it
+    if cell.canary == "healthy" and not cell.latency:  # every rollback is false; by which check
         by = {n: sum(o.check == n for o in back) for n in ("error-rate", "accuracy")}
         split = ", ".join(f"{n} {_rate(k, cell.runs)}" for n, k in by.items())
         return (
             f"| {cell.method} | {cell.rps} | {cell.canary} | {cell.runs} "
             f"| {_rate(len(back), cell.runs)} ({split}) | | {held} |"
         )
-    caught = [o for o in back if o.check == deciding]
+    if cell.canary == "healthy":
+        return (
+            f"| {cell.method} | {cell.rps} | {cell.canary} | {cell.runs} "
+            f"| {_rate(len(back), cell.runs)} | | {held} |"
+        )
+    # The latency study has one check: any rollback is its.
+    caught = back if cell.latency else [o for o in back if o.check == DECIDING[cell.canary]]
     seconds = [o.seconds for o in caught if o.seconds is not None]
     median = f"{statistics.median(seconds):.0f}s" if seconds else "-"
     return (
@@ -107,11 +133,22 @@ def row(cell: Cell, ends: Sequence[Outcome]) -> str:
     )
 
 
-def cells(healthy_runs: int, worse_runs: int, pause: str | None = None) -> list[Cell]:
+def cells(
+    healthy_runs: int, worse_runs: int, pause: str | None = None, latency: bool = False
+) -> list[Cell]:
+    methods, canaries = (LATENCY_METHODS, LATENCY_CANARIES) if latency else (METHODS, CANARIES)
     return [
-        Cell(method, rps, canary, healthy_runs if canary == "healthy" else worse_runs, seed, pause)
+        Cell(
+            method,
+            rps,
+            canary,
+            healthy_runs if canary == "healthy" else worse_runs,
+            seed + (1000 if latency else 0),
+            pause,
+            latency,
+        )
         for seed, (method, rps, canary) in enumerate(
-            (m, r, c) for m in METHODS for r in RPS for c in CANARIES
+            (m, r, c) for m in methods for r in RPS for c in canaries
         )
     ]
 
@@ -121,12 +158,13 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="3000 healthy, 1000 worse runs")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pause", help="each step's pause instead of the default 1m, e.g. 2m")
+    parser.add_argument("--latency", action="store_true", help="the latency check's study")
     args = parser.parse_args()
     healthy, worse = (3000, 1000) if args.full else (300, 100)
     print("| method | req/s | canary | runs | rolled back (95% CI) | median detect time | held |")
     print("|---|---|---|---|---|---|---|")
     with ProcessPoolExecutor(args.workers) as pool:
-        for cell, ends in pool.map(run_cell, cells(healthy, worse, args.pause)):
+        for cell, ends in pool.map(run_cell, cells(healthy, worse, args.pause, args.latency)):
             print(row(cell, ends), flush=True)
 
 

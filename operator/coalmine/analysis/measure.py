@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 from coalmine.analysis import promql
 from coalmine.analysis.freshness import staleness
@@ -119,7 +120,24 @@ def latency(
     count = provider.query(promql.latency_count(side, window))
     if failed := _failed(quantile, count):
         return failed
-    return SideMeasurement(value=quantile.scalar(), samples=count.scalar() or 0.0)
+    measured = SideMeasurement(value=quantile.scalar(), samples=count.scalar() or 0.0)
+    if check.latency.vs_stable is None:
+        return measured
+    buckets = provider.query(promql.latency_buckets(side, window))
+    if failed := _failed(buckets):
+        return failed
+    return replace(measured, latency_buckets=cumulative_buckets(buckets.by("le")))
+
+
+def cumulative_buckets(by_le: Mapping[str, float]) -> tuple[tuple[float, float], ...]:
+    """(upper edge, cumulative count) pairs in edge order; a label that is not a number and
+    a count that is not finite are left out.
+
+    >>> cumulative_buckets({"+Inf": 8.0, "0.1": 3.0, "x": 1.0, "0.5": 7.0})
+    ((0.1, 3.0), (0.5, 7.0), (inf, 8.0))
+    """
+    pairs = [(float(le), n) for le, n in by_le.items() if _is_bound(le) and math.isfinite(n)]
+    return tuple(sorted(pairs))
 
 
 def quality(

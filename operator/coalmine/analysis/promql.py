@@ -32,6 +32,13 @@ def latency_quantile(side: SideScope, window: str, quantile: float) -> str:
     return f"histogram_quantile({quantile}, sum by (le) (rate({series}[{window}])))"
 
 
+def latency_buckets(side: SideScope, window: str) -> str:
+    """Requests by cumulative latency bucket (``le``) over the window: what the sequential
+    comparison with stable counts (the quantile alone has no sample distribution)."""
+    series = f"{contract.REQUEST_DURATION.series('bucket')}{side.matchers()}"
+    return f"sum by (le) (increase({series}[{window}]))"
+
+
 def latency_count(side: SideScope, window: str) -> str:
     """Requests observed by the latency histogram (the quantile's sample size)."""
     series = f"{contract.REQUEST_DURATION.series('count')}{side.matchers()}"

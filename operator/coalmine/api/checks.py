@@ -103,9 +103,14 @@ class ErrorRateCheck(ApiModel, RuleChecked):
 
 
 class LatencyVsStable(ApiModel):
-    """Canary quantile divided by stable quantile must stay at or below ``maxRatio``."""
+    """The canary's quantile must stay at or below ``maxRatio`` x stable's, judged by a
+    sequential test on the request histograms (docs/analysis.md): fail when the canary's
+    share of requests slower than ``maxRatio`` x stable's quantile is above 1 - quantile
+    with this confidence."""
 
     max_ratio: Annotated[float, Field(ge=1.0, le=100.0)] = 1.5
+    confidence: Confidence = 0.975
+    """The test fails at an e-value of 1 / (1 - confidence), 40 by default."""
 
 
 class LatencyCheck(ApiModel, RuleChecked):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import replace
 
-from coalmine.api.checks import Check, ErrorRateCheck
+from coalmine.api.checks import Check, ErrorRateCheck, LatencyCheck
 from coalmine.rollout.stats import error_rate_worse_p, share_worse_e_value, wilson_bounds
 from coalmine.rollout.types import Measurement, SideMeasurement
 from coalmine.rollout.verdicts import (
@@ -97,7 +99,8 @@ def _error_threshold(spec: ErrorRateCheck, judging: Judging) -> str:
 def judge_latency(
     check: Check, m: Measurement, judging: Judging, base: CheckVerdict
 ) -> CheckVerdict:
-    """The canary's quantile against ``maxSeconds`` and against ``maxRatio`` x stable's."""
+    """The canary's quantile against ``maxSeconds``, and the sequential test against
+    ``maxRatio`` x stable's (``_slower_than_stable``)."""
     spec = check.latency
     assert spec is not None
     canary = usable(m.canary, "canary")
@@ -105,7 +108,8 @@ def judge_latency(
     value = finite(canary.value, f"canary p{spec.quantile * 100:g}")
     limits = [] if spec.max_seconds is None else [f"<= {fmt(spec.max_seconds)}s"]
     if spec.vs_stable is not None:
-        limits.append(f"ratio <= {fmt(spec.vs_stable.max_ratio)}")
+        e_limit = judging.e_threshold(spec.vs_stable.confidence)
+        limits.append(f"ratio <= {fmt(spec.vs_stable.max_ratio)} (e < {e_limit:.3g})")
     verdict = replace(base, value=value, samples=n, threshold="; ".join(limits))
     if spec.max_seconds is not None and value > spec.max_seconds:
         why = f"p{spec.quantile * 100:g} {fmt(value)}s > {fmt(spec.max_seconds)}s"
@@ -114,15 +118,71 @@ def judge_latency(
         return replace(verdict, verdict="pass", reason=f"p{spec.quantile * 100:g} {fmt(value)}s")
     stable = usable(m.stable, "stable")
     sample_count(stable, "stable", judging)
-    stable_value = finite(stable.value, "stable quantile")
-    if stable_value <= 0:
-        raise InconclusiveError(f"stable quantile is {stable_value}: no ratio", n)
-    ratio = value / stable_value
-    verdict = replace(verdict, stable_value=stable_value)
-    why = f"canary {fmt(value)}s / stable {fmt(stable_value)}s = {fmt(ratio)}"
-    if ratio > spec.vs_stable.max_ratio:
-        return replace(verdict, verdict="fail", reason=why)
-    return replace(verdict, verdict="pass", reason=why)
+    verdict = replace(verdict, stable_value=stable.value)
+    slow, why, e = _slower_than_stable(spec, canary, stable, judging)
+    return replace(verdict, verdict="fail" if slow else "pass", reason=why, e_value=e)
+
+
+def _slower_than_stable(
+    spec: LatencyCheck, canary: SideMeasurement, stable: SideMeasurement, judging: Judging
+) -> tuple[bool, str, float]:
+    """Whether the canary's latency tail is beyond ``maxRatio`` x stable's, the numbers, and
+    this step's e-value (docs/analysis.md, *Latency vs stable, sequentially*).
+
+    ``slow`` is the smallest bucket edge at or above ``maxRatio`` x the upper edge of the
+    bucket holding stable's quantile; ``reference`` the largest edge at or below
+    ``slow / maxRatio``. A canary no slower than ``maxRatio`` x stable has no larger a share
+    of requests above ``slow`` than stable has above ``reference``: the two counts are
+    compared like errors (``share_worse_e_value``), and carried across steps the same way.
+    """
+    assert spec.vs_stable is not None
+    ratio, q = spec.vs_stable.max_ratio, spec.quantile
+    if not canary.latency_buckets:
+        raise InconclusiveError("canary latency histogram missing", round(canary.samples or 0))
+    stable_edge = quantile_edge(stable.latency_buckets, q)
+    if stable_edge is None:  # no requests, or a quantile beyond the last finite edge
+        raise InconclusiveError("stable latency quantile not within the histogram's edges")
+    tolerance = 1 + 1e-9  # edges are decimal floats: 1.5 x 0.01 must match the 0.015 edge
+    edges = [edge for edge, _ in canary.latency_buckets]
+    slow = next((edge for edge in edges if edge * tolerance >= ratio * stable_edge), math.inf)
+    stable_edges = [edge for edge, _ in stable.latency_buckets]
+    reference = max(edge for edge in stable_edges if edge <= slow / ratio * tolerance)
+    n, slower = requests_above(canary.latency_buckets, slow)
+    stable_n, stable_slower = requests_above(stable.latency_buckets, reference)
+    e = share_worse_e_value(slower, n, stable_slower, stable_n)
+    evidence = e * judging.carried
+    worse = evidence >= judging.e_threshold(spec.vs_stable.confidence)
+    why = (
+        f"canary {slower}/{n} > {fmt(slow)}s vs stable {stable_slower}/{stable_n} "
+        f"> {fmt(reference)}s (stable p{q * 100:g} <= {fmt(stable_edge)}s, "
+        f"ratio {fmt(ratio)}), e={evidence:.3g}"
+    )
+    return worse, why, e
+
+
+def quantile_edge(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
+    """Upper edge of the bucket holding the q-quantile of a cumulative histogram (None when
+    empty or when the quantile is in the +Inf bucket).
+
+    >>> quantile_edge(((0.01, 50.0), (0.05, 99.0), (0.1, 100.0), (math.inf, 100.0)), 0.99)
+    0.05
+    """
+    total = buckets[-1][1] if buckets else 0.0
+    if total <= 0:
+        return None
+    edge = next(edge for edge, below in buckets if below >= q * total)
+    return edge if math.isfinite(edge) else None
+
+
+def requests_above(buckets: Sequence[tuple[float, float]], boundary: float) -> tuple[int, int]:
+    """(requests, requests above ``boundary``, an edge or ``inf``) of a cumulative histogram.
+
+    >>> requests_above(((0.01, 50.0), (0.05, 99.0), (math.inf, 100.0)), 0.01)
+    (100, 50)
+    """
+    total = round(buckets[-1][1]) if buckets else 0
+    below = max((count for edge, count in buckets if edge <= boundary), default=0.0)
+    return total, max(total - round(below), 0)
 
 
 def judge_promql(

@@ -9,6 +9,7 @@ Why these tests:
   when the canary is no worse. The mixture likelihood ratio is an e-process: whatever the
   number of looks, it exceeds 1/alpha with probability at most alpha (Ville's inequality), so
   the check may look as often as the metrics are scraped. Derived in docs/analysis.md.
+  Latency vs stable uses it too, with "slow request" for "event" (``judge_traffic``).
 
 * **Error rate vs stable: Fisher's exact test, one-sided** (``alternative="greater"``) on the
   2x2 table of (errors, successes) x (canary, stable). Canary error counts are small (a 10%
@@ -75,15 +76,32 @@ def share_worse_e_value(
     >>> share_worse_e_value(20, 100, 10, 1000) > 1000   # 20% vs 1%
     True
     """
-    events = canary_events + stable_events
-    if events == 0 or canary_n <= 0 or stable_n <= 0:
+    if canary_events + stable_events == 0 or canary_n <= 0 or stable_n <= 0:
         return 1.0
     rho0 = canary_n / (canary_n + stable_n)
-    a, b = concentration * rho0, concentration * (1 - rho0)
-    x, y = canary_events, stable_events
-    mixture = special.betaln(a + x, b + y) + _log_beta_sf(rho0, a + x, b + y)
-    prior = special.betaln(a, b) + _log_beta_sf(rho0, a, b)
-    null = x * math.log(rho0) + y * math.log1p(-rho0)
+    return binomial_worse_e_value(canary_events, canary_events + stable_events, rho0, concentration)
+
+
+def binomial_worse_e_value(
+    hits: int, trials: int, p0: float, concentration: float = MIXTURE_CONCENTRATION
+) -> float:
+    """E-value that ``hits`` among ``trials`` independent trials come from a hit probability
+    above ``p0``: the beta-mixture likelihood ratio of ``share_worse_e_value``, one sample.
+    Latency vs stable uses it for the canary's requests slower than the allowed boundary
+    (``p0`` = 1 - quantile).
+
+    >>> binomial_worse_e_value(1, 100, 0.01) < 1    # 1 slow request in 100 at p99: as allowed
+    True
+    >>> binomial_worse_e_value(10, 100, 0.01) > 40  # 10 in 100: the p99 is beyond the boundary
+    True
+    """
+    if trials <= 0:
+        return 1.0
+    a, b = concentration * p0, concentration * (1 - p0)
+    x, y = hits, trials - hits
+    mixture = special.betaln(a + x, b + y) + _log_beta_sf(p0, a + x, b + y)
+    prior = special.betaln(a, b) + _log_beta_sf(p0, a, b)
+    null = x * math.log(p0) + y * math.log1p(-p0)
     log_e = float(mixture - prior - null)
     return math.exp(min(log_e, 700.0))
 

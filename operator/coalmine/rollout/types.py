@@ -77,6 +77,9 @@ class SideMeasurement:
     """drift: (class or bucket, count) pairs."""
     refused: tuple[tuple[str, int], ...] = ()
     """quality, canary side: labels the deployment's pods refused in the window, by reason."""
+    latency_buckets: tuple[tuple[float, float], ...] = ()
+    """latency vs stable: the request histogram over the window, cumulative
+    (upper edge in seconds, requests at or below it) pairs in edge order, ``inf`` last."""
     features: tuple[tuple[str, Distribution], ...] = ()
     """drift on inputs: each feature the check names, with its (bucket ``le``, count) pairs
     (empty pairs when the side exports no series of that feature)."""

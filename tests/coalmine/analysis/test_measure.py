@@ -14,6 +14,7 @@ from coalmine.api.checks import (
     ErrorRateCheck,
     ErrorRateVsStable,
     LatencyCheck,
+    LatencyVsStable,
     PromQLCheck,
     QualityCheck,
     SaturationCheck,
@@ -109,6 +110,26 @@ def test_latency_nan_is_no_value():
     )
     (m,) = measure_checks(provider, SCOPE, [Check(name="l", latency=LatencyCheck(max_seconds=0.5))])
     assert m.canary.value is None and m.canary.samples == 0.0
+
+
+def test_latency_vs_stable_returns_both_sides_histograms():
+    def side(scope: SideScope, slow: float) -> dict[str, QueryResult]:
+        buckets = vector(
+            ({"le": "0.05"}, 90.0), ({"le": "0.1"}, 100.0 - slow), ({"le": "+Inf"}, 100.0)
+        )
+        return {
+            promql.latency_quantile(scope, W, 0.99): vector(({}, 0.09)),
+            promql.latency_count(scope, W): vector(({}, 100.0)),
+            promql.latency_buckets(scope, W): buckets,
+        }
+
+    provider = FakeProvider({**side(CANARY, 5.0), **side(STABLE, 0.0)})
+    check = Check(name="l", latency=LatencyCheck(vs_stable=LatencyVsStable()))
+    (m,) = measure_checks(provider, SCOPE, [check])
+    assert m.canary.latency_buckets == ((0.05, 90.0), (0.1, 95.0), (math.inf, 100.0))
+    assert m.stable is not None
+    assert m.stable.latency_buckets == ((0.05, 90.0), (0.1, 100.0), (math.inf, 100.0))
+    assert m.canary.value == 0.09 and m.canary.samples == 100.0
 
 
 def test_accuracy_from_feedback_counts():

@@ -4,8 +4,9 @@ and how often (and how fast) a worse canary is caught.
 Each run is the real engine (``decide`` tick by tick in the simulator) fed with random counts:
 requests arrive as a Poisson process at ``rps``, split by the weight the router is observed at;
 each request fails with its side's error probability; a share of the requests come back
-labelled, each label correct with its side's accuracy; nothing is refused for load
-(saturation 0). A measurement covers either the range
+labelled, each label correct with its side's accuracy; each request's latency is lognormal,
+counted in the server's latency buckets (the canary's times ``canary_slowdown``); nothing is
+refused for load (saturation 0). A measurement covers either the range
 ``analysis_window`` asks for (since the step started, at least the analysis window: what the
 operator queries), or, for the Argo/Flagger-style threshold checks, the last ``window`` only.
 
@@ -16,19 +17,29 @@ the error-rate check's rates at the default settings (error-rate and latency che
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing
+from scipy import stats
 
 from coalmine.api import ModelDeploymentSpec
 from coalmine.api.checks import CheckKind
 from coalmine.rollout import Measurement, SideMeasurement, analysis_window
 from coalmine.rollout.stats import wilson_bounds
+from coalmine_serving.contract import LATENCY_BUCKETS
 
 from .sim import Sim, spec_for, with_version
+
+LATENCY_MEDIAN = 0.002
+LATENCY_SIGMA = 0.6
+"""Median 2 ms and sigma 0.6: a p99 of 8 ms, about the healthy canary of the false rollback
+that motivated the sequential latency test (p99 5-11 ms on a loaded machine)."""
+EDGES = (*LATENCY_BUCKETS, math.inf)
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,16 @@ class Canary:
     stable_accuracy: float = 0.9
     canary_accuracy: float = 0.9
     labelled: float = 0.5
+    median_seconds: float = LATENCY_MEDIAN
+    """Request latency is lognormal (median, ``LATENCY_SIGMA``) on both sides..."""
+    canary_slowdown: float = 1.0
+    """...and every canary request takes this many times longer (1.5: p99 +50%)."""
+
+    def latency_shares(self, slowdown: float) -> np.typing.NDArray[np.float64]:
+        """Share of requests in each of the server's latency buckets (+Inf last)."""
+        edges = np.array(LATENCY_BUCKETS)
+        below = stats.lognorm.cdf(edges, LATENCY_SIGMA, scale=self.median_seconds * slowdown)
+        return np.diff(np.concatenate([[0.0], below, [1.0]]))
 
 
 @dataclass
@@ -51,6 +72,7 @@ class Traffic:
     canary: Canary
     last: datetime | None = None
     log: list[tuple[datetime, tuple[int, ...]]] = field(default_factory=list)
+    shares: dict[float, np.typing.NDArray[np.float64]] = field(default_factory=dict)
 
     def measure(self, sim: Sim) -> tuple[Measurement, ...]:
         now, weight = sim.now, (sim.observed_weight() or 0) / 100
@@ -65,39 +87,65 @@ class Traffic:
         )
 
     def _tick(self, weight: float, seconds: float) -> tuple[int, ...]:
+        """Counts of the tick: per side (canary, stable) requests, errors, labels, correct
+        labels; then the canary's requests per latency bucket, then stable's."""
         c, rng = self.canary, self.rng
         counts: list[int] = []
-        for share, errors, accuracy in (
-            (weight, c.canary_errors, c.canary_accuracy),
-            (1 - weight, c.stable_errors, c.stable_accuracy),
+        latency: list[int] = []
+        for share, errors, accuracy, slowdown in (
+            (weight, c.canary_errors, c.canary_accuracy, c.canary_slowdown),
+            (1 - weight, c.stable_errors, c.stable_accuracy, 1.0),
         ):
             n = int(rng.poisson(self.rps * share * seconds))
             labels = int(rng.binomial(n, c.labelled))
             counts += [n, int(rng.binomial(n, errors)), labels, int(rng.binomial(labels, accuracy))]
-        return tuple(counts)
+            latency += [int(k) for k in rng.multinomial(n, self._shares(slowdown))]
+        return (*counts, *latency)
+
+    def _shares(self, slowdown: float) -> np.typing.NDArray[np.float64]:
+        if slowdown not in self.shares:
+            self.shares[slowdown] = self.canary.latency_shares(slowdown)
+        return self.shares[slowdown]
 
     def _sum(self, now: datetime, window: timedelta) -> tuple[int, ...]:
         since = now - window
         rows = [counts for at, counts in self.log if at > since]
-        return tuple(int(sum(r[i] for r in rows)) for i in range(8))
+        width = 8 + 2 * len(EDGES)
+        return tuple(int(sum(r[i] for r in rows)) for i in range(width))
+
+    def _latency(self, now: datetime, window: timedelta) -> tuple[SideMeasurement, ...]:
+        """Each side's p99 (interpolated in its bucket, as ``histogram_quantile``) and its
+        cumulative histogram, over ``window``."""
+        buckets = self._sum(now, window)[8:]
+        sides = []
+        for counts in (buckets[: len(EDGES)], buckets[len(EDGES) :]):
+            cumulative = tuple(zip(EDGES, np.cumsum(counts).astype(float).tolist(), strict=True))
+            sides.append(
+                SideMeasurement(
+                    value=histogram_quantile(0.99, cumulative),
+                    samples=float(sum(counts)),
+                    latency_buckets=cumulative,
+                )
+            )
+        return tuple(sides)
 
     def _measurement(
         self, name: str, kind: CheckKind, now: datetime, step: timedelta, sliding: timedelta
     ) -> Measurement:
+        if name == "latency-ratio":  # coalmine until now: the p99 ratio over the step's window
+            canary, stable = self._latency(now, step)
+            ratio = (canary.value or 0) / stable.value if stable.value else float("nan")
+            return Measurement(name, SideMeasurement(value=ratio, samples=canary.samples))
         if kind == CheckKind.PROMQL:  # Argo/Flagger style: the last window only, a point value
-            n, e, nl, ok, sn, se, snl, sok = self._sum(now, sliding)
+            n, e, nl, ok, sn, se, snl, sok = self._sum(now, sliding)[:8]
             if name == "error-rate":
                 return Measurement(name, _point(e, n, n), _point(se, sn, sn))
             drop = sok / snl - ok / nl if nl and snl else float("nan")
             return Measurement(name, SideMeasurement(value=drop, samples=nl))
-        n, e, nl, ok, sn, se, snl, sok = self._sum(now, step)
-        if kind == CheckKind.LATENCY:  # equal on both sides: it never decides
-            p99 = 0.1 * (1 + 0.05 * self.rng.standard_normal(2))
-            return Measurement(
-                name,
-                SideMeasurement(value=float(p99[0]), samples=n),
-                SideMeasurement(value=float(p99[1]), samples=sn),
-            )
+        n, e, nl, ok, sn, se, snl, sok = self._sum(now, step)[:8]
+        if kind == CheckKind.LATENCY:
+            canary, stable = self._latency(now, step)
+            return Measurement(name, canary, stable)
         if kind == CheckKind.QUALITY:
             return Measurement(
                 name,
@@ -111,6 +159,22 @@ class Traffic:
         return Measurement(
             name, SideMeasurement(samples=n, errors=e), SideMeasurement(samples=sn, errors=se)
         )
+
+
+def histogram_quantile(q: float, cumulative: tuple[tuple[float, float], ...]) -> float | None:
+    """Prometheus's ``histogram_quantile``: linear within the bucket holding the quantile
+    (None without requests; the last finite edge when it is in the +Inf bucket)."""
+    total = cumulative[-1][1]
+    if total <= 0:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for edge, count in cumulative:
+        if count >= rank:
+            if math.isinf(edge):
+                return lower
+            return lower + (edge - lower) * (rank - below) / (count - below)
+        lower, below = edge, count
+    return lower
 
 
 def _point(hits: int, n: int, samples: int) -> SideMeasurement:

@@ -127,7 +127,11 @@ FAILING_CHECKS: list[tuple[str, dict[str, Any], Measurement]] = [
         "latency-ratio",
         {"latency": {"vsStable": {"maxRatio": 1.5}}},
         Measurement(
-            "c", SideMeasurement(value=0.9, samples=500), SideMeasurement(value=0.1, samples=5000)
+            "c",
+            SideMeasurement(value=0.9, samples=500, latency_buckets=((0.5, 0.0), (1.0, 500.0))),
+            SideMeasurement(
+                value=0.1, samples=5000, latency_buckets=((0.1, 4950.0), (1.0, 5000.0))
+            ),
         ),
     ),
     (

@@ -35,6 +35,14 @@ CHI = check(drift={"method": "chiSquare", "max": 0.1})
 PROM = check(promql={"query": "q", "min": 1, "max": 10, "maxRatio": 2})
 SAT = check(saturation={"max": 0.05})
 
+# Cumulative latency histograms (edge, requests at or below it): stable's p99 is in the
+# 0.1-0.25 s bucket, so with maxRatio 1.5 a canary request is slow above 0.5 s.
+STABLE_HIST = ((0.1, 0.0), (0.25, 891.0), (0.5, 900.0), (1.0, 900.0), (INF, 900.0))
+CANARY_FAST = ((0.1, 0.0), (0.25, 99.0), (0.5, 100.0), (1.0, 100.0), (INF, 100.0))
+CANARY_SLOW = ((0.1, 0.0), (0.25, 0.0), (0.5, 0.0), (1.0, 100.0), (INF, 100.0))
+EMPTY_HIST = ((0.1, 0.0), (0.25, 0.0), (INF, 0.0))
+STABLE_OFF_SCALE = ((0.1, 0.0), (10.0, 800.0), (INF, 900.0))
+
 BALANCED = (("a", 500.0), ("b", 500.0))
 SHIFTED = (("a", 800.0), ("b", 200.0))
 
@@ -82,16 +90,42 @@ CASES = [
         side(samples=9000, errors=90),
         "fail",
     ),
-    ("lat-pass", LAT, side(value=0.2, samples=100), side(value=0.2, samples=900), "pass"),
+    (
+        "lat-pass",
+        LAT,
+        side(value=0.2, samples=100, latency_buckets=CANARY_FAST),
+        side(value=0.2, samples=900, latency_buckets=STABLE_HIST),
+        "pass",
+    ),
     ("lat-abs-fail", LAT, side(value=0.9, samples=100), side(value=0.8, samples=900), "fail"),
-    ("lat-ratio-fail", LAT, side(value=0.4, samples=100), side(value=0.1, samples=900), "fail"),
+    (
+        "lat-ratio-fail",
+        LAT,
+        side(value=0.45, samples=100, latency_buckets=CANARY_SLOW),
+        side(value=0.2, samples=900, latency_buckets=STABLE_HIST),
+        "fail",
+    ),
     ("lat-nan", LAT, side(value=NAN, samples=100), side(value=0.1, samples=900), "inconclusive"),
     ("lat-inf", LAT, side(value=INF, samples=100), side(value=0.1, samples=900), "inconclusive"),
     (
-        "lat-stable-zero",
+        "lat-no-histogram",
         LAT,
         side(value=0.1, samples=100),
-        side(value=0.0, samples=900),
+        side(value=0.1, samples=900, latency_buckets=STABLE_HIST),
+        "inconclusive",
+    ),
+    (
+        "lat-stable-empty",
+        LAT,
+        side(value=0.1, samples=100, latency_buckets=CANARY_FAST),
+        side(value=0.0, samples=900, latency_buckets=EMPTY_HIST),
+        "inconclusive",
+    ),
+    (
+        "lat-stable-quantile-beyond-the-edges",
+        LAT,
+        side(value=0.1, samples=100, latency_buckets=CANARY_SLOW),
+        side(value=10.0, samples=900, latency_buckets=STABLE_OFF_SCALE),
         "inconclusive",
     ),
     ("lat-no-samples", LAT, side(value=0.1), side(value=0.1, samples=900), "inconclusive"),
