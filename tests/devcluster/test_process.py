@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 
 from e2e.devcluster.process import processes_mentioning
@@ -13,7 +14,10 @@ def test_a_running_process_is_found_by_a_word_of_its_command_line_and_gone_once_
     marker = f"coalmine-test-{uuid.uuid4().hex}"
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
     try:
-        found = processes_mentioning(marker)
+        # Right after fork the child still shows the parent's command line, until its exec.
+        deadline = time.monotonic() + 10
+        while not (found := processes_mentioning(marker)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert list(found) == [child.pid]
         assert found[child.pid].endswith(f"time.sleep(60) {marker}")
     finally:

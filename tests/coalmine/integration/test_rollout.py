@@ -220,7 +220,7 @@ def test_prometheus_down_mid_analysis_never_promotes(harness: Sandbox, models: M
     h.prometheus.stop()
     down = h.wait_status(
         lambda s: any(
-            "Connection" in (c.get("reason") or "") or "refused" in (c.get("reason") or "")
+            c.get("providerError") and "unreachable" in (c.get("reason") or "")
             for c in (s.get("analysis") or {}).get("checks", [])
         ),
         60,

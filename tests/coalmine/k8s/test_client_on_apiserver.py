@@ -155,7 +155,9 @@ def _person_service(namespace: str, name: str) -> dict[str, Any]:
 
 
 def _our_service(namespace: str, name: str, owner_uid: str) -> dict[str, Any]:
-    owner = {"apiVersion": "coalmine.dev/v1alpha1", "kind": "ModelDeployment", "name": name,
+    # The owner is a real object (see _an_owner): the control plane's garbage collector deletes
+    # a dependent whose owner does not exist, which raced this test once the CRD was installed.
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
              "uid": owner_uid, "controller": True}  # fmt: skip
     return {
         "apiVersion": "v1", "kind": "Service",
@@ -163,6 +165,18 @@ def _our_service(namespace: str, name: str, owner_uid: str) -> dict[str, Any]:
         "spec": {"selector": {"coalmine.dev/model-deployment": name},
                  "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
     }  # fmt: skip
+
+
+def _an_owner(control_plane: Any, namespace: str) -> str:
+    """The uid of a real object to own the test's children (a ConfigMap stands in for the
+    ModelDeployment: the guard compares uids only)."""
+    with control_plane.api_client() as admin:
+        created = admin.post(
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            json={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}},
+        )
+        created.raise_for_status()
+        return str(created.json()["metadata"]["uid"])
 
 
 def test_the_child_guard_takes_nothing_created_or_recreated_since_it_read(
@@ -174,24 +188,25 @@ def test_the_child_guard_takes_nothing_created_or_recreated_since_it_read(
     from coalmine.ownership import ChildGuard  # the guard under test, on the real client
 
     person = connect(str(control_plane.kubeconfig), field_manager="a-person")
+    uid = _an_owner(control_plane, namespace)
     ref = ObjectRef("Service", namespace, "iris")
-    guard = ChildGuard(api, "md-uid")
+    guard = ChildGuard(api, uid)
     assert guard.get(ref) is None
     theirs = person.create(_person_service(namespace, "iris"))  # their port's targetPort
     with pytest.raises(ConflictError, match="conflict"):
-        guard.apply(_our_service(namespace, "iris", "md-uid"))
+        guard.apply(_our_service(namespace, "iris", uid))
     assert person.read(ref) == theirs
 
     person_ref = ObjectRef("Service", namespace, "iris-2")
-    first = ChildGuard(api, "md-uid")
+    first = ChildGuard(api, uid)
     assert first.get(person_ref) is None
-    ours = first.apply(_our_service(namespace, "iris-2", "md-uid"))  # created: it was absent
-    assert ours["metadata"]["ownerReferences"][0]["uid"] == "md-uid"
-    later = ChildGuard(api, "md-uid")
+    ours = first.apply(_our_service(namespace, "iris-2", uid))  # created: it was absent
+    assert ours["metadata"]["ownerReferences"][0]["uid"] == uid
+    later = ChildGuard(api, uid)
     assert later.get(person_ref) is not None  # the next tick reads it: ours
     with control_plane.api_client() as admin:  # the person deletes ours (the product never deletes)
         admin.delete(person_ref.path()).raise_for_status()
     replaced = person.create(_person_service(namespace, "iris-2"))
     with pytest.raises(ApiError, match=r"metadata\.uid.*field is immutable"):  # 422
-        later.apply(_our_service(namespace, "iris-2", "md-uid"))
+        later.apply(_our_service(namespace, "iris-2", uid))
     assert person.read(person_ref) == replaced
