@@ -23,7 +23,7 @@ from coalmine.analysis import (
     refused_checks,
 )
 from coalmine.analysis.freshness import max_sample_age, staleness
-from coalmine.analysis.measure import measure_check
+from coalmine.analysis.measure import judged_sides, measure_check
 from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
 from coalmine.api.checks import Check
 from coalmine.controls import parse_controls
@@ -133,7 +133,7 @@ def measure_within(
     late thread is left to finish on its own (its query times out) and its answer is dropped."""
     if not checks:
         return ()
-    sides = _judged_sides(scope, checks)
+    sides = judged_sides(scope, checks)
     pool = ThreadPoolExecutor(max_workers=len(checks) + len(sides), thread_name_prefix="measure")
     try:
         fresh = {
@@ -150,15 +150,6 @@ def measure_within(
         )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _judged_sides(scope: Scope, checks: Sequence[Check]) -> dict[str, SideScope]:
-    """The canary, and stable when some check compares with it: the sides whose freshness
-    decides whether their numbers may be judged."""
-    sides = {"canary": scope.canary}
-    if scope.stable is not None and any(check.compares_with_stable for check in checks):
-        sides["stable"] = scope.stable
-    return sides
 
 
 def _freshness(future: Future[SideMeasurement | None], budget: float) -> SideMeasurement | None:

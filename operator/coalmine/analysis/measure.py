@@ -27,13 +27,23 @@ def measure_checks(
 ) -> tuple[Measurement, ...]:
     """One ``Measurement`` per check, in spec order; a stale side is not measured at all,
     its measurement says why (the freshness guard, asked once per side)."""
-    canary_stale = staleness(provider, scope.canary, scope.max_sample_age)
-    stable_stale = None
-    if scope.stable is not None and any(check.compares_with_stable for check in checks):
-        stable_stale = staleness(provider, scope.stable, scope.max_sample_age)
+    stale = {
+        which: staleness(provider, side, scope.max_sample_age)
+        for which, side in judged_sides(scope, checks).items()
+    }
     return tuple(
-        measure_check(provider, scope, check, canary_stale, stable_stale) for check in checks
+        measure_check(provider, scope, check, stale.get("canary"), stale.get("stable"))
+        for check in checks
     )
+
+
+def judged_sides(scope: Scope, checks: Sequence[Check]) -> dict[str, SideScope]:
+    """The canary, and stable when some check compares with it: the sides whose freshness
+    decides whether their numbers may be judged."""
+    sides = {"canary": scope.canary}
+    if scope.stable is not None and any(check.compares_with_stable for check in checks):
+        sides["stable"] = scope.stable
+    return sides
 
 
 def measure_check(

@@ -7,11 +7,13 @@ import threading
 import time
 from datetime import timedelta
 
-from coalmine.analysis import QueryResult, Scope, SideScope
+from coalmine.analysis import QueryResult, Scope, SideScope, promql
 from coalmine.api.canary import CanaryStrategy, Step
 from coalmine.api.checks import default_checks
 from coalmine.observe import measure_within
 from coalmine.rollout.policy import judge_all
+from coalmine.rollout.types import SideMeasurement
+from tests.coalmine.fakes import FakeProvider, vector
 
 SCOPE = Scope(
     canary=SideScope(model="iris", version="v2", variant="canary", namespace="ns"),
@@ -82,3 +84,13 @@ def test_checks_are_queried_at_once_not_one_after_another() -> None:
 
 def test_no_checks_no_threads() -> None:
     assert measure_within(SlowEverywhere(5), SCOPE, [], budget=0.1) == ()
+
+
+def test_a_stale_side_is_judged_on_its_staleness_not_on_its_numbers() -> None:
+    # The operator's path: freshness is asked beside the checks, and a stale side's numbers
+    # are replaced by why it is stale; a side whose own query failed keeps that failure.
+    old = FakeProvider({promql.newest_sample_age(SCOPE.canary): vector(({}, 95.4))})
+    measured = measure_within(old, SCOPE, default_checks(), budget=5.0)
+    stale = SideMeasurement(stale="stale: last sample 95s ago (limit 90s)")
+    assert measured and all(m.canary == stale for m in measured)
+    assert all(m.stable is None or m.stable.stale is None for m in measured)
