@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from coalmine import manifests
 from coalmine.api import ModelDeploymentSpec
-from coalmine.k8s import KubeApi
-from coalmine.manifests import Variant
+from coalmine.k8s import KubeApi, ObjectRef
+from coalmine.manifests import Variant, receiptkeys
 from coalmine.rollout.types import ChildObservation, ChildPlan, Decision, Observations
 from coalmine.routing import TrafficRouter
 from coalmine.settings import OperatorSettings
@@ -31,6 +31,8 @@ def act(
     router. The engine additionally scales the canary down only after it has *observed* the
     router at 0, so even a crash between the two writes cannot reorder them.
     """
+    if decision.mirror is None:  # mirror off first: before a rollback touches anything
+        apply_mirror(kube, subject, observed, decision)
     lowering = observed.canary_weight is None or decision.canary_weight < observed.canary_weight
     if lowering:
         router.apply(subject.target, decision.canary_weight)
@@ -38,6 +40,28 @@ def act(
     else:
         apply_children(kube, subject, observed, decision, settings)
         router.apply(subject.target, decision.canary_weight)
+    if decision.mirror is not None:  # on last: the canary's Service exists by now
+        apply_mirror(kube, subject, observed, decision)
+
+
+def apply_mirror(
+    kube: KubeApi, subject: Subject, observed: Observations, decision: Decision
+) -> None:
+    """Write where stable mirrors into the receipt-key Secret (``mirror.json``) when it
+    changed. The target is the canary Service's ClusterIP, not its DNS name: it needs no
+    cluster DNS, and no other resolver can redirect it."""
+    seen = observed.mirror
+    if seen.file is None:
+        return  # receipts creates the Secret before any pod; nothing mounts it yet
+    mirror = decision.mirror
+    wanted = "{}"
+    if mirror is not None:
+        wanted = receiptkeys.render_mirror(
+            seen.canary_address, mirror.share, mirror.canary.revision
+        )
+    if seen.file != wanted:
+        secret = ObjectRef("Secret", subject.ref.namespace, receiptkeys.secret_name(subject.owner))
+        kube.merge_patch(secret, receiptkeys.mirror_patch(wanted))
 
 
 def template_spec(

@@ -27,13 +27,15 @@ from coalmine.analysis.measure import judged_sides, measure_check
 from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
 from coalmine.api.checks import Check
 from coalmine.controls import parse_controls
-from coalmine.k8s import KubeApi
+from coalmine.k8s import KubeApi, ObjectRef
 from coalmine.k8s.children import deployment_observation
 from coalmine.manifests import Variant
+from coalmine.manifests.receiptkeys import mirror_in, secret_name
 from coalmine.rollout import analysis_window
 from coalmine.rollout.types import (
     ChildObservation,
     Measurement,
+    MirrorObservation,
     Observations,
     QueryProblem,
     SideMeasurement,
@@ -65,7 +67,22 @@ def observe(
         canary_weight=router.observe(subject.target, stable, canary),
         measurements=None,
         controls=parse_controls(md.metadata.annotations, md.spec.paused),
+        mirror=observe_mirror(kube, subject, md),
     )
+
+
+def observe_mirror(kube: KubeApi, subject: Subject, md: ModelDeployment) -> MirrorObservation:
+    """The mirror file stable's pods read, and the canary Service's address (only when a
+    shadow step could need it: one read fewer on every other tick)."""
+    secret = kube.get(ObjectRef("Secret", subject.ref.namespace, secret_name(subject.owner)))
+    file = mirror_in(secret) if secret is not None else None
+    address = None
+    if any(step.is_shadow for step in md.spec.canary.steps):
+        service = kube.get(subject.child_service(Variant.CANARY)) or {}
+        ip = service.get("spec", {}).get("clusterIP")
+        if ip and ip != "None":
+            address = f"http://{ip}:{md.spec.traffic.port}"
+    return MirrorObservation(file=file, canary_address=address)
 
 
 def observe_child(kube: KubeApi, subject: Subject, variant: Variant) -> ChildObservation | None:
@@ -99,14 +116,16 @@ def measure(
     now: datetime,
 ) -> tuple[Measurement, ...]:
     analysis = md.spec.canary.analysis
-    scope = scope_of(subject, md, md.status or ModelDeploymentStatus(), settings, now)
+    status = md.status or ModelDeploymentStatus()
+    checks = md.spec.canary.checks_at(status.current_step or 0)
+    scope = scope_of(subject, md, status, settings, now)
     try:
         endpoint = choose_endpoint(analysis.prometheus, settings)
     except EndpointNotAllowedError as refused:
-        return refused_checks(analysis.checks, refused.reason)
+        return refused_checks(checks, refused.reason)
     timeout = query_timeout(endpoint.timeout, settings.analysis_budget)
     with closing(providers(endpoint.url, timeout)) as provider:
-        return measure_within(provider, scope, analysis.checks, 2 * timeout.total_seconds())
+        return measure_within(provider, scope, checks, 2 * timeout.total_seconds())
 
 
 def query_timeout(asked: timedelta, budget: timedelta) -> timedelta:

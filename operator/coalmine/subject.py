@@ -42,6 +42,11 @@ class Subject:
         """The Deployment that runs ``variant``."""
         return ObjectRef("Deployment", self.ref.namespace, child_name(self.owner, variant))
 
+    def child_service(self, variant: Variant) -> ObjectRef:
+        """The Service ``<name>-<variant>`` selecting only ``variant``'s pods (the mirror's
+        target at a shadow step; the gatewayAPI router's backends)."""
+        return ObjectRef("Service", self.ref.namespace, child_name(self.owner, variant))
+
     def involved_object(self) -> dict[str, Any]:
         """The reference an Event is recorded against."""
         return {

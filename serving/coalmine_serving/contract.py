@@ -72,6 +72,9 @@ LABEL_SHA256 = "sha256"
 """Verified sha256 of the artifact (hex), so a dashboard can tell which bytes are live."""
 LABEL_FEATURE = "feature"
 """Name of an input feature the server buckets (only those ``--input-features`` names)."""
+LABEL_CANARY_REVISION = "canary_revision"
+"""On the shadow metrics of a stable pod: the revision of the canary its mirrored requests
+went to, so the operator reads one canary's agreement and never its predecessor's."""
 
 BASE_LABELS: tuple[str, ...] = (LABEL_MODEL, LABEL_VERSION, LABEL_VARIANT, LABEL_REVISION)
 """Every metric carries these, so every query can split by version, variant and revision."""
@@ -440,6 +443,62 @@ INJECTED_FAULTS_TOTAL = MetricSpec(
     (*BASE_LABELS, LABEL_KIND),
 )
 """Non-zero only in chaos drills; lets a post-mortem tell a drill from a real regression."""
+
+
+class ShadowResult(StrEnum):
+    """How one mirrored row's two answers compared (``result`` of the shadow comparisons)."""
+
+    AGREE = "agree"
+    """The same class (classifier), or exactly the same value (regressor)."""
+    DISAGREE = "disagree"
+
+
+class MirrorResult(StrEnum):
+    """What became of one request the stable pod chose to mirror (``result``)."""
+
+    COMPARED = "compared"
+    """The canary answered 200 and its answer was compared, row by row."""
+    DROPPED = "dropped"
+    """The mirror queue was full: never sent (the client's request did not wait for it)."""
+    FAILED = "failed"
+    """Sent, but the canary refused, failed, timed out or answered something unreadable."""
+
+
+SHADOW_COMPARED_TOTAL = MetricSpec(
+    "coalmine_shadow_compared_total",
+    MetricKind.COUNTER,
+    "Rows a stable pod mirrored to the canary and compared, by result (agree, disagree).",
+    (*BASE_LABELS, LABEL_CANARY_REVISION, LABEL_RESULT),
+)
+"""Exported by stable pods while they mirror (the base labels are the stable pod's own); the
+``agreement`` check reads it for the canary revision it judges."""
+
+SHADOW_ABS_DIFF_TOTAL = MetricSpec(
+    "coalmine_shadow_abs_diff_total",
+    MetricKind.COUNTER,
+    "Sum over compared rows of |canary answer - stable answer| (regressors).",
+    (*BASE_LABELS, LABEL_CANARY_REVISION),
+)
+"""Divided by the compared rows, the mean absolute difference the ``agreement`` check bounds."""
+
+SHADOW_MIRRORED_TOTAL = MetricSpec(
+    "coalmine_shadow_mirrored_total",
+    MetricKind.COUNTER,
+    "Requests a stable pod chose to mirror to the canary, by result (compared, dropped, failed).",
+    (*BASE_LABELS, LABEL_CANARY_REVISION, LABEL_RESULT),
+)
+"""Dropped and failed mirrors never touch the client's request; they are counted here."""
+
+SHADOW_METRICS: tuple[MetricSpec, ...] = (
+    SHADOW_COMPARED_TOTAL,
+    SHADOW_ABS_DIFF_TOTAL,
+    SHADOW_MIRRORED_TOTAL,
+)
+"""Exported only by a stable pod with a mirror target (so not in ``ALL_METRICS``, which every
+server exports from its start)."""
+
+MIRROR_HEADER = "coalmine-mirror"
+"""Set (to ``1``) on every request a stable pod mirrors, so a canary's logs can tell them apart."""
 
 ALL_METRICS: tuple[MetricSpec, ...] = (
     REQUESTS_TOTAL,

@@ -60,6 +60,7 @@ class ServingMetrics:
         self.unmatched = {r: unmatched.labels(*base, r.value) for r in c.FeedbackMissReason}
         faults = _collector(c.INJECTED_FAULTS_TOTAL, reg)
         self.faults = {kind: faults.labels(*base, kind) for kind in ("error", "latency")}
+        self.shadow = ShadowCounters(reg, base)
         self.ready.set(0)
 
     def track_in_flight(self, read: Callable[[], float]) -> None:
@@ -105,3 +106,22 @@ class ServingMetrics:
                 label = c.OTHER_CLASS
             child = self._class_children.setdefault(label, LocalCounter())
         return child
+
+
+class ShadowCounters:
+    """The shadow metrics of a stable pod that mirrors: a child per canary revision and
+    result, made on first use (a pod sees one canary revision at a time)."""
+
+    def __init__(self, registry: CollectorRegistry, base: tuple[str, ...]) -> None:
+        self._base = base
+        self._compared = _collector(c.SHADOW_COMPARED_TOTAL, registry)
+        self._abs_diff = _collector(c.SHADOW_ABS_DIFF_TOTAL, registry)
+        self._mirrored = _collector(c.SHADOW_MIRRORED_TOTAL, registry)
+
+    def mirrored(self, revision: str, result: c.MirrorResult) -> None:
+        self._mirrored.labels(*self._base, revision, result.value).inc()
+
+    def compared(self, revision: str, agreed: int, disagreed: int, abs_diff: float) -> None:
+        self._compared.labels(*self._base, revision, c.ShadowResult.AGREE.value).inc(agreed)
+        self._compared.labels(*self._base, revision, c.ShadowResult.DISAGREE.value).inc(disagreed)
+        self._abs_diff.labels(*self._base, revision).inc(abs_diff)

@@ -133,6 +133,20 @@ class ServingSettings(BaseSettings):
     feedback_max_batch: int = Field(10_000, ge=1)
     """Most labels in one feedback request (``{"labels": [...]}``); more gets 413."""
 
+    # --- shadow traffic: stable pods mirror a share of requests to the canary ---
+    mirror_config_file: Path | None = None
+    """JSON file naming where to mirror (``{"url", "share", "canaryRevision"}``), written by
+    the operator into a mounted Secret and re-read every second, so a shadow step starts and
+    stops without restarting this pod. Only a ``stable`` server mirrors; a missing file, an
+    empty object or ``share`` 0 mean no mirroring."""
+    mirror_queue_size: int = Field(256, ge=1, le=100_000)
+    """Mirrored requests waiting to be sent; when full, more are dropped (and counted), never
+    waited for."""
+    mirror_concurrency: int = Field(8, ge=1, le=256)
+    """Mirrored requests in flight to the canary at once."""
+    mirror_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    """Longest wait for the canary's answer to one mirrored request; past it, a failure."""
+
     # --- metric buckets (stable and canary must agree, so set them in the deployment) ---
     prediction_buckets: Annotated[list[float], NoDecode, _CSV] = Field(
         default_factory=lambda: list(contract.PREDICTION_VALUE_BUCKETS)

@@ -274,6 +274,27 @@ def custom(provider: MetricProvider, side: SideScope, window: str, check: Check)
     return SideMeasurement(value=value if value is None or math.isfinite(value) else None)
 
 
+def agreement(
+    provider: MetricProvider, side: SideScope, window: str, check: Check
+) -> SideMeasurement:
+    """Rows compared at the shadow step (``samples``), those that agreed (``correct``), and
+    the headline: the agreement rate (``min``) or the mean absolute difference."""
+    assert check.agreement is not None
+    counts = provider.query(promql.shadow_counts(side, window))
+    if failed := _failed(counts):
+        return failed
+    by_result = counts.by(contract.LABEL_RESULT)
+    compared = sum(by_result.values())
+    agreed = by_result.get(contract.ShadowResult.AGREE.value, 0.0)
+    if check.agreement.min is not None:
+        return SideMeasurement(value=_ratio(agreed, compared), samples=compared, correct=agreed)
+    total = provider.query(promql.shadow_abs_diff(side, window))
+    if failed := _failed(total):
+        return failed
+    mean = _ratio(total.scalar() or 0.0, compared)
+    return SideMeasurement(value=mean, samples=compared, correct=agreed)
+
+
 MEASURES: Mapping[CheckKind, SideFn] = {
     CheckKind.ERROR_RATE: error_rate,
     CheckKind.LATENCY: latency,
@@ -281,5 +302,6 @@ MEASURES: Mapping[CheckKind, SideFn] = {
     CheckKind.DRIFT: drift,
     CheckKind.PROMQL: custom,
     CheckKind.SATURATION: saturation,
+    CheckKind.AGREEMENT: agreement,
 }
 """How each kind of check is measured on one side."""

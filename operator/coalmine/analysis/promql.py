@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from coalmine.analysis.scope import SideScope
+from coalmine.analysis.scope import SideScope, _escape
 from coalmine_serving import contract
 
 
@@ -84,6 +84,30 @@ def input_buckets(side: SideScope, window: str) -> str:
     servers bucket (at most 16, so at most 336 series); the check keeps its own."""
     series = f"{contract.INPUT_FEATURE.series('bucket')}{side.matchers()}"
     return f"sum by ({contract.LABEL_FEATURE}, le) (increase({series}[{window}]))"
+
+
+def shadow_counts(side: SideScope, window: str) -> str:
+    """Rows stable's pods compared with the canary's answers, by result (agree, disagree):
+    exported by the stable pods, under the canary's revision (``canary_revision``)."""
+    series = f"{contract.SHADOW_COMPARED_TOTAL.name}{_shadow_matchers(side)}"
+    return f"sum by ({contract.LABEL_RESULT}) (increase({series}[{window}]))"
+
+
+def shadow_abs_diff(side: SideScope, window: str) -> str:
+    """Sum of |canary - stable| over the compared rows (regressors)."""
+    series = f"{contract.SHADOW_ABS_DIFF_TOTAL.name}{_shadow_matchers(side)}"
+    return f"sum(increase({series}[{window}]))"
+
+
+def _shadow_matchers(side: SideScope) -> str:
+    """The stable pods' series about this canary: the model, the namespace and the canary's
+    revision (the stable pods' own version and revision are theirs, not the canary's)."""
+    labels = {contract.LABEL_MODEL: side.model, contract.LABEL_VARIANT: contract.Variant.STABLE}
+    if side.namespace_label:
+        labels[side.namespace_label] = side.namespace
+    if side.revision:  # empty only in tests of bare servers: every canary revision
+        labels[contract.LABEL_CANARY_REVISION] = side.revision
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
 
 
 PLACEHOLDERS = ("model", "version", "variant", "namespace", "window")

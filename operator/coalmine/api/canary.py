@@ -11,6 +11,7 @@ from coalmine.api.base import ApiModel, Duration
 from coalmine.api.checks import (
     MAX_INPUT_FEATURES,
     Check,
+    CheckKind,
     default_checks,
     drift_inputs,
 )
@@ -30,13 +31,32 @@ def _one_check_per(key: str) -> str:
     )
 
 
-class Step(ApiModel):
-    """Hold the canary at ``weight`` percent of traffic for at least ``pause``."""
+class Step(ApiModel, RuleChecked):
+    """Hold the canary at ``weight`` percent of traffic for at least ``pause``; or, a shadow
+    step (``shadow``, weight 0), give it no client at all while stable mirrors ``shadow``
+    percent of its requests to it and compares the answers."""
 
-    weight: Annotated[int, Field(ge=1, le=100)]
+    weight: Annotated[int, Field(ge=0, le=100)] = 0
+    shadow: Annotated[int | None, Field(ge=1, le=100)] = None
+    """Percent of stable's requests mirrored to the canary at this step (weight stays 0: every
+    client answer is stable's). Only the first step may be a shadow step."""
     pause: Duration = timedelta(minutes=1)
     """Minimum time at this weight; the step passes only when the pause has elapsed and every
     check passed after it."""
+
+    @property
+    def is_shadow(self) -> bool:
+        return self.shadow is not None
+
+    __rules__ = (
+        Rule(
+            cel="has(self.shadow) ? (!has(self.weight) || self.weight == 0)"
+            " : (has(self.weight) && self.weight >= 1)",
+            message="spec.canary.steps[]: a step sets weight (1-100), or shadow (1-100) with"
+            " weight 0",
+            holds=lambda s: s.weight == 0 if s.shadow is not None else s.weight >= 1,
+        ),
+    )
 
 
 def _unique(keys: list[str] | list[int]) -> bool:
@@ -191,16 +211,35 @@ class CanaryStrategy(ApiModel, RuleChecked):
     progress_deadline: Duration = timedelta(minutes=10)
     """How long a new revision's pods may take to become ready before the rollout fails."""
 
+    def checks_at(self, step: int) -> list[Check]:
+        """The checks that judge ``step``: at a shadow step the canary answers no client, so
+        no label can come back for it (``quality`` waits for the weighted steps); at a
+        weighted step nothing is mirrored (``agreement`` belongs to the shadow step)."""
+        shadow = self.steps[min(step, len(self.steps) - 1)].is_shadow
+        skipped = CheckKind.QUALITY if shadow else CheckKind.AGREEMENT
+        return [c for c in self.analysis.checks if c.kind is not skipped]
+
     __rules__ = (
         Rule(
             cel="self.steps.all(s, self.steps.exists_one(t, t.weight == s.weight))"
             " && self.steps.map(s, s.weight).isSorted()",
-            message="spec.canary.steps: "
-            "weights must be strictly ascending (each step above the last)",
+            message="spec.canary.steps: weights must be strictly ascending (each step above"
+            " the last; a shadow step, weight 0, can only be the first)",
             holds=lambda c: all(
                 a.weight < b.weight for a, b in zip(c.steps, c.steps[1:], strict=False)
             ),
             field_path=".steps",
+        ),
+        Rule(
+            cel="!has(self.analysis) || !has(self.analysis.checks)"
+            " || !self.analysis.checks.exists(c, has(c.agreement))"
+            " || self.steps.exists(s, has(s.shadow))",
+            message="spec.canary.analysis.checks[].agreement: needs a shadow step"
+            " (spec.canary.steps[0].shadow): only mirrored requests are compared",
+            holds=lambda c: (
+                not any(k.agreement for k in c.analysis.checks) or any(s.is_shadow for s in c.steps)
+            ),
+            field_path=".analysis.checks",
         ),
         Rule(
             cel="duration(self.progressDeadline) >= duration('10s')",

@@ -44,6 +44,7 @@ class CheckKind(StrEnum):
     DRIFT = "drift"
     PROMQL = "promql"
     SATURATION = "saturation"
+    AGREEMENT = "agreement"
 
     @property
     def field(self) -> str:
@@ -313,6 +314,33 @@ class PromQLCheck(ApiModel, RuleChecked):
     )
 
 
+class AgreementCheck(ApiModel, RuleChecked):
+    """The canary against stable on the same requests, at a shadow step: stable mirrors them
+    and compares the two answers row by row (docs/analysis.md). Classifiers: the share of
+    rows where both gave the same class, ``min``; regressors: the mean absolute difference of
+    the two answers, ``maxMeanAbsDiff``."""
+
+    min: Annotated[float | None, Field(gt=0.0, lt=1.0)] = None
+    """Classifiers: fail when agreement is below this with ``confidence``, pass when above it
+    with ``confidence`` (a sequential test: valid however often it is looked at)."""
+    max_mean_abs_diff: Annotated[float | None, Field(ge=0.0)] = None
+    """Regressors: the mean absolute difference over the compared rows must be at most this."""
+    confidence: Confidence = 0.95
+
+    @property
+    def compares_with_stable(self) -> bool:
+        return False  # the comparison is made by stable's pods, read from one series
+
+    __rules__ = (
+        Rule(
+            cel="has(self.min) != has(self.maxMeanAbsDiff)",
+            message="spec.canary.analysis.checks[].agreement: set min (classifiers) or"
+            " maxMeanAbsDiff (regressors), not both",
+            holds=lambda c: (c.min is None) != (c.max_mean_abs_diff is None),
+        ),
+    )
+
+
 def _exactly_one_kind() -> Rule:
     """The "exactly one kind" rule, written from ``CheckKind`` so a new kind joins it."""
     present = ", ".join(f"has(self.{kind.value})" for kind in CheckKind)
@@ -334,6 +362,7 @@ class Check(ApiModel, RuleChecked):
     drift: DriftCheck | None = None
     promql: PromQLCheck | None = None
     saturation: SaturationCheck | None = None
+    agreement: AgreementCheck | None = None
     min_samples: Annotated[int | None, Field(ge=1)] = None
     """Overrides ``policy.minSamples`` for this check."""
     dry_run: bool = False

@@ -17,7 +17,7 @@ from coalmine.manifests.artifact import (
     mounts,
 )
 from coalmine.manifests.labels import Manifest, Variant
-from coalmine.manifests.receiptkeys import KEYS_PATH, MOUNT_DIR, VOLUME
+from coalmine.manifests.receiptkeys import KEYS_PATH, MIRROR_PATH, MOUNT_DIR, VOLUME
 from coalmine.settings import OperatorSettings
 from coalmine_serving import contract
 
@@ -96,6 +96,8 @@ def server_args(
     ]  # fmt: skip
     args += ["--sha256", revision.sha256] if revision.sha256 else ["--no-require-sha256"]
     args += safety_args(spec, revision, settings)
+    if variant is Variant.STABLE:  # only stable mirrors (a shadow step's file is in the mount)
+        args += ["--mirror-config-file", MIRROR_PATH]
     features = input_features(spec.canary.analysis.checks)
     if features:
         args += ["--input-features", contract.format_input_features(features)]

@@ -31,6 +31,11 @@ KEYS_FILE = "keys.json"
 MOUNT_DIR = "/var/run/coalmine/receipts"
 KEYS_PATH = f"{MOUNT_DIR}/{KEYS_FILE}"
 VOLUME = "receipt-keys"
+MIRROR_FILE = "mirror.json"
+"""Also in this Secret, beside the keys: where a stable pod mirrors at a shadow step. Every pod
+already mounts the Secret's directory and the server re-reads the file, so a shadow step
+starts and stops without touching stable's pod template (no restart)."""
+MIRROR_PATH = f"{MOUNT_DIR}/{MIRROR_FILE}"
 KEY_BYTES = 32
 RETIRE_MARGIN = timedelta(minutes=10)
 """Beyond the horizon before a replaced key goes: clock skew between pods, and a pod whose
@@ -204,3 +209,26 @@ def _ordered(keys: tuple[ReceiptKey, ...] | list[ReceiptKey]) -> tuple[ReceiptKe
 
 def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_mirror(url: str | None, share: int, canary_revision: str) -> str:
+    """The mirror file: ``{}`` (off) when there is no target.
+
+    >>> render_mirror("http://10.96.0.9:8080", 50, "abc")
+    '{"canaryRevision":"abc","share":0.5,"url":"http://10.96.0.9:8080"}'
+    """
+    if url is None or share <= 0:
+        return "{}"
+    body = {"url": url, "share": share / 100, "canaryRevision": canary_revision}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def mirror_in(secret: Manifest) -> str:
+    """The mirror file the Secret holds now (``{}`` when none)."""
+    raw = (secret.get("data") or {}).get(MIRROR_FILE)
+    return base64.b64decode(raw).decode() if raw else "{}"
+
+
+def mirror_patch(text: str) -> Manifest:
+    """A merge patch of the mirror file alone: the keys are never touched by it."""
+    return {"data": {MIRROR_FILE: base64.b64encode(text.encode()).decode()}}

@@ -47,7 +47,7 @@ def start_canary(t: Tick) -> Plan:
         status=status,
         weight=0,
         canary=target,
-        canary_sized_for=t.step_weight(0),
+        canary_sized_for=t.step_sizing(0),
         reason="CanaryCreated",
         events=(event,),
         requeue_after=WAIT_FOR_OBSERVATION,
@@ -84,7 +84,7 @@ def supersede(t: Tick) -> Plan:
             status=draining,
             weight=0,
             canary=status.canary,
-            canary_sized_for=t.step_weight(status.current_step),
+            canary_sized_for=t.step_sizing(status.current_step),
             reason="NewRevisionTrafficToStable",
             requeue_after=WAIT_FOR_OBSERVATION,
         )
@@ -118,8 +118,19 @@ def progressing(t: Tick) -> Plan:
         # Sized for the step's weight already; the weight follows once those pods are ready.
         return give_traffic(t) if ready else await_scale_up(t)
     if status.step_started_at is None:
-        return await_router(t)
+        return start_shadow(t) if t.step_shadow(status.current_step) else await_router(t)
     return analyse(t)
+
+
+def start_shadow(t: Tick) -> Plan:
+    """A shadow step starts once the canary's pods are ready: no router has to move (the
+    weight stays 0), and the mirror (``Decision.mirror``) is on from now. Until stable's
+    pods have read it, there are no comparisons, which holds the step (no data never
+    passes)."""
+    started = update(t.status, step_started_at=t.now, message="shadow: mirroring to the canary")
+    return stay(
+        t, status=started, action=Action.WAIT, reason="ShadowStarted", requeue_after=t.interval
+    )
 
 
 def await_canary(t: Tick) -> Plan:
@@ -137,7 +148,7 @@ def await_canary(t: Tick) -> Plan:
         status=waiting,
         weight=0,
         canary=status.canary,
-        canary_sized_for=t.step_weight(status.current_step),
+        canary_sized_for=t.step_sizing(status.current_step),
         reason="WaitingForCanaryReady",
         requeue_after=WAIT_FOR_OBSERVATION,
         until=deadline,

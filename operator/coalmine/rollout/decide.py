@@ -23,7 +23,7 @@ from coalmine.rollout.promotion import promoting
 from coalmine.rollout.rollback import rolling_back, start_rollback
 from coalmine.rollout.steady import first_deploy, steady
 from coalmine.rollout.tick import MESSAGE_LIMIT, Plan, Tick, update, warning
-from coalmine.rollout.types import Action, ChildPlan, Decision, Observations
+from coalmine.rollout.types import Action, ChildPlan, Decision, Mirror, Observations
 
 Handler = Callable[[Tick], Plan]
 
@@ -106,7 +106,20 @@ def finalize(t: Tick, plan: Plan) -> Decision:
         reason=plan.reason,
         until=plan.until,
         wants_measurement=plan.wants_measurement,
+        mirror=_mirror(t, status, plan),
     )
+
+
+def _mirror(t: Tick, status: ModelDeploymentStatus, plan: Plan) -> Mirror | None:
+    """Stable mirrors to the canary only while it sits at a shadow step with no client
+    traffic (progressing, or held there); every other plan (a rollback, a promotion, the
+    next step) turns the mirror off, in the same act that changes anything else."""
+    if status.phase not in (Phase.PROGRESSING, Phase.PAUSED) or plan.canary is None:
+        return None
+    shadow = t.step_shadow(status.current_step)
+    if shadow is None or plan.weight != 0 or status.canary is None:
+        return None
+    return Mirror(share=shadow, canary=status.canary)
 
 
 def _child_plans(
@@ -126,6 +139,6 @@ def _child_plans(
         stable = ChildPlan(status.stable, count)
     canary = None
     if plan.canary is not None:
-        sized_for = plan.canary_sized_for or t.step_weight(0)
+        sized_for = plan.canary_sized_for or t.step_sizing(0)
         canary = ChildPlan(plan.canary, replicas(sized_for)[1])
     return stable, canary

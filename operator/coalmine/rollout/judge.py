@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from coalmine.api.checks import Check, CheckKind
+from coalmine.rollout.judge_agreement import judge_agreement
 from coalmine.rollout.judge_drift import judge_drift
 from coalmine.rollout.judge_model import judge_quality
 from coalmine.rollout.judge_saturation import judge_saturation
@@ -27,6 +28,7 @@ JUDGES: Mapping[CheckKind, JudgeFn] = {
     CheckKind.DRIFT: judge_drift,
     CheckKind.PROMQL: judge_promql,
     CheckKind.SATURATION: judge_saturation,
+    CheckKind.AGREEMENT: judge_agreement,
 }
 
 

@@ -139,7 +139,7 @@ def judge_all(
             by_name.get(c.name),
             replace(judging, carried=carried_evidence(before.get(c.name), same_step)),
         )
-        for c in canary.analysis.checks
+        for c in canary.checks_at(step)
     )
 
 

@@ -63,6 +63,21 @@ class Tick:
         steps = self.spec.canary.steps
         return steps[min(step or 0, len(steps) - 1)].weight
 
+    def step_shadow(self, step: int | None) -> int | None:
+        """Percent of stable's requests mirrored at ``step``; None at a weighted step."""
+        steps = self.spec.canary.steps
+        return steps[min(step or 0, len(steps) - 1)].shadow
+
+    def step_sizing(self, step: int | None) -> int:
+        """The weight the canary's pods are sized for at ``step``. A shadow step mirroring
+        ``s`` percent sends the canary ``s`` percent of stable's load while stable keeps all of
+        it: the weight ``w`` with ``w / (100 - w) = s / 100`` gives it that many pods
+        beside stable's (a 100% mirror: as many pods as stable)."""
+        shadow = self.step_shadow(step)
+        if shadow is None:
+            return self.step_weight(step)
+        return max(1, round(100 * shadow / (100 + shadow)))
+
     def canary_ready(self, revision: str) -> bool:
         """The canary Deployment runs ``revision`` and all its pods are ready."""
         return self.obs.canary is not None and self.obs.canary.ready_on(revision)

@@ -118,6 +118,17 @@ class Controls:
 
 
 @dataclass(frozen=True)
+class MirrorObservation:
+    """What stable's pods are told about mirroring now, and where the canary answers."""
+
+    file: str | None = None
+    """The mirror file in the receipt-key Secret (``{}``: off); None: no Secret yet."""
+    canary_address: str | None = None
+    """``http://<ClusterIP>:<port>`` of the canary's own Service (read only when the spec has
+    a shadow step); None when it has no ClusterIP yet."""
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything the operator saw this tick."""
 
@@ -129,6 +140,16 @@ class Observations:
     measurements: tuple[Measurement, ...] | None
     """None = not measured this tick (for example while the canary has no traffic)."""
     controls: Controls = Controls()
+    mirror: MirrorObservation = MirrorObservation()
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """Stable mirrors ``share`` percent of its requests to the canary (a shadow step)."""
+
+    share: int
+    canary: RevisionRef
+    """The canary revision mirrored to: its comparisons are counted under this revision."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +211,8 @@ class Decision:
     """Why this action (CamelCase), e.g. ``WaitingForCanaryReady`` or ``StepPause``."""
     until: datetime | None = None
     """For waits with a known end (a step's pause, the scale-down delay): when it is over."""
+    mirror: Mirror | None = None
+    """Where stable mirrors now (a shadow step), or None: no mirroring."""
     wants_measurement: bool = False
     """A measurement is due and this decision was made without one: the operator should query
     the metrics and decide again with them. False for every decision that does not reach

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from coalmine.api import ModelDeploymentSpec
 from coalmine.k8s import KubeApi, ObjectRef
-from coalmine.manifests import LABEL_VARIANT, Manifest, Owner, Variant, selector, service
+from coalmine.manifests import (
+    LABEL_VARIANT,
+    Manifest,
+    Owner,
+    Variant,
+    child_name,
+    selector,
+    service,
+)
 from coalmine.rollout.pods.replicas import observed_weight
 from coalmine.rollout.types import ChildObservation
 from coalmine.routing.base import RouteTarget
@@ -40,10 +48,16 @@ class ReplicasRouter:
         )
 
     def apply(self, target: RouteTarget, weight: int) -> None:
+        # The canary's own Service: no client uses it; stable mirrors to it at a shadow step.
+        self._kube.apply(canary_service(target.owner, target.spec))
         self._kube.apply(client_service(target.owner, target.spec, weight > 0))
 
     def children(self, target: RouteTarget) -> tuple[ObjectRef, ...]:
-        return (ObjectRef("Service", target.owner.namespace, target.owner.name),)
+        owner = target.owner
+        return (
+            ObjectRef("Service", owner.namespace, owner.name),
+            ObjectRef("Service", owner.namespace, child_name(owner, Variant.CANARY)),
+        )
 
 
 def client_service(owner: Owner, spec: ModelDeploymentSpec, both_variants: bool) -> Manifest:
@@ -51,3 +65,9 @@ def client_service(owner: Owner, spec: ModelDeploymentSpec, both_variants: bool)
     stable-only takes the canary out of traffic without killing it."""
     chosen: Variant | None = None if both_variants else Variant.STABLE
     return service(owner, owner.name, spec.traffic.port, selector(owner, chosen))
+
+
+def canary_service(owner: Owner, spec: ModelDeploymentSpec) -> Manifest:
+    """``<name>-canary``, selecting the canary's pods only: the mirror target."""
+    name = child_name(owner, Variant.CANARY)
+    return service(owner, name, spec.traffic.port, selector(owner, Variant.CANARY))

@@ -41,10 +41,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loading = asyncio.create_task(service.predictor.load(model))
+        if service.mirror is not None:
+            service.mirror.start()
         try:
             yield
         finally:
             loading.cancel()
+            if service.mirror is not None:
+                await service.mirror.close()
             if isinstance(app, ServingApp):
                 app.fast_path.close()
             service.predictor.close()

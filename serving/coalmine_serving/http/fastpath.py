@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 
+import numpy as np
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coalmine_serving.contract import Outcome, outcome_of
@@ -22,6 +23,7 @@ from coalmine_serving.http import codec
 from coalmine_serving.http.deadlines import Deadlines
 from coalmine_serving.http.guards import check_model, check_request_id, read_body
 from coalmine_serving.service.inference import InferenceService
+from coalmine_serving.settings import Task
 
 log = logging.getLogger("coalmine_serving")
 _V2 = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
@@ -123,14 +125,30 @@ class InferenceFastPath:
         if v1:
             rows = codec.decode_v1(body, runtime.signature, settings.max_rows)
             made = await self.service.predict(rows, header_id or uuid.uuid4().hex)
+            self._mirror(scope, headers, body, made.outputs, v1)
             return 200, codec.encode_v1(made.outputs, made.receipt), made.request_id, made.receipt
         decoded = codec.decode_v2(body, runtime.signature, settings.max_rows, headers.json_length)
         made = await self.service.predict(decoded.rows, decoded.request_id or header_id)
+        self._mirror(scope, headers, body, made.outputs, v1)
         payload = codec.encode_v2(
             settings.model_name, settings.model_version, made.request_id,
             runtime.signature.output_name, made.outputs, made.receipt,
         )  # fmt: skip
         return 200, payload, made.request_id, made.receipt
+
+    def _mirror(
+        self, scope: Scope, headers: _Headers, body: bytes, outputs: np.ndarray, v1: bool
+    ) -> None:
+        """Queue the request for the canary (a shadow step); returns at once, never raises."""
+        mirror = self.service.mirror
+        if mirror is None:
+            return
+        forwarded = [("content-type", "application/json")]
+        if headers.json_length is not None:  # binary tensor extension: the JSON part's size
+            forwarded.append(("inference-header-content-length", headers.json_length))
+        task = self.service.predictor.require_runtime().signature.task
+        classifier = task is Task.CLASSIFICATION
+        mirror.offer(scope["path"], body, tuple(forwarded), outputs, classifier, v1)
 
 
 class _Headers:

@@ -14,10 +14,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from coalmine_serving.contract import Variant
 from coalmine_serving.errors import OverloadedError
 from coalmine_serving.metrics import ServingMetrics
 from coalmine_serving.service.faults import with_faults
 from coalmine_serving.service.feedback import FeedbackJoiner, merge_batches
+from coalmine_serving.service.mirror import Mirror, MirrorConfig
 from coalmine_serving.service.predictor import Predictor
 from coalmine_serving.settings import ServingSettings
 
@@ -31,6 +33,7 @@ class InferenceService:
         self.predictor = Predictor(settings, metrics)
         self.joiner = FeedbackJoiner(settings, metrics)
         self._predict = with_faults(self.predictor.predict, settings, metrics)
+        self.mirror = _mirror(settings, metrics)
         self._in_flight = 0  # touched only on the event loop thread
         metrics.track_in_flight(lambda: self._in_flight)
 
@@ -69,6 +72,20 @@ class InferenceService:
                 await asyncio.sleep(0)
             parts.append(self.joiner.join_batch(labels[start : start + LABELS_PER_SLICE]))
         return merge_batches(parts)
+
+
+def _mirror(settings: ServingSettings, metrics: ServingMetrics) -> Mirror | None:
+    """Only a stable server mirrors (the canary's pods mount the same file: a canary must
+    never mirror to itself), and only when told where to look."""
+    if settings.mirror_config_file is None or settings.variant is not Variant.STABLE:
+        return None
+    return Mirror(
+        MirrorConfig(settings.mirror_config_file),
+        metrics.shadow,
+        queue_size=settings.mirror_queue_size,
+        concurrency=settings.mirror_concurrency,
+        timeout=settings.mirror_timeout_seconds,
+    )
 
 
 class Prediction(NamedTuple):

@@ -102,6 +102,7 @@ def test_lowering_the_weight_moves_traffic_before_touching_deployments(seen):
     assert seen[0].controls.abort
     assert kube.calls == [
         ("create", "Secret", "iris-receipt-keys"),  # the keys before any pod that mounts them
+        ("apply", "Service", "iris-canary"),  # the mirror's target, never a client's
         ("apply", "Service", "iris"),  # traffic to stable first
         ("apply", "Deployment", "iris-stable"),
         ("apply", "Deployment", "iris-canary"),  # its pods stay until the router is seen at 0
@@ -123,7 +124,7 @@ def test_lowering_the_weight_moves_traffic_before_touching_deployments(seen):
     assert kube.calls[:3] == [
         ("apply", "Deployment", "iris-stable"),
         ("scale", "Deployment", "iris-canary"),  # then the canary goes to zero
-        ("apply", "Service", "iris"),  # (already at 0: re-applied, unchanged)
+        ("apply", "Service", "iris-canary"),  # (both re-applied, unchanged)
     ]
 
 
@@ -141,9 +142,10 @@ def test_raising_the_weight_starts_pods_before_routing_to_them(seen):
     reconcile(_deps(kube), "ml", "iris")
     assert seen[0].canary_weight == 0
     assert kube.calls[0] == ("create", "Secret", "iris-receipt-keys")
-    assert [c[:3] for c in kube.calls[1:4]] == [
+    assert [c[:3] for c in kube.calls[1:5]] == [
         ("apply", "Deployment", "iris-stable"),
         ("apply", "Deployment", "iris-canary"),
+        ("apply", "Service", "iris-canary"),
         ("apply", "Service", "iris"),
     ]
 
