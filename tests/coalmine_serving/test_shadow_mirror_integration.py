@@ -199,13 +199,14 @@ def test_slow_canary_fills_the_queue_which_drops_and_counts(artifacts, tmp_path,
     }  # fmt: skip
     with models.all_ready(procs):
         stable = procs["stable"]
-        run = _on_vs_off(stable, config, procs["canary"].url, blocks=5)
+        run = _on_vs_off(stable, config, procs["canary"].url)
         dropped = _series(stable, c.SHADOW_MIRRORED_TOTAL, result="dropped")
     print(f"\ncanary slow (1 s): {run}")
     assert run.statuses == {200} and run.versions == {"1"}
-    # One in flight and four queued at most, each taking the canary 1 s: of the 1,000
+    # One in flight and four queued at most, each taking the canary 1 s: of the 2,000
     # offered, nearly all are dropped.
     assert dropped >= 0.95 * run.mirrored
+    assert max(run.on) < 1.0  # no client request waited for the canary's second
     assert run.within_noise()
 
 
@@ -231,14 +232,26 @@ class OnOff:
     cpu_on: float = 0.0
     statuses: set[int] = field(default_factory=set)
     versions: set[str] = field(default_factory=set)
+    block_p99s: list[tuple[float, float]] = field(default_factory=list)
+    """(off, on) p99 of each pair of neighbouring blocks."""
 
     @property
     def mirrored(self) -> int:
         return len(self.on)
 
+    @property
+    def slower_blocks(self) -> int:
+        return sum(on > off for off, on in self.block_p99s)
+
     def within_noise(self) -> bool:
-        """p99 on at most p99 off plus half again and 2 ms (a shared 2-core machine)."""
-        return p99(self.on) <= 1.5 * p99(self.off) + 0.002
+        """Within this machine's noise (2 cores shared with a dozen other processes: the p99
+        of one block of 200 swings by tens of ms): the mirror's blocks are not consistently
+        slower than their neighbours (a one-sided sign test at 1% rejects 9 or 10 of 10, so
+        a mirror the client waited on fails), and the median is not half again slower."""
+        blocks = len(self.block_p99s)
+        consistently_slower = self.slower_blocks >= blocks - 1 if blocks >= 10 else False
+        median_ok = np.median(self.on) <= 1.5 * np.median(self.off) + 0.001
+        return not consistently_slower and bool(median_ok)
 
     def __str__(self) -> str:
         n_off, n_on = len(self.off), len(self.on)
@@ -248,7 +261,8 @@ class OnOff:
             f" on {p99(self.on) * 1e3:.2f} ms; median off {np.median(self.off) * 1e3:.2f} ms,"
             f" on {np.median(self.on) * 1e3:.2f} ms; stable CPU {self.cpu_off / n_off * 1e6:.0f}"
             f" µs/request off, {self.cpu_on / n_on * 1e6:.0f} on: {extra:.0f} µs per mirrored"
-            " request"
+            f" request; p99 on above off in {self.slower_blocks} of {len(self.block_p99s)}"
+            " block pairs"
         )
 
 
@@ -259,6 +273,7 @@ def _on_vs_off(
     run = OnOff()
     _send(stable, 200)  # warm up
     for _ in range(blocks):
+        pair = []
         for mirror in (None, url):
             _point(config, mirror)
             cpu = _cpu_seconds(stable)
@@ -273,4 +288,6 @@ def _on_vs_off(
                 run.cpu_on += _cpu_seconds(stable) - cpu
             run.statuses |= set(statuses)
             run.versions |= versions
+            pair.append(p99(latencies))
+        run.block_p99s.append((pair[0], pair[1]))
     return run

@@ -231,8 +231,9 @@ def _parse_head(head: bytes) -> tuple[int, int, bool]:
     (200, 12, False)
     """
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    version, status, *_ = status_line.split(" ", 2)
-    if not version.startswith("HTTP/1."):
+    version, _, rest = status_line.partition(" ")
+    status = rest[:3]
+    if not version.startswith("HTTP/1.") or not status.isdigit():
         raise ValueError("not an HTTP/1.x response")
     length, closing = None, version == "HTTP/1.0"
     for line in header_lines:

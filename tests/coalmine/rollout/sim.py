@@ -99,7 +99,9 @@ class Sim:
 
     def observe(self) -> Observations:
         weight = self.observed_weight()
-        serving = (weight or 0) > 0
+        # A shadow step's canary serves mirrored requests only: measured at weight 0.
+        shadowing = any(s.is_shadow for s in self.spec.canary.steps) and bool(self.canary)
+        serving = (weight or 0) > 0 or shadowing
         return Observations(
             generation=1,
             stable=self.stable.observe() if self.stable else None,
