@@ -89,6 +89,7 @@ def model_deployment(
     replicas: int = 2,
     steps: list[dict[str, Any]] | None = None,
     analysis: dict[str, Any] | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     spec = {
         "model": model,
@@ -104,6 +105,7 @@ def model_deployment(
                 "minSamples": 10,
                 "inconclusiveLimit": "30s",
                 "onInconclusive": "pause",
+                **(policy or {}),
             },
             "progressDeadline": "180s",
         },
