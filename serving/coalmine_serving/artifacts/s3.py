@@ -15,6 +15,7 @@ no key id, signature or token reaches a message.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,6 +149,8 @@ def _client(options: S3Options, timeout: float) -> Minio:
     from minio import Minio
 
     netloc, secure = endpoint_parts(options.endpoint)
+    # urllib3 logs each retry with the request's path; the one error line says enough.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=_CONNECT_SECONDS, read=timeout),
         cert_reqs="CERT_REQUIRED",
@@ -202,16 +205,22 @@ def _s3_reason(code: str | None, status: int) -> str:
 
 
 def _transport(exc: BaseException, target: S3Object, where: str) -> ArtifactError:
-    from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
+    from urllib3.exceptions import (
+        ConnectTimeoutError,
+        NewConnectionError,
+        ProtocolError,
+        ReadTimeoutError,
+        SSLError,
+    )
 
-    if isinstance(exc, ProtocolError | ReadTimeoutError) and not isinstance(
-        exc, NewConnectionError
-    ):
+    # NewConnectionError (and NameResolutionError) is a ConnectTimeoutError in urllib3 2.
+    no_connection = (ConnectTimeoutError, NewConnectionError, SSLError, OSError)
+    if isinstance(exc, ProtocolError | ReadTimeoutError):
         return ArtifactError(
             f"{target}: the connection broke before the body was complete ({type(exc).__name__})",
             reasons.TRUNCATED,
         )
-    if isinstance(exc, OSError):  # urllib3's connection and TLS errors are OSErrors
+    if isinstance(exc, no_connection):
         return ArtifactError(
             f"{target}: cannot reach the S3 endpoint {where} ({_cause(exc)})", reasons.UNREACHABLE
         )
@@ -224,8 +233,8 @@ def _transport(exc: BaseException, target: S3Object, where: str) -> ArtifactErro
 
 
 def _cause(exc: BaseException) -> str:
-    """``ConnectionRefusedError``, ``NameResolutionError``...: the kind, not the text (which
-    names the request's URL)."""
+    """``NewConnectionError: Connection refused``, ``NameResolutionError``...: the kind and
+    the system's words, not urllib3's text (which names the request's URL)."""
     inner = exc.__context__ or exc.__cause__
     kinds = [type(exc).__name__]
     if isinstance(inner, OSError) and inner.strerror:
