@@ -60,7 +60,7 @@ class SeaweedS3:
                 "-master.volumeSizeLimitMB=64",
                 f"-volume.port={ports['volume']}",
                 f"-volume.port.grpc={grpc['volume']}",
-                "-volume.max=8",
+                "-volume.max=100",  # each bucket is a collection with volumes of its own
                 "-filer",
                 f"-filer.port={ports['filer']}",
                 f"-filer.port.grpc={grpc['filer']}",
