@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export COALMINE_CACHE ?= $(HOME)/.cache/coalmine
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test demo deps node-deps python-deps system-deps kube-binaries helm lint unit integration e2e bench crd lock clean
+.PHONY: test demo deps node-deps python-deps system-deps kube-binaries seaweedfs helm lint unit integration e2e bench crd lock clean
 
 # Everything CI runs: lint, unit and integration tiers, then (as root, which a node needs)
 # the e2e tier on a single-node cluster built here, the demo on real pods included.
@@ -29,7 +29,7 @@ node-deps:
 	@if [[ $$(id -u) == 0 ]]; then bash e2e/cluster/node-deps.sh; \
 	else echo "make: not root, so no node parts: the demo will use the kubelet stand-in"; fi
 
-deps: python-deps system-deps kube-binaries helm
+deps: python-deps system-deps kube-binaries seaweedfs helm
 
 # Reinstall only when pyproject.toml changes.
 python-deps: $(VENV)/.installed
@@ -45,6 +45,11 @@ system-deps:
 # Prints where the binaries are; builds only what is missing (cold: see docs/cluster.md).
 kube-binaries:
 	bash e2e/cluster/build.sh
+
+# The S3 server the s3:// fetch is tested against (SeaweedFS), built once from the Go module
+# proxy into the cache; prints its bin dir (cold: see docs/serving.md).
+seaweedfs:
+	bash e2e/cluster/seaweedfs.sh
 
 helm:
 	bash charts/install-helm.sh

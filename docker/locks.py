@@ -55,7 +55,7 @@ class Lock:
 
 
 LOCKS = (
-    Lock(Path("docker/serving.lock.txt"), extras=("onnx", "skops")),
+    Lock(Path("docker/serving.lock.txt"), extras=("onnx", "skops", "s3")),
     Lock(Path("docker/operator.lock.txt")),
     Lock(Path("docker/build.lock.txt"), build_system=True),
 )

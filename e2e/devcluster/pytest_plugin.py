@@ -1,4 +1,4 @@
-"""Pytest fixtures for real components: `prometheus` and `control_plane`.
+"""Pytest fixtures for real components: `prometheus`, `control_plane` and `seaweedfs` (S3).
 
 Registered by tests/conftest.py (`pytest_plugins = ["e2e.devcluster.pytest_plugin"]`).
 When a test fails, the tail of every running component's log is attached to its report.
@@ -14,6 +14,7 @@ from e2e.devcluster.binaries import kube_bin_dir
 from e2e.devcluster.controlplane import ControlPlane
 from e2e.devcluster.process import live_processes
 from e2e.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.seaweedfs import SeaweedS3
 
 LOG_TAIL_BYTES = 6_000
 
@@ -27,6 +28,18 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusS
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3 server (SeaweedFS) on loopback, shared by the session: tests use their own
+    buckets. Only the keys in ``e2e.devcluster.seaweedfs`` are accepted."""
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

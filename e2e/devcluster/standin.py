@@ -5,18 +5,19 @@ What is real: the API server admits the pods (Pod Security "restricted" included
 ReplicaSet and Deployment controllers create and delete them and compute every Deployment
 status the operator reads. What this stand-in does instead of a kubelet: for each pod it runs
 the pod's init containers and its server container as local processes (``coalmine-serve``
-with the pod's own args and env), each pod on its own loopback address (127.77.x.y:8080, the
-container port), maps the pod's emptyDir mounts to directories, copies its Secret volumes into
-files the way a kubelet lays them out and refreshes them when the Secret changes
-(``e2e.devcluster.secretvolumes``), marks the pod Ready in
-``pods/status`` once ``/v2/health/ready`` answers, registers ready pods as Prometheus targets,
-and stops the processes of pods being deleted the way a kubelet does: out of traffic at once,
-then the preStop sleep, then SIGTERM. Not enforced here: images, resource limits,
-the read-only root filesystem and the user id (only the API's admission checks those).
+with the pod's own args and env, ``secretKeyRef`` values read from their Secret), each pod
+on its own loopback address (127.77.x.y:8080, the container port), maps the pod's emptyDir
+mounts to directories, copies its Secret volumes into files the way a kubelet lays them out
+and refreshes them when the Secret changes (``e2e.devcluster.secretvolumes``), marks the pod
+Ready in ``pods/status`` once ``/v2/health/ready`` answers, registers ready pods as
+Prometheus targets, and stops the processes of pods being deleted the way a kubelet does: out
+of traffic at once, then the preStop sleep, then SIGTERM. Not enforced here: images, resource
+limits, the read-only root filesystem and the user id (only the API's admission checks those).
 """
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 import threading
@@ -213,11 +214,36 @@ class KubeletStandIn:
             "TMPDIR": str(mounts.get("/tmp", pod.workdir)),
             "PYTHONPATH": PRODUCT_PYTHONPATH,
         }
-        env.update({e["name"]: e.get("value", "") for e in container.get("env", [])})
+        env.update(self._container_env(container))
         # The pod's own address; the server's default 0.0.0.0 would collide across pods.
         env["COALMINE_SERVING_HOST"] = pod.ip
         log = (pod.workdir / f"{log_name}.log").open("ab")
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def _container_env(self, container: dict[str, Any]) -> dict[str, str]:
+        """Literal values, and ``valueFrom.secretKeyRef`` read from the Secret the way a
+        kubelet does when it starts the container: a missing key fails the container unless
+        the reference is optional."""
+        values: dict[str, str] = {}
+        for entry in container.get("env", []):
+            ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is None:
+                values[entry["name"]] = entry.get("value", "")
+                continue
+            value = self._secret_value(ref["name"], ref["key"])
+            if value is not None:
+                values[entry["name"]] = value
+            elif not ref.get("optional"):
+                raise RuntimeError(f"Secret {ref['name']} has no key {ref['key']}")
+        return values
+
+    def _secret_value(self, secret: str, key: str) -> str | None:
+        response = self._api.get(f"/api/v1/namespaces/{self._namespace}/secrets/{secret}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        encoded = (response.json().get("data") or {}).get(key)
+        return base64.b64decode(encoded).decode() if encoded is not None else None
 
     def _wait_ready(self, pod: StandInPod) -> None:
         deadline = time.monotonic() + READY_TIMEOUT

@@ -2,6 +2,7 @@
 
     coalmine-serve serve --model-name iris --model-uri /models/iris.onnx --sha256 <hex>
     coalmine-serve fetch --uri https://host/iris.onnx --sha256 <hex> --dest /models
+    coalmine-serve fetch --uri s3://bucket/iris.onnx --s3-credentials env --sha256 <hex> ...
 
 Every ``serve`` flag has a ``COALMINE_SERVING_<NAME>`` environment variable; flags win.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from coalmine_serving.artifacts.s3 import AWS_ENDPOINT, S3Options
 from coalmine_serving.contract import redact_text
 from coalmine_serving.errors import ArtifactError
 from coalmine_serving.settings import ServingSettings, load_settings
@@ -32,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(parsed)
     except (ArtifactError, ValidationError, ValueError, OSError) as exc:
         # Redacted: the message may quote a URI with credentials (userinfo, a presigned
-        # query), and init-container logs are readable by anyone who can read pods.
-        print(f"coalmine-serve: error: {redact_text(str(exc))}", file=sys.stderr)
+        # query), and init-container logs are readable by anyone who can read pods. An
+        # artifact's reason comes first: the pod's termination message then starts with it.
+        reason = f"{exc.reason}: " if isinstance(exc, ArtifactError) else ""
+        print(f"coalmine-serve: error: {reason}{redact_text(str(exc))}", file=sys.stderr)
         return 2
 
 
@@ -51,12 +55,21 @@ def _parser() -> argparse.ArgumentParser:
         else:
             serve.add_argument(flag, dest=name, default=None, help=helptext)
     fetch = commands.add_parser("fetch", help="copy or download an artifact and verify it")
-    fetch.add_argument("--uri", required=True, help="file://, plain path, http:// or https://")
+    fetch.add_argument("--uri", required=True, help="file://, plain path, http(s):// or s3://")
     fetch.add_argument("--sha256", required=True, help="expected sha256 (hex) of the artifact")
     fetch.add_argument("--dest", required=True, type=Path, help="directory to write into")
     fetch.add_argument("--filename", help="file name in --dest (default: from the URI)")
     fetch.add_argument("--unpack", action="store_true", help="extract tar/zip archives safely")
     fetch.add_argument("--max-bytes", type=int, default=20 * 1024**3, help="size cap")
+    fetch.add_argument("--s3-endpoint", default=AWS_ENDPOINT, help="http(s)://host[:port]")
+    fetch.add_argument("--s3-region", help="the bucket's region (default: ask the store)")
+    fetch.add_argument(
+        "--s3-credentials",
+        choices=["env", "identity"],
+        default="identity",
+        help="env: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (from a Secret); identity: the "
+        "pod's own (IRSA web identity, ECS or EC2 role)",
+    )
     return parser
 
 
@@ -70,6 +83,9 @@ def _fetch(parsed: argparse.Namespace) -> int:
         filename=parsed.filename,
         unpack=parsed.unpack,
         max_bytes=parsed.max_bytes,
+        s3=S3Options(
+            endpoint=parsed.s3_endpoint, region=parsed.s3_region, credentials=parsed.s3_credentials
+        ),
     )
     print(result)
     return 0

@@ -76,4 +76,10 @@ class ExpiredLabelError(ServingError):
 
 
 class ArtifactError(Exception):
-    """The artifact cannot be used: checksum mismatch, unsafe format, unsafe archive."""
+    """The artifact cannot be used: checksum mismatch, unsafe format, unsafe archive, or the
+    fetch failed. ``reason`` is one CamelCase word (``ArtifactAccessDenied``...) that the
+    fetch prints first, so the init container's termination message starts with it."""
+
+    def __init__(self, message: str, reason: str = "ArtifactInvalid") -> None:
+        super().__init__(message)
+        self.reason = reason

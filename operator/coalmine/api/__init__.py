@@ -19,7 +19,7 @@ from coalmine.api.checks import (
     default_checks,
 )
 from coalmine.api.feedback import Feedback
-from coalmine.api.model import ModelFormat, ModelSource
+from coalmine.api.model import ModelFormat, ModelSource, S3Source
 from coalmine.api.resource import (
     API_VERSION,
     GROUP,
@@ -82,6 +82,7 @@ __all__ = [
     "RollbackRecord",
     "RouterKind",
     "Runtime",
+    "S3Source",
     "Step",
     "Traffic",
     "Verdict",

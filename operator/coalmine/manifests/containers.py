@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from coalmine.api import ModelDeploymentSpec, RevisionRef
 from coalmine.api.checks import input_features
+from coalmine.api.model import S3Source
 from coalmine.api.runtime import Runtime
 from coalmine.manifests.artifact import (
     MODELS_DIR,
@@ -49,15 +50,22 @@ def _resources(runtime: Runtime, settings: OperatorSettings) -> Manifest:
 
 
 def fetch_container(
-    revision: RevisionRef, source: ArtifactSource, runtime: Runtime, settings: OperatorSettings
+    revision: RevisionRef,
+    source: ArtifactSource,
+    runtime: Runtime,
+    settings: OperatorSettings,
+    s3: S3Source | None = None,
 ) -> Manifest:
     """Init container: copy or download the artifact into the emptyDir and verify its sha256
-    before the server ever deserialises a byte of it."""
+    before the server ever deserialises a byte of it.
+
+    A failed fetch's last log line (``coalmine-serve: error: ArtifactAccessDenied: ...``)
+    becomes its termination message, so the pod's status says why without reading logs."""
     target = model_path(revision, source)
     fetch_args = ["fetch", "--uri", source.uri, "--sha256", revision.sha256 or ""]
     fetch_args += ["--dest", MODELS_DIR, "--filename", target.rsplit("/", 1)[-1]]
     fetch_args += ["--max-bytes", str(settings.max_artifact_bytes)]
-    return {
+    container: Manifest = {
         "name": "fetch-model",
         "image": runtime.image or settings.default_serving_image,
         **({"imagePullPolicy": runtime.image_pull_policy} if runtime.image_pull_policy else {}),
@@ -66,7 +74,42 @@ def fetch_container(
         "securityContext": _container_security(),
         "resources": _resources(runtime, settings),
         "volumeMounts": mounts(source, models_read_only=False),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if source.uri.startswith("s3://"):
+        fetch_args += s3_args(s3 or S3Source())
+        if s3 is not None and s3.credentials_secret:
+            container["env"] = s3_credentials_env(s3.credentials_secret)
+    return container
+
+
+def s3_args(s3: S3Source) -> list[str]:
+    """Endpoint, region, and where the credentials come from: the Secret's env, or the pod's
+    own identity when no Secret is named."""
+    args = ["--s3-credentials", "env" if s3.credentials_secret else "identity"]
+    if s3.endpoint:
+        args += ["--s3-endpoint", s3.endpoint.rstrip("/")]
+    if s3.region:
+        args += ["--s3-region", s3.region]
+    return args
+
+
+def s3_credentials_env(secret: str) -> list[Manifest]:
+    """References, never values: the kubelet reads the Secret when it starts the init container,
+    so neither the operator (which may not read it) nor the pod spec ever holds a key. Only
+    the init container gets them; the server, which runs the model, does not."""
+
+    def ref(name: str, optional: bool = False) -> Manifest:
+        selector: Manifest = {"name": secret, "key": name}
+        if optional:
+            selector["optional"] = True
+        return {"name": name, "valueFrom": {"secretKeyRef": selector}}
+
+    return [
+        ref("AWS_ACCESS_KEY_ID"),
+        ref("AWS_SECRET_ACCESS_KEY"),
+        ref("AWS_SESSION_TOKEN", optional=True),
+    ]
 
 
 def server_args(

@@ -101,7 +101,8 @@ def pod_spec(
     the receipt keys as a read-only Secret volume (allowed by "restricted")."""
     runtime = spec.runtime
     source = artifact_source(revision)
-    init = [fetch_container(revision, source, runtime, settings)] if revision.sha256 else []
+    fetch = fetch_container(revision, source, runtime, settings, spec.model.s3)
+    init = [fetch] if revision.sha256 else []
     pod: Manifest = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,

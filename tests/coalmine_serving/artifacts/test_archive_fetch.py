@@ -97,8 +97,9 @@ def test_fetch_file_uri_verifies_sha256(tmp_path: Path) -> None:
 
 
 def test_fetch_refuses_unsupported_schemes(tmp_path: Path) -> None:
-    with pytest.raises(ArtifactError, match="not supported yet"):
-        fetch("s3://bucket/model.onnx", tmp_path, "0" * 64)
+    with pytest.raises(ArtifactError, match="not supported yet") as refused:
+        fetch("gs://bucket/model.onnx", tmp_path, "0" * 64)
+    assert refused.value.reason == "ArtifactInvalid"
 
 
 @pytest.fixture
@@ -137,7 +138,9 @@ def test_cli_fetch_over_http_and_size_cap(http_server: str, tmp_path: Path, caps
     assert main([*args, "--dest", str(tmp_path / "a")]) == 0
     assert (tmp_path / "a/model.onnx").read_bytes() == b"served-over-http"
     assert main([*args, "--dest", str(tmp_path / "b"), "--max-bytes", "4"]) == 2
-    assert "limit" in capsys.readouterr().err
+    assert "error: ArtifactTooLarge: artifact is larger than the 4-byte limit" in (
+        capsys.readouterr().err
+    )
     missing = ["fetch", "--uri", f"{http_server}/nope", "--sha256", digest, "--dest", str(tmp_path)]
     assert main(missing) == 2
 
@@ -155,8 +158,8 @@ SECRETS = ("hunter2", "presignedsig", "hopsecret")
 @pytest.mark.parametrize(
     ("path", "sha256", "reason"),
     [
-        ("/nope", None, "returned HTTP 404"),
-        ("/model.onnx", "0" * 64, "sha256 mismatch for http://REDACTED@127.0.0.1:"),
+        ("/nope", None, "ArtifactNotFound: GET http://REDACTED@127.0.0.1:"),
+        ("/model.onnx", "0" * 64, "ArtifactChecksumMismatch: sha256 mismatch for http://REDACTED@"),
         ("/hop", None, "failed: "),
     ],
 )
@@ -185,5 +188,5 @@ def test_unreachable_host_error_is_redacted(tmp_path: Path, capsys) -> None:  # 
     uri = f"https://alice:hunter2@127.0.0.1:{port}/m.onnx?sig=presignedsig"
     assert main(["fetch", "--uri", uri, "--sha256", "0" * 64, "--dest", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "GET https://REDACTED@127.0.0.1:" in err
+    assert "ArtifactUnreachable: GET https://REDACTED@127.0.0.1:" in err
     assert not any(secret in err for secret in SECRETS), err
