@@ -1,16 +1,17 @@
 """One webhook's queue and thread: bounded, retried with backoff up to a cap, drops counted.
 
-The ``Post`` is a scripted function (our own seam); the HTTP itself is tested with a real
-receiver in tests/coalmine/integration/test_notifications.py."""
+The queue tests script the ``Post`` (our own seam); ``http_post`` is tested against real
+servers on loopback here, and end to end in tests/coalmine/integration/test_notifications.py."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from coalmine.notify.sender import RetryableError, WebhookSender, where
+from coalmine.notify.sender import RetryableError, WebhookSender, http_post, where
 
 
 class Script:
@@ -114,3 +115,50 @@ def test_a_full_queue_drops_without_blocking(
 def test_where_shows_scheme_and_host_only() -> None:
     assert where("https://hooks.slack.com/services/T0/B0/XYZ?x=1") == "https://hooks.slack.com"
     assert where("http://10.0.0.5:8080/h") == "http://10.0.0.5:8080"
+
+
+def test_http_post_follows_no_redirect_and_sends_its_header_nowhere_else() -> None:
+    """A real server on loopback answers 302 to another one: the post fails (not retried),
+    and the other server never sees the request or its Authorization header."""
+    from e2e.devcluster.webhooks import WebhookReceiver
+
+    elsewhere = WebhookReceiver()
+    target = elsewhere.start()
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        post = http_post(f"http://127.0.0.1:{server.server_address[1]}/h", timeout=5)
+        with pytest.raises(RuntimeError, match="HTTP 302"):
+            post(b"{}", {"Authorization": "Bearer secret"})
+    finally:
+        server.shutdown()
+        server.server_close()
+        elsewhere.stop()
+    assert elsewhere.requests == 0
+
+
+def test_http_post_retries_server_errors_and_refused_connections() -> None:
+    from e2e.devcluster.webhooks import WebhookReceiver
+
+    failing = WebhookReceiver(fail_first=1)
+    url = failing.start()
+    try:
+        post = http_post(url, timeout=5)
+        with pytest.raises(RetryableError, match="HTTP 500"):
+            post(b"{}", {})
+        post(b'{"a": 1}', {})  # the second answer is 200
+        assert failing.bodies() == [{"a": 1}]
+    finally:
+        failing.stop()
+    with pytest.raises(RetryableError, match="ConnectError"):
+        http_post(url, timeout=2)(b"{}", {})  # nobody listens there any more
