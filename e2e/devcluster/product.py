@@ -22,6 +22,7 @@ from e2e.devcluster.helm import HelmRelease, operator_values
 from e2e.devcluster.nodeconfig import BRIDGE_IP
 from e2e.devcluster.sdprometheus import KubernetesSdPrometheus
 from e2e.devcluster.tinymodels import Artifact, ModelArtifacts, make_models
+from e2e.devcluster.webhooks import WebhookReceiver
 
 MD_LABEL = "coalmine.dev/model-deployment"  # on every pod the operator makes: what to scrape
 OPERATOR_NAMESPACE = "coalmine-system"
@@ -48,6 +49,8 @@ class InstalledProduct:
             workdir / "prometheus", kubeconfig, MD_LABEL, reachable_from_pods=True
         )
         self.release = HelmRelease(kubeconfig, workdir, "coalmine", OPERATOR_NAMESPACE)
+        # The operator's notifications (CloudEvents), received where the pods reach us.
+        self.webhooks = WebhookReceiver(host_address)
         self._values = operator_values(
             operator_image, serving_image, self.prometheus_url_for_pods, tick_seconds
         )
@@ -64,8 +67,9 @@ class InstalledProduct:
     def start(self) -> None:
         self.artifacts.start()
         try:
+            hook = {"url": self.webhooks.start(), "format": "cloudevents"}
             self.prometheus.start()
-            self.release.install(self._values)
+            self.release.install({**self._values, "notifications": {"webhooks": [hook]}})
         except BaseException:
             self.stop(uninstall=False)
             raise
@@ -81,3 +85,4 @@ class InstalledProduct:
                 self.prometheus.close()
             finally:
                 self.artifacts.stop()
+                self.webhooks.stop()

@@ -23,6 +23,7 @@ from coalmine.api.status import Condition, ModelDeploymentStatus, Phase
 from coalmine.controls import annotations_for
 from coalmine.k8s import KubeApi, ObjectRef
 from coalmine.manifests import Variant
+from coalmine.notify import Notifier
 from coalmine.observe import ProviderFactory, observe, with_measurements
 from coalmine.ownership import ChildGuard, check_children
 from coalmine.policy import refusals
@@ -49,6 +50,8 @@ class Deps:
     providers: ProviderFactory
     settings: OperatorSettings
     clock: Callable[[], datetime] = utcnow
+    notifier: Notifier | None = None
+    """Webhooks told of each transition once its status and Events are written."""
 
 
 def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
@@ -117,6 +120,8 @@ def run_tick(
     )  # fmt: skip
     act(deps.kube, router, subject, observed, decision, deps.settings)
     write(deps.kube, subject, md.status or ModelDeploymentStatus(), decision)
+    if deps.notifier is not None:  # queued only: never blocks or fails the tick
+        deps.notifier.decided(subject, md, decision, now)
     return decision
 
 

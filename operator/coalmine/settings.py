@@ -6,10 +6,11 @@ Built by :func:`load_settings`, never at import time, so tests and the CLI can m
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from coalmine_serving.contract import split_csv
@@ -48,6 +49,65 @@ def _named_urls(value: object) -> object:
             raise ValueError(f"endpoint name {name!r} is taken (default is the default address)")
         named[name] = url
     return named
+
+
+_HTTP_URL_PATTERN = r"^https?://[^\s]+$"
+NotificationKind = Literal[
+    "started", "step", "paused", "promoted", "rolledback", "aborted", "superseded", "failed"
+]
+NOTIFICATION_KINDS: tuple[NotificationKind, ...] = (
+    "started", "step", "paused", "promoted", "rolledback", "aborted", "superseded", "failed",
+)  # fmt: skip
+
+
+class Webhook(BaseModel):
+    """One receiver of rollout notifications (an item of ``COALMINE_NOTIFICATION_WEBHOOKS``).
+
+    Only the operator's settings name URLs: a namespace cannot make the operator call one."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    url: Annotated[str | None, Field(pattern=_HTTP_URL_PATTERN)] = None
+    url_env: Annotated[str | None, Field(alias="urlEnv")] = None
+    """Instead of ``url``: an environment variable holding it (the chart sets it from a
+    Secret), for URLs that are themselves a secret, such as Slack's incoming webhooks."""
+    format: Literal["json", "cloudevents", "slack"] = "json"
+    """``json`` (our payload), ``cloudevents`` (CloudEvents 1.0, structured mode) or
+    ``slack`` (``{"text": ...}``, what Slack's and most chat tools' incoming webhooks take)."""
+    events: list[NotificationKind] = list(NOTIFICATION_KINDS)
+    """Which transitions to send; default all."""
+    auth_header_env: Annotated[str | None, Field(alias="authHeaderEnv")] = None
+    """Name of an environment variable holding the ``Authorization`` header's value (the chart
+    sets it from a Secret), so the secret is never in this setting's text."""
+    timeout_seconds: Annotated[float, Field(alias="timeoutSeconds", gt=0, le=30)] = 5.0
+    """Per request: connect and answer within this, or the attempt failed."""
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Webhook:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("a webhook needs exactly one of url and urlEnv")
+        return self
+
+    def resolved_url(self, env: Mapping[str, str]) -> str:
+        """The URL, read from ``urlEnv`` when it is there; checked like ``url``."""
+        if self.url is not None:
+            return self.url
+        url = _env(env, self.url_env or "", "urlEnv")
+        if not re.fullmatch(_HTTP_URL_PATTERN, url):
+            raise ValueError(f"urlEnv {self.url_env}: not an http(s) URL")
+        return url
+
+    def auth_headers(self, env: Mapping[str, str]) -> dict[str, str]:
+        if self.auth_header_env is None:
+            return {}
+        return {"Authorization": _env(env, self.auth_header_env, "authHeaderEnv")}
+
+
+def _env(env: Mapping[str, str], name: str, field: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ValueError(f"notification webhook {field}: environment variable {name} is not set")
+    return value
 
 
 FIELD_MANAGER = "coalmine-operator"
@@ -160,6 +220,19 @@ class OperatorSettings(BaseSettings):
     """How long a new key waits before pods sign with it. Longer than the kubelet takes to
     update a mounted Secret (about a minute), so every pod can verify a key before any pod
     signs with it."""
+
+    notification_webhooks: list[Webhook] = []
+    """Where rollout notifications go, as JSON: ``[{"url": "https://...", "format":
+    "cloudevents", "events": ["promoted", "rolledback"], "authHeaderEnv": "HOOK_AUTH"}]``.
+    Operator-level only (docs/operator.md, "Notifications")."""
+
+    notification_queue_size: int = Field(256, ge=1, le=100_000)
+    """Notifications waiting per webhook; one more is dropped (counted and logged), so a slow
+    or dead receiver never holds a tick or grows memory."""
+
+    notification_attempts: int = Field(5, ge=1, le=20)
+    """Tries per notification (connection errors, timeouts, 429 and 5xx are retried with
+    exponential backoff from 1 s, capped at 30 s); then it is dropped, counted and logged."""
 
     liveness_port: int = Field(8081, ge=0, le=65535)
     """Port of the ``/healthz`` liveness endpoint (0 disables it)."""

@@ -107,6 +107,9 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
         "COALMINE_MAX_ARTIFACT_BYTES": "1073741824",
         "COALMINE_SCRAPE_INTERVAL_SECONDS": "15",
         "COALMINE_LIVENESS_PORT": "8081",
+        "COALMINE_NOTIFICATION_WEBHOOKS": "[]",
+        "COALMINE_NOTIFICATION_QUEUE_SIZE": "256",
+        "COALMINE_NOTIFICATION_ATTEMPTS": "5",
         "POD_NAMESPACE": None,
         "COALMINE_MAX_REPLICAS": "20",
     }

@@ -5,7 +5,8 @@ kubectl runs any ``kubectl-<name>`` on PATH as a plugin, so this console script 
 ``spec.paused``) that the operator acts on at its next tick: the CLI never talks to the
 operator, and GitOps users can write the same fields in their manifests.
 
-Exit codes: 0 done, 1 refused or failed, 2 usage, 3 not found, 4 forbidden, 5 no cluster.
+Exit codes: 0 done, 1 refused or failed, 2 usage, 3 not found, 4 forbidden, 5 no cluster;
+``status --wait`` adds 6 rolled back, 7 failed, 8 timed out (``cli/wait.py``).
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from coalmine import __version__
+from coalmine.api.base import format_duration, parse_duration
 from coalmine.cli.cluster import CliError, Cluster, connect
 from coalmine.cli.controls import Control, annotation_patch, paused_patch, refusal, rfc3339
 from coalmine.cli.render import read_status, render_history, render_status
+from coalmine.cli.wait import TIMED_OUT, ending, progress_line
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -88,16 +91,49 @@ def cli() -> None:
     """Watch and steer coalmine canary rollouts (ModelDeployments)."""
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+
+
 @cli.command()
 @click.argument("name")
 @click.option("-w", "--watch", is_flag=True, help="Keep the view updated until Ctrl-C.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait until the spec's revision is promoted (exit 0), rolled back (6) or failed (7).",
+)
+@click.option(
+    "--timeout",
+    callback=_duration,
+    help="With --wait: give up after this long (30s, 15m, 1h), exit 8. Default: no limit.",
+)
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes.")
 @_cluster_options
 @click.pass_context
 @_reports_errors
-def status(ctx: click.Context, name: str, watch: bool, interval: float, **where: Any) -> None:
+def status(
+    ctx: click.Context,
+    name: str,
+    watch: bool,
+    wait: bool,
+    timeout: timedelta | None,
+    interval: float,
+    **where: Any,
+) -> None:
     """Show the rollout: step, weights, checks with numbers, Conditions, Events."""
+    if watch and wait:
+        raise click.UsageError("--watch and --wait do not go together")
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout goes with --wait")
     cluster, deps = _open(ctx, **where), ctx.ensure_object(Deps)
+    if wait:
+        sys.exit(_wait(cluster, name, deps, timeout, interval))
     if not watch:
         click.echo(_page(cluster, name, deps.now()), nl=False)
         return
@@ -115,6 +151,30 @@ def status(ctx: click.Context, name: str, watch: bool, interval: float, **where:
             deps.sleep(interval)
     except KeyboardInterrupt:
         return
+
+
+def _wait(
+    cluster: Cluster, name: str, deps: Deps, timeout: timedelta | None, interval: float
+) -> int:
+    """Poll until the rollout of the current generation ends or ``timeout`` passes; a line
+    per change while waiting, then the status page (the decision record) and the ending."""
+    deadline = None if timeout is None else deps.now() + timeout
+    last = None
+    while True:
+        obj = cluster.get(name)
+        line, over = progress_line(obj), ending(obj)
+        if line != last:
+            click.echo(f"{rfc3339(deps.now())} {line}")
+            last = line
+        if over is None and timeout is not None and deadline is not None and deps.now() >= deadline:
+            click.echo(_page(cluster, name, deps.now()), nl=False)
+            click.echo(f"timed out after {format_duration(timeout)}: the rollout is still running")
+            return TIMED_OUT
+        if over is not None:
+            click.echo(_page(cluster, name, deps.now()), nl=False)
+            click.echo(over.summary)
+            return over.exit_code
+        deps.sleep(interval)
 
 
 def _snapshot(cluster: Cluster, name: str) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:

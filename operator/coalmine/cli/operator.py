@@ -25,6 +25,7 @@ def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bo
     from coalmine.analysis.prometheus import PrometheusProvider
     from coalmine.handlers import register
     from coalmine.k8s.client import connect
+    from coalmine.notify import Notifier
     from coalmine.reconcile import Deps
     from coalmine.settings import load_settings
 
@@ -38,6 +39,7 @@ def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bo
         kube=connect(prefer_in_cluster=True),  # as kopf logs in: we write where it watches
         providers=PrometheusProvider,
         settings=settings,
+        notifier=Notifier.from_settings(settings),
     )
     liveness = (
         f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None

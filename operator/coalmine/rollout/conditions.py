@@ -1,6 +1,6 @@
 """Kubernetes Conditions derived from the folded status.
 
-Four types, each answering one question a person asks:
+Six types, each answering one question a person (or a pipeline) asks:
 
 * ``Ready``: does the stable revision serve? (False while the first revision starts or failed.)
 * ``Progressing``: is a canary in flight? The reason says where (``CanaryProgressing``,
@@ -12,6 +12,14 @@ Four types, each answering one question a person asks:
 * ``AnalysisError``: is the metrics provider failing? (True = a query failed at the latest
   measurement, the message says which and since when; counted against
   ``policy.providerErrorLimit``, apart from no data.)
+* ``Promoted``: does the revision in the spec serve all traffic, with no canary in flight?
+  (True, reason ``Promoted``, in phase Healthy; False with the ``Progressing`` reason otherwise.)
+* ``RolledBack``: was the revision in the spec rolled back (phase Degraded)? True with reason
+  ``RolledBack``, ``Aborted`` or ``ProgressDeadlineExceeded``, the rollback's reason as message.
+
+Every condition carries the ``observedGeneration`` it was derived for, so ``kubectl wait
+--for=condition=Promoted`` (which skips a condition older than ``metadata.generation``) never
+returns on the previous revision's ``Promoted=True``.
 
 ``lastTransitionTime`` changes only when a condition's status flips, as the API conventions
 ask, so a ``kubectl wait`` or an alert keyed on it sees one transition, not one per tick.
@@ -27,6 +35,8 @@ from coalmine.rollout.types import Observations
 
 READY, PROGRESSING, ANALYSIS = "Ready", "Progressing", "Analysis"
 ANALYSIS_ERROR = "AnalysisError"
+PROMOTED, ROLLED_BACK = "Promoted", "RolledBack"
+DEADLINE = "ProgressDeadlineExceeded"
 
 
 def set_condition(
@@ -78,6 +88,22 @@ def _analysis_error(status: ModelDeploymentStatus) -> tuple[ConditionStatus, str
     return "True", "ProviderError", message[:1024]
 
 
+def _promoted(status: ModelDeploymentStatus, progress_reason: str) -> tuple[ConditionStatus, str]:
+    # Healthy is reached only once the spec's revision is stable: a new revision in the spec
+    # starts a canary (Progressing) in the very tick that observes it.
+    if status.phase == Phase.HEALTHY and status.canary is None and status.stable is not None:
+        return "True", PROMOTED
+    return "False", progress_reason
+
+
+def _rolled_back(status: ModelDeploymentStatus) -> tuple[ConditionStatus, str, str]:
+    record = status.rollback
+    if status.phase != Phase.DEGRADED or record is None:
+        return "False", "NotRolledBack", ""
+    reason = DEADLINE if record.reason.startswith(DEADLINE) else record.outcome
+    return "True", reason, record.reason
+
+
 _ANALYSIS_CONDITION: dict[str, tuple[ConditionStatus, str]] = {
     "pass": ("True", "ChecksPassing"),
     "fail": ("False", "CheckFailing"),
@@ -91,7 +117,7 @@ def derive_conditions(
     progress_reason: str,
     now: datetime,
 ) -> list[Condition]:
-    """All four conditions for ``status``; ``progress_reason`` comes from the handler."""
+    """The six conditions for ``status``; ``progress_reason`` comes from the handler."""
     in_flight = status.phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.ROLLING_BACK)
     progressing: ConditionStatus = "True" if in_flight else "False"
     if status.phase == Phase.PENDING:
@@ -101,6 +127,8 @@ def derive_conditions(
         (PROGRESSING, progressing, progress_reason, status.message),
         (ANALYSIS, *_analysis(status), ""),
         (ANALYSIS_ERROR, *_analysis_error(status)),
+        (PROMOTED, *_promoted(status, progress_reason), ""),
+        (ROLLED_BACK, *_rolled_back(status)),
     ]
     conditions: list[Condition] = list(status.conditions)
     for kind, state, reason, message in rows:

@@ -23,14 +23,14 @@ def cluster() -> FakeUserApi:
     return FakeUserApi(objects={"iris": progressing(), "old": rolled_back()}, event_list=events())
 
 
-def run(cluster: FakeUserApi, *args: str, sleep: Any = None) -> Result:
+def run(cluster: FakeUserApi, *args: str, sleep: Any = None, now: Any = None) -> Result:
     seen: list[tuple[str | None, str | None, str | None]] = []
 
     def connect(kubeconfig: str | None, context: str | None, ns: str | None) -> Cluster:
         seen.append((kubeconfig, context, ns))
         return Cluster(cluster, ns or cluster.namespace)  # no -n: the context's namespace
 
-    deps = Deps(connect=connect, now=lambda: NOW, sleep=sleep or (lambda _: None))
+    deps = Deps(connect=connect, now=now or (lambda: NOW), sleep=sleep or (lambda _: None))
     return CliRunner().invoke(cli, list(args), obj=deps)
 
 

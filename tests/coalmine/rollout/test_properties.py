@@ -108,8 +108,16 @@ def check_invariants(sim: Sim, obs: Observations, d: Decision, before: int) -> N
         "Analysis",
         "AnalysisError",
         "Progressing",
+        "Promoted",
         "Ready",
+        "RolledBack",
     ]
+    # What a pipeline waits on: Promoted only with no canary in flight, never both at once.
+    said = {c.type: c.status for c in status.conditions}
+    if said["Promoted"] == "True":
+        assert status.phase == "Healthy" and status.canary is None
+    assert (said["RolledBack"] == "True") == (status.phase == "Degraded")
+    assert not (said["Promoted"] == said["RolledBack"] == "True")
 
 
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
