@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from coalmine import __version__
 from coalmine.api.checks import Check
+from coalmine.api.spec import ModelDeploymentSpec
 from coalmine.api.status import ModelDeploymentStatus
 
 RESULTS = ("promoted", "rolled_back", "aborted", "superseded", "failed")
@@ -111,6 +112,11 @@ class OperatorMetrics:
             "Since when the analysis has been inconclusive for want of data (absent: it is not).",
             ("namespace", "name"),
         )
+        self.info = gauge(
+            "coalmine_modeldeployment_info",
+            "Always 1: the model name (the serving metrics' `model` label) of a ModelDeployment.",
+            ("namespace", "name", "model"),
+        )
         # The label sets each object put on the per-object series, to remove them with it.
         self._owned: dict[Key, set[tuple[Gauge | Counter, tuple[str, ...]]]] = {}
 
@@ -142,11 +148,12 @@ class OperatorMetrics:
         key: Key,
         old: ModelDeploymentStatus,
         new: ModelDeploymentStatus,
-        checks: Iterable[Check],
+        spec: ModelDeploymentSpec,
         now: datetime,
     ) -> None:
         """A tick wrote ``new`` over ``old``: count what ended, time what finished."""
         self.seen(key)
+        self._only(key, self.info, {(*key, spec.model.name): 1.0})
         for entry in new.history:
             if entry not in old.history:
                 self._own(key, self.rollouts, (*key, _RESULT_OF[entry.outcome])).inc()
@@ -160,30 +167,39 @@ class OperatorMetrics:
         if new.analysis is not None and (
             old.analysis is None or new.analysis.measured_at != old.analysis.measured_at
         ):
-            self._measured(key, new, list(checks))
+            self._measured(key, new, spec.canary.analysis.checks)
 
-    def _measured(self, key: Key, new: ModelDeploymentStatus, checks: list[Check]) -> None:
+    def _measured(self, key: Key, new: ModelDeploymentStatus, checks: Iterable[Check]) -> None:
         assert new.analysis is not None
+        values: dict[tuple[str, ...], float] = {}
         for check in new.analysis.checks:
             self.verdicts.labels(check.kind, check.verdict).inc()
             if check.provider_error:
                 self.error("metrics_provider")
             for variant, value in (("canary", check.value), ("stable", check.stable_value)):
                 if value is not None:
-                    self._own(key, self.check_value, (*key, check.name, variant)).set(value)
-        for spec in checks:
-            for bound, limit in absolute_limits(spec):
-                self._own(key, self.check_threshold, (*key, spec.name, bound)).set(limit)
+                    values[(*key, check.name, variant)] = value
+        self._only(key, self.check_value, values)
+        limits: dict[tuple[str, ...], float] = {
+            (*key, spec.name, bound): limit
+            for spec in checks
+            for bound, limit in absolute_limits(spec)
+        }
+        self._only(key, self.check_threshold, limits)
 
     def _inconclusive(self, key: Key, new: ModelDeploymentStatus) -> None:
         since = new.analysis.inconclusive_since if new.analysis is not None else None
-        labels = key
-        if since is None:
-            if (self.inconclusive_since, labels) in self._owned[key]:
-                self._owned[key].discard((self.inconclusive_since, labels))
-                self.inconclusive_since.remove(*labels)
-            return
-        self._own(key, self.inconclusive_since, labels).set(since.timestamp())
+        self._only(key, self.inconclusive_since, {key: since.timestamp()} if since else {})
+
+    def _only(self, key: Key, gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:
+        """``gauge``'s series of this object are exactly ``values``: a check taken out of the
+        spec, or a renamed model, leaves no series behind."""
+        for metric, labels in list(self._owned.get(key, ())):
+            if metric is gauge and labels not in values:
+                self._owned[key].discard((metric, labels))
+                gauge.remove(*labels)
+        for labels, value in values.items():
+            self._own(key, gauge, labels).set(value)
 
     def _own(self, key: Key, metric: _M, labels: tuple[str, ...]) -> _M:
         self._owned.setdefault(key, set()).add((metric, labels))

@@ -124,7 +124,7 @@ def run_tick(
     old = md.status or ModelDeploymentStatus()
     write(deps.kube, subject, old, decision)
     key = (subject.ref.namespace, subject.ref.name)
-    deps.metrics.written(key, old, decision.status, md.spec.canary.analysis.checks, now)
+    deps.metrics.written(key, old, decision.status, md.spec, now)
     return decision
 
 

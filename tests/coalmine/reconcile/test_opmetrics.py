@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 import coalmine.handlers as handlers
 from coalmine.api.checks import Check, ErrorRateCheck, ErrorRateVsStable, LatencyCheck
+from coalmine.api.spec import ModelDeploymentSpec
 from coalmine.api.status import (
     AnalysisStatus,
     CheckStatus,
@@ -25,6 +26,7 @@ from coalmine.reconcile import Deps
 from coalmine.settings import OperatorSettings
 from tests.coalmine.fakes import FakeKube, FakeProvider
 
+MODEL = {"name": "iris-model", "version": "v2", "uri": "file:///m.onnx", "format": "onnx"}
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 KEY = ("ml", "iris")
 V1 = RevisionRef(revision="aaa", version="v1", uri="s3://m/1")
@@ -38,6 +40,15 @@ def _metrics() -> tuple[OperatorMetrics, CollectorRegistry]:
 
 def _value(registry: CollectorRegistry, metric: str, /, **labels: str) -> float | None:
     return registry.get_sample_value(metric, labels)
+
+
+def _spec(*checks: Check, model: str = "iris-model") -> ModelDeploymentSpec:
+    spec = ModelDeploymentSpec.model_validate({"model": {**MODEL, "name": model}})
+    if checks:
+        analysis = spec.canary.analysis.model_copy(update={"checks": list(checks)})
+        canary = spec.canary.model_copy(update={"analysis": analysis})
+        spec = spec.model_copy(update={"canary": canary})
+    return spec
 
 
 def _canary(step: int, weight: int, **more: object) -> ModelDeploymentStatus:
@@ -55,8 +66,8 @@ def test_a_rollback_counts_once_and_the_counters_start_at_zero():
     before = _canary(1, 20)
     entry = HistoryEntry(revision="bbb", version="v2", outcome="RolledBack", reason="x", at=T0)
     after = ModelDeploymentStatus(phase=Phase.DEGRADED, stable=V1, history=[entry])
-    metrics.written(KEY, before, after, [], T0)
-    metrics.written(KEY, after, after, [], T0)  # the next tick: the same history
+    metrics.written(KEY, before, after, _spec(), T0)
+    metrics.written(KEY, after, after, _spec(), T0)  # the next tick: the same history
     assert _value(registry, rollouts, namespace="ml", name="iris", result="rolled_back") == 1
     assert _value(registry, rollouts, namespace="ml", name="iris", result="promoted") == 0
 
@@ -64,12 +75,12 @@ def test_a_rollback_counts_once_and_the_counters_start_at_zero():
 def test_a_step_that_ends_is_timed_and_the_weight_follows_the_router():
     metrics, registry = _metrics()
     later = T0 + timedelta(minutes=5)
-    metrics.written(KEY, _canary(0, 10), _canary(1, 40), [], later)
+    metrics.written(KEY, _canary(0, 10), _canary(1, 40), _spec(), later)
     assert _value(registry, "coalmine_step_duration_seconds_count") == 1
     assert _value(registry, "coalmine_step_duration_seconds_sum") == 300
     assert _value(registry, "coalmine_weight", namespace="ml", name="iris", variant="canary") == 40
     assert _value(registry, "coalmine_weight", namespace="ml", name="iris", variant="stable") == 60
-    metrics.written(KEY, _canary(1, 40), _canary(1, 40), [], later)  # same step: no new sample
+    metrics.written(KEY, _canary(1, 40), _canary(1, 40), _spec(), later)  # same step: no new sample
     assert _value(registry, "coalmine_step_duration_seconds_count") == 1
 
 
@@ -87,9 +98,9 @@ def test_a_new_measurement_counts_verdicts_and_sets_values_and_limits():
             CheckStatus(name="p99", kind="latency", verdict="inconclusive", provider_error=True),
         ],
     )  # fmt: skip
-    metrics.written(KEY, _canary(0, 10), _canary(0, 10, analysis=measured), checks, T0)
+    metrics.written(KEY, _canary(0, 10), _canary(0, 10, analysis=measured), _spec(*checks), T0)
     metrics.written(KEY, _canary(0, 10, analysis=measured), _canary(0, 10, analysis=measured),
-                    checks, T0)  # fmt: skip
+                    _spec(*checks), T0)  # fmt: skip
     assert _value(registry, "coalmine_verdicts_total", kind="errorRate", verdict="fail") == 1
     assert _value(registry, "coalmine_verdicts_total", kind="latency", verdict="inconclusive") == 1
     assert _value(registry, "coalmine_reconcile_errors_total", kind="metrics_provider") == 1
@@ -101,13 +112,36 @@ def test_a_new_measurement_counts_verdicts_and_sets_values_and_limits():
     assert _value(registry, limit, namespace="ml", name="iris", check="errors", bound="max") == 0.05
     since = "coalmine_analysis_inconclusive_since_timestamp_seconds"
     assert _value(registry, since, namespace="ml", name="iris") == T0.timestamp()
-    metrics.written(KEY, _canary(0, 10, analysis=measured), _canary(0, 10), checks, T0)
+    metrics.written(KEY, _canary(0, 10, analysis=measured), _canary(0, 10), _spec(*checks), T0)
     assert _value(registry, since, namespace="ml", name="iris") is None
+
+
+def test_a_check_taken_out_or_a_renamed_model_leaves_no_series_behind():
+    metrics, registry = _metrics()
+    p99 = Check(name="p99", latency=LatencyCheck(max_seconds=0.5))
+    measured = AnalysisStatus(
+        measured_at=T0, step=0, weight=10, verdict="pass",
+        checks=[CheckStatus(name="p99", kind="latency", verdict="pass", value=0.1)],
+    )  # fmt: skip
+    metrics.written(KEY, _canary(0, 10), _canary(0, 10, analysis=measured), _spec(p99), T0)
+    info = "coalmine_modeldeployment_info"
+    assert _value(registry, info, namespace="ml", name="iris", model="iris-model") == 1
+    again = measured.model_copy(update={"measured_at": T0 + timedelta(seconds=5), "checks": []})
+    metrics.written(
+        KEY, _canary(0, 10, analysis=measured), _canary(0, 10, analysis=again),
+        _spec(model="renamed"), T0,
+    )  # fmt: skip
+    assert _value(registry, info, namespace="ml", name="iris", model="iris-model") is None
+    assert _value(registry, info, namespace="ml", name="iris", model="renamed") == 1
+    value = "coalmine_check_value"
+    assert (
+        _value(registry, value, namespace="ml", name="iris", check="p99", variant="canary") is None
+    )
 
 
 def test_a_deleted_object_takes_its_series_with_it():
     metrics, registry = _metrics()
-    metrics.written(KEY, _canary(0, 10), _canary(0, 10), [], T0)
+    metrics.written(KEY, _canary(0, 10), _canary(0, 10), _spec(), T0)
     metrics.seen(("ml", "other"))
     assert _value(registry, "coalmine_modeldeployments") == 2
     metrics.forget(KEY)
