@@ -309,6 +309,32 @@ def test_operator_metrics_port_is_set_opened_and_scraped_with_its_own_labels(
     assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"m": "1"}}}]
 
 
+def test_dashboard_goes_where_the_grafana_sidecar_looks(helm: Helm, tmp_path: Path) -> None:
+    assert "ConfigMap" not in {
+        o["kind"] for o in helm.template() if "grafana_dashboard" in o["metadata"]["labels"]
+    }
+    values = {
+        "monitoring": {
+            "dashboard": {
+                "enabled": True,
+                "namespace": "monitoring",
+                "labels": {"dashboards": "coalmine"},
+                "annotations": {"grafana_folder": "ML"},
+            }
+        }
+    }
+    (board,) = [
+        o for o in helm.template(values, tmp_path) if o["metadata"]["name"].endswith("-dashboard")
+    ]
+    assert board["metadata"]["namespace"] == "monitoring"
+    # The values' labels are merged over the default, so the sidecar's default label stays too.
+    labels = board["metadata"]["labels"]
+    assert labels["dashboards"] == "coalmine" and labels["grafana_dashboard"] == "1"
+    assert board["metadata"]["annotations"] == {"grafana_folder": "ML"}
+    (text,) = board["data"].values()
+    assert text == (CHART / "files" / "dashboard.json").read_text().rstrip("\n")
+
+
 def test_crd_ships_in_crds_and_is_installed_with_the_chart(helm: Helm) -> None:
     crd = one(helm.template(None, None, "--include-crds"), "CustomResourceDefinition")
 
