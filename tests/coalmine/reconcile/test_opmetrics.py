@@ -210,3 +210,37 @@ def test_a_timer_tick_long_after_it_was_due_records_its_lag(monkeypatch: pytest.
     asyncio.run(ticker.tick("ml", "iris", force=False))
     lag = _value(registry, "coalmine_tick_lag_seconds_sum")
     assert lag is not None and 7.0 <= lag < 9.0
+
+
+def _samples(registry: CollectorRegistry) -> int:
+    return sum(len(family.samples) for family in registry.collect())
+
+
+def test_series_grow_by_a_bounded_amount_per_object_and_go_with_it():
+    """The cardinality bound docs/operator.md states: per object a fixed handful (no revision,
+    version or reason labels, so re-rolling one object many times adds nothing), and back to
+    the fixed set once the objects are deleted."""
+    metrics, registry = _metrics()
+    baseline = _samples(registry)
+    checks = [Check(name="errors", error_rate=ErrorRateCheck(max=0.05)),
+              Check(name="p99", latency=LatencyCheck(max_seconds=0.5))]  # fmt: skip
+    measured = AnalysisStatus(
+        measured_at=T0, step=0, weight=10, verdict="pass",
+        checks=[CheckStatus(name=c.name, kind=c.kind, verdict="pass", value=0.01) for c in checks],
+    )  # fmt: skip
+    keys = [("ml", f"model-{i}") for i in range(50)]
+    for rollout in range(3):  # three rollouts each: new revisions, same series
+        for key in keys:
+            entry = HistoryEntry(
+                revision=f"r{rollout}", version=f"v{rollout}", outcome="Promoted", reason="x", at=T0
+            )
+            after = _canary(0, 10, analysis=measured.model_copy(update={"step": rollout}))
+            after = after.model_copy(update={"history": [entry]})
+            metrics.written(key, _canary(0, 10), after, _spec(*checks), T0)
+    verdict_series = 2 * 2  # (errorRate, latency) x pass, each with its _created sample
+    per_object = (_samples(registry) - baseline - verdict_series) / len(keys)
+    # 5 rollout results (x2: _created), 2 weights, 1 info, 2 check values, 2 limits.
+    assert per_object == 5 * 2 + 2 + 1 + 2 + 2
+    for key in keys:
+        metrics.forget(key)
+    assert _samples(registry) == baseline + verdict_series
