@@ -1,10 +1,13 @@
-"""The chart's Grafana dashboard against a real Prometheus after a real rollout: every panel's
-every query, with the dashboard's own variables resolved the way Grafana would (its
-``label_values`` queries, run on the same Prometheus), returns data.
+"""The chart's Grafana dashboard and alerts against a real Prometheus after real rollouts.
+
+The dashboard: every panel's every query, with the dashboard's own variables resolved the way
+Grafana would (its ``label_values`` queries, run on the same Prometheus), returns data after a
+promotion. The alerts: the rollback alert's expression is silent before a real rollback and
+names the object after it, and the operator-not-ticking one stays silent throughout.
 
 Prometheus scrapes the model servers (as the chart's PodMonitor would) and the operator's own
-``/metrics`` (as the operator PodMonitor would); the dashboard comes out of ``helm template``,
-so what is tested is what ships.
+``/metrics`` (as the operator PodMonitor would); the dashboard and the rules come out of
+``helm template``, so what is tested is what ships.
 """
 
 from __future__ import annotations
@@ -29,6 +32,13 @@ pytestmark = pytest.mark.integration
 # rate windows of many scrapes (the tier scrapes every second), a range covering the rollout.
 RATE_INTERVAL = "20s"
 LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
+
+
+def alert_expressions(tmp_path: Path) -> dict[str, str]:
+    values = {"monitoring": {"prometheusRule": {"enabled": True}}}
+    objects = Helm(install_helm()).template(values, tmp_path)
+    (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
+    return {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
 
 
 def dashboard(tmp_path: Path) -> dict[str, Any]:
@@ -110,3 +120,29 @@ def test_every_dashboard_query_returns_data_after_a_rollout(
     assert len(queries) >= 15
     empty = [(title, expr) for title, expr in queries if not h.prometheus.query(expr)]
     assert not empty, f"panels without data: {empty}\ntargets: {h.prometheus.targets_health()}"
+
+
+def test_a_real_rollback_and_only_it_fires_the_rollback_alert(
+    harness: Sandbox, models: ModelArtifacts, tmp_path: Path
+):
+    h = harness
+    alerts = alert_expressions(tmp_path)
+    h.apply(spec(models.model("v1"), prometheus=h.prometheus.url))
+    h.wait_status(lambda s: s.get("phase") == "Healthy", 90, "v1 to serve")
+    h.start_traffic()
+    # The object's rollout counters are exported from 0: present, and no rollback yet.
+    h.prometheus.wait_for(f'coalmine_rollouts_total{{namespace="{h.ns}",result="rolled_back"}}')
+    assert h.prometheus.query(alerts["CoalmineRollback"]) == []
+    bad = spec(
+        models.model("v2"),
+        env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"},
+        prometheus=h.prometheus.url,
+    )
+    h.apply(bad)
+    h.wait_status(lambda s: s.get("phase") == "Degraded", 120, "v2 to be rolled back")
+
+    firing = h.prometheus.wait_for(alerts["CoalmineRollback"])
+    assert [row["metric"] for row in firing] == [{"namespace": h.ns, "name": "iris"}]
+    assert h.prometheus.query(alerts["CoalmineOperatorNotTicking"]) == []
+    verdicts = h.prometheus.query('coalmine_verdicts_total{kind="errorRate",verdict="fail"}')
+    assert verdicts and float(verdicts[0]["value"][1]) >= 1
