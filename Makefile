@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export COALMINE_CACHE ?= $(HOME)/.cache/coalmine
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test demo deps node-deps python-deps system-deps kube-binaries seaweedfs helm lint unit integration e2e bench crd lock clean
+.PHONY: test demo deps node-deps python-deps system-deps kube-binaries seaweedfs helm promtool lint unit integration e2e bench crd lock clean
 
 # Everything CI runs: lint, unit and integration tiers, then (as root, which a node needs)
 # the e2e tier on a single-node cluster built here, the demo on real pods included.
@@ -29,7 +29,7 @@ node-deps:
 	@if [[ $$(id -u) == 0 ]]; then bash e2e/cluster/node-deps.sh; \
 	else echo "make: not root, so no node parts: the demo will use the kubelet stand-in"; fi
 
-deps: python-deps system-deps kube-binaries seaweedfs helm
+deps: python-deps system-deps kube-binaries seaweedfs helm promtool
 
 # Reinstall only when pyproject.toml changes.
 python-deps: $(VENV)/.installed
@@ -53,6 +53,11 @@ seaweedfs:
 
 helm:
 	bash charts/install-helm.sh
+
+# promtool checks and unit-tests the chart's alerts (tests/charts/test_prometheusrule.py): the
+# e2e Prometheus' own release and build, cached beside it.
+promtool:
+	bash e2e/cluster/prometheus-build.sh promtool
 
 lint: python-deps
 	$(BIN)/ruff check .

@@ -23,20 +23,9 @@ fi
 
 # Debian's prometheus (2.42+ds) is built without kubernetes_sd_configs (its client-go is not
 # packaged), so the e2e tier's Prometheus, which discovers pods through the API server, is the
-# same upstream project built from the Go module proxy (v0.316.0 = Prometheus 3.16.0).
-# Kubernetes discovery only (file and HTTP discovery are always in): the build tags leave out
-# every other discoverer and its cloud SDK (1275 packages instead of 1518, a 109 MB binary
-# instead of 147 MB). The cache dir is named after the tags, so an older build with every
-# discoverer is never taken for it.
-prom_version=v0.316.0
-prom_tags=remove_all_sd,enable_kubernetes_sd
-prom_bin="${COALMINE_CACHE:-$HOME/.cache/coalmine}/prometheus-${prom_version}-k8ssd/bin"
-if [[ ! -x "$prom_bin/prometheus" ]]; then
-  echo "node-deps.sh: building prometheus ${prom_version} (about 3 minutes)" >&2
-  mkdir -p "$prom_bin"
-  GOBIN="$prom_bin" GOFLAGS=-mod=mod go install -tags "$prom_tags" \
-    "github.com/prometheus/prometheus/cmd/prometheus@${prom_version}" >&2
-fi
+# same upstream project built from the Go module proxy (prometheus-build.sh: the version, the
+# build tags, the cache; promtool for the chart's alert tests comes from there too).
+bash "$(dirname "$0")/prometheus-build.sh" prometheus >/dev/null
 
 (( ${#missing[@]} == 0 )) && exit 0
 

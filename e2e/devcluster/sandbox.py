@@ -140,6 +140,7 @@ class Sandbox:
         # More COALMINE_* settings for the operator (a test sets them, then restarts it).
         self.operator_env: dict[str, str] = {}
         self.liveness_port = free_port()
+        self.metrics_port = free_port()
         self.standin = KubeletStandIn(
             self.api, namespace, workdir / "pods", prometheus, next(_subnets)
         )
@@ -185,6 +186,7 @@ class Sandbox:
             "COALMINE_DEFAULT_PROMETHEUS_ADDRESS": self.prometheus.url,
             "COALMINE_TICK_SECONDS": "0.5",
             "COALMINE_LIVENESS_PORT": str(self.liveness_port),
+            "COALMINE_METRICS_PORT": str(self.metrics_port),
             "COALMINE_DEFAULT_SERVING_IMAGE": "coalmine/serving:it",
             "PYTHONPATH": PRODUCT_PYTHONPATH,
             **self.operator_env,
@@ -193,6 +195,8 @@ class Sandbox:
         argv += ["-m", "coalmine.cli.operator", "--namespace", self.ns]
         self.operator = ManagedProcess("operator", argv, self.workdir / "operator.log")
         self.operator.start()
+        # Its own /metrics too, as a PodMonitor would (the dashboard's operator panels).
+        self.prometheus.set_targets([f"127.0.0.1:{self.metrics_port}"], job="coalmine-operator")
 
     def kill_operator(self) -> None:
         """SIGKILL: no cleanup, no final status write, exactly like a node dying."""

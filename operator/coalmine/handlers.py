@@ -50,28 +50,48 @@ class Ticker:
 
     async def tick(self, namespace: str, name: str, *, force: bool) -> None:
         key = f"{namespace}/{name}"
-        if not force and time.monotonic() < self._due.get(key, 0.0):
+        now = time.monotonic()
+        due = now if force else self._due.get(key, now)
+        if now < due:
             return
         async with self._locks[key]:
             try:
                 loop = asyncio.get_running_loop()
-                requeue = await loop.run_in_executor(
-                    self._pool, reconcile, self._deps, namespace, name
-                )
+                requeue = await loop.run_in_executor(self._pool, self._timed, due, namespace, name)
             except ApiError as exc:
                 # The next tick retries from a fresh read; kopf's own retry back-off (60 s by
                 # default) would stall an analysis that runs every few seconds.
                 log.warning("%s/%s: API error, retrying next tick: %s", namespace, name, exc)
+                self._deps.metrics.error("api")
                 requeue = self._deps.settings.tick_seconds
             self.last_success = time.monotonic()
         self._due[key] = time.monotonic() + (requeue or self._deps.settings.tick_seconds)
 
+    def _timed(self, due: float, namespace: str, name: str) -> float | None:
+        """One reconcile in the pool, counted: how late it started (queued for a worker or the
+        object's lock, or the timer's granularity), how long it ran, whether it blew up."""
+        metrics = self._deps.metrics
+        started = time.monotonic()
+        metrics.tick_lag.observe(max(0.0, started - due))
+        metrics.seen((namespace, name))
+        try:
+            return reconcile(self._deps, namespace, name)
+        except ApiError:
+            raise
+        except Exception:
+            metrics.error("unexpected")
+            raise
+        finally:
+            metrics.ticks.inc()
+            metrics.tick_duration.observe(time.monotonic() - started)
+
     def poke(self, namespace: str, name: str) -> None:
         """A child changed (pods became ready, a rollout finished): tick at the next timer
         wake-up instead of waiting out the requeue time the engine asked for."""
-        self._due[f"{namespace}/{name}"] = 0.0
+        self._due[f"{namespace}/{name}"] = time.monotonic()
 
     def forget(self, namespace: str, name: str) -> None:
+        self._deps.metrics.forget((namespace, name))
         self._due.pop(f"{namespace}/{name}", None)
         self._locks.pop(f"{namespace}/{name}", None)
 

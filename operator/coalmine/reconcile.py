@@ -8,6 +8,7 @@ state is in ``.status``, with timestamps, so a restarted operator continues wher
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from coalmine.k8s import KubeApi, ObjectRef
 from coalmine.manifests import Variant
 from coalmine.notify import Notifier
 from coalmine.observe import ProviderFactory, observe, with_measurements
+from coalmine.opmetrics import DEFAULT, OperatorMetrics
 from coalmine.ownership import ChildGuard, check_children
 from coalmine.policy import refusals
 from coalmine.receipts import KeysOutcome, ensure_receipt_keys
@@ -52,6 +54,7 @@ class Deps:
     clock: Callable[[], datetime] = utcnow
     notifier: Notifier | None = None
     """Webhooks told of each transition once its status and Events are written."""
+    metrics: OperatorMetrics = DEFAULT
 
 
 def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
@@ -110,7 +113,9 @@ def run_tick(
     observed = observe(deps.kube, router, subject, md)
     decision = decide(md.spec, status, observed, now)
     if decision.wants_measurement:  # never for a rollback, an abort or a new revision
+        started = time.monotonic()
         observed = with_measurements(observed, subject, md, deps.providers, deps.settings, now)
+        deps.metrics.analysis_duration.observe(time.monotonic() - started)
         decision = decide(md.spec, status, observed, now)
     decision = with_scale_status(decision, observed, subject)
     log.info(
@@ -119,7 +124,10 @@ def run_tick(
         observed.canary_weight, decision.canary_weight,
     )  # fmt: skip
     act(deps.kube, router, subject, observed, decision, deps.settings)
-    write(deps.kube, subject, md.status or ModelDeploymentStatus(), decision)
+    old = md.status or ModelDeploymentStatus()
+    write(deps.kube, subject, old, decision)
+    key = (subject.ref.namespace, subject.ref.name)
+    deps.metrics.written(key, old, decision.status, md.spec, now)
     if deps.notifier is not None:  # queued only: never blocks or fails the tick
         deps.notifier.decided(subject, md, decision, now)
     return decision
@@ -156,6 +164,7 @@ def hold(
     if held != stored:
         deps.kube.apply_status(subject.ref, API_VERSION, status_manifest(held))
     warn_once(deps.kube, subject, stored.conditions, blocking)
+    deps.metrics.error("blocked")
     log.warning("%s/%s: %s", subject.ref.namespace, subject.ref.name, blocking.message)
     return deps.settings.tick_seconds
 
@@ -226,4 +235,5 @@ def _report_invalid(deps: Deps, ref: ObjectRef, body: dict[str, Any], message: s
     )
     if updated != status:
         deps.kube.apply_status(ref, API_VERSION, status_manifest(updated))
+    deps.metrics.error("invalid_spec")
     log.warning("%s/%s: invalid spec: %s", ref.namespace, ref.name, message)

@@ -237,6 +237,10 @@ class OperatorSettings(BaseSettings):
     liveness_port: int = Field(8081, ge=0, le=65535)
     """Port of the ``/healthz`` liveness endpoint (0 disables it)."""
 
+    metrics_port: int = Field(8080, ge=0, le=65535)
+    """Port of the operator's own Prometheus ``/metrics`` (0 disables it); docs/operator.md
+    lists the series."""
+
 
 def load_settings(**overrides: object) -> OperatorSettings:
     """Settings from the environment, with explicit overrides (e.g. CLI flags) on top."""

@@ -24,6 +24,11 @@ def test_lint_strict_passes_for_defaults_and_every_optional_part(
                 "operator": {"watchNamespaces": ["ml", "prod"]},
                 "rbac": {"namespaced": True},
                 "podMonitor": {"enabled": True, "labels": {"release": "kps"}},
+                "monitoring": {
+                    "operatorPodMonitor": {"enabled": True},
+                    "prometheusRule": {"enabled": True},
+                    "dashboard": {"enabled": True},
+                },
             }
         )
     )
@@ -47,7 +52,7 @@ def test_probes_hit_the_liveness_endpoint_on_the_configured_port(
     objects = helm.template({"operator": {"livenessPort": 9000}}, tmp_path)
     container = container_of(objects)
 
-    assert container["ports"] == [{"name": "health", "containerPort": 9000, "protocol": "TCP"}]
+    assert container["ports"][0] == {"name": "health", "containerPort": 9000, "protocol": "TCP"}
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert env(container)["COALMINE_LIVENESS_PORT"] == "9000"
@@ -110,6 +115,7 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
         "COALMINE_NOTIFICATION_WEBHOOKS": "[]",
         "COALMINE_NOTIFICATION_QUEUE_SIZE": "256",
         "COALMINE_NOTIFICATION_ATTEMPTS": "5",
+        "COALMINE_METRICS_PORT": "8080",
         "POD_NAMESPACE": None,
         "COALMINE_MAX_REPLICAS": "20",
     }
@@ -279,6 +285,57 @@ def test_pod_monitor_scrapes_every_model_pod_in_the_watched_namespaces(
     assert monitor["spec"]["podMetricsEndpoints"] == [
         {"port": "http", "path": "/metrics", "interval": "15s"}
     ]
+
+
+def test_operator_metrics_port_is_set_opened_and_scraped_with_its_own_labels(
+    helm: Helm, tmp_path: Path
+) -> None:
+    values = {
+        "operator": {"metricsPort": 9100},
+        "monitoring": {"operatorPodMonitor": {"enabled": True, "labels": {"release": "kps"}}},
+        "networkPolicy": {"metricsFrom": [{"namespaceSelector": {"matchLabels": {"m": "1"}}}]},
+    }
+    objects = helm.template(values, tmp_path)
+    container = container_of(objects)
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+    assert env(container)["COALMINE_METRICS_PORT"] == "9100"
+
+    monitors = [o for o in objects if o["kind"] == "PodMonitor"]
+    (monitor,) = monitors
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s", "honorLabels": True}
+    ]
+    policy = next(o for o in objects if o["kind"] == "NetworkPolicy")
+    (metrics_rule,) = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "metrics"]
+    assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"m": "1"}}}]
+
+
+def test_dashboard_goes_where_the_grafana_sidecar_looks(helm: Helm, tmp_path: Path) -> None:
+    assert "ConfigMap" not in {
+        o["kind"] for o in helm.template() if "grafana_dashboard" in o["metadata"]["labels"]
+    }
+    values = {
+        "monitoring": {
+            "dashboard": {
+                "enabled": True,
+                "namespace": "monitoring",
+                "labels": {"dashboards": "coalmine"},
+                "annotations": {"grafana_folder": "ML"},
+            }
+        }
+    }
+    (board,) = [
+        o for o in helm.template(values, tmp_path) if o["metadata"]["name"].endswith("-dashboard")
+    ]
+    assert board["metadata"]["namespace"] == "monitoring"
+    # The values' labels are merged over the default, so the sidecar's default label stays too.
+    labels = board["metadata"]["labels"]
+    assert labels["dashboards"] == "coalmine" and labels["grafana_dashboard"] == "1"
+    assert board["metadata"]["annotations"] == {"grafana_folder": "ML"}
+    (text,) = board["data"].values()
+    assert text == (CHART / "files" / "dashboard.json").read_text().rstrip("\n")
 
 
 def test_crd_ships_in_crds_and_is_installed_with_the_chart(helm: Helm) -> None:

@@ -35,8 +35,11 @@ def test_operator_policy_by_default_opens_only_what_the_operator_uses(helm: Helm
     selector = policy["spec"]["podSelector"]["matchLabels"]
     assert selector.items() <= pod_labels.items()
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    # Ingress: the health port only (the kubelet's probes); the operator serves nothing else.
-    assert policy["spec"]["ingress"] == [{"ports": [{"port": "health", "protocol": "TCP"}]}]
+    # Ingress: the health port (the kubelet's probes) and /metrics (Prometheus), nothing else.
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"port": "health", "protocol": "TCP"}]},
+        {"ports": [{"port": "metrics", "protocol": "TCP"}]},
+    ]
     # Egress: DNS, the API server, and the default Prometheus' port (9090 from its URL).
     assert egress_ports(policy) == [
         {(53, "UDP"), (53, "TCP")},

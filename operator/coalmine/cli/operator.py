@@ -17,10 +17,14 @@ import click
     help="Watch this namespace (repeatable); default: $COALMINE_NAMESPACES, else all namespaces.",
 )
 @click.option("--liveness-port", type=int, default=None, help="Port of /healthz (0 disables).")
+@click.option("--metrics-port", type=int, default=None, help="Port of /metrics (0 disables).")
 @click.option("--verbose", is_flag=True, help="Debug logging.")
-def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bool) -> None:
+def operator(
+    namespaces: tuple[str, ...], liveness_port: int | None, metrics_port: int | None, verbose: bool
+) -> None:
     """Run the ModelDeployment operator."""
     import kopf
+    from prometheus_client import start_http_server
 
     from coalmine.analysis.prometheus import PrometheusProvider
     from coalmine.handlers import register
@@ -29,7 +33,9 @@ def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bo
     from coalmine.reconcile import Deps
     from coalmine.settings import load_settings
 
-    settings = load_settings(namespaces=list(namespaces) or None, liveness_port=liveness_port)
+    settings = load_settings(
+        namespaces=list(namespaces) or None, liveness_port=liveness_port, metrics_port=metrics_port
+    )
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -41,6 +47,8 @@ def operator(namespaces: tuple[str, ...], liveness_port: int | None, verbose: bo
         settings=settings,
         notifier=Notifier.from_settings(settings),
     )
+    if settings.metrics_port:  # the default registry: coalmine.opmetrics.DEFAULT and process_*
+        start_http_server(settings.metrics_port, addr="0.0.0.0")  # Prometheus scrapes the pod IP
     liveness = (
         f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
     )
