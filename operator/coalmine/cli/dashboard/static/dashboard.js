@@ -148,7 +148,7 @@ function chart(title, seriesList, hlines, options) {
   let y0 = options.yMin !== undefined ? options.yMin : Math.min(0, ...ys);
   let y1 = options.yMax !== undefined ? options.yMax : Math.max(...ys);
   if (y1 === y0) y1 = y0 + 1;
-  y1 += (y1 - y0) * 0.08;
+  if (options.yMax === undefined) y1 += (y1 - y0) * 0.08;  // room above the highest line
   const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - right);
   const y = (v) => top + (1 - (v - y0) / (y1 - y0)) * (height - top - bottom);
   root.append(svg("line", { x1: left, y1: top, x2: left, y2: height - bottom, stroke: "#98a2b3" }));
