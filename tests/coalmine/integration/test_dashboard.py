@@ -24,6 +24,7 @@ from tests.coalmine.integration.dashboard_process import (
 pytestmark = pytest.mark.integration
 
 SCRIPT = '<script>document.title="owned"</script><img src=x id=owned>'
+CHANGE_CAUSE = "v2: the same model with 20% injected server errors"
 SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "img" / "dashboard.png"
 UPDATE_DOCS = os.environ.get("COALMINE_UPDATE_DOCS") == "1"
 
@@ -130,7 +131,9 @@ def test_chromium_shows_the_rollout_during_and_after_a_rollback(
         models.model("v2"),
         env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"},
         prometheus=h.prometheus.url,
-        policy={"failureLimit": 10},  # fails for ~20s before rolling back: time to look
+        # Fails for 30s or more before rolling back (time to look), and a slow first scrape on
+        # a busy machine does not pause it as inconclusive.
+        policy={"failureLimit": 15, "inconclusiveLimit": "60s"},
     )
     h.apply(bad, annotations={"kubernetes.io/change-cause": SCRIPT})
     with DashboardProcess(h.plane.kubeconfig, h.workdir) as board:
@@ -141,7 +144,7 @@ def test_chromium_shows_the_rollout_during_and_after_a_rollback(
         )  # fmt: skip
         during = rendered_dom(board.page_url(h.ns, "iris"))
         assert _text(during, r'<span[^>]*id="phase"[^>]*>.*?</span>').strip() == "Progressing"
-        row = _text(during, r'<tr[^>]*data-name="iris".*?</tr>')
+        row = _text(during, rf'<tr[^>]*data-namespace="{h.ns}" data-name="iris".*?</tr>')
         assert h.ns in row and "Progressing" in row and "v2" in row
         overview = _text(during, r'<div[^>]*id="overview".*?</dl>')
         assert re.search(r"Weight\s+(20|50)%", overview), overview
@@ -159,5 +162,8 @@ def test_chromium_shows_the_rollout_during_and_after_a_rollback(
         assert "rollback (RolledBack)" in decision and "v2" in decision, decision
         assert re.search(r"error-rate = 0\.\d+.*threshold <= 0\.05", decision), decision
         assert 'data-state="pending"' in after  # no step passed
+        # The picture in the README says why v2 was applied, in words rather than markup.
+        h.apply(bad, annotations={"kubernetes.io/change-cause": CHANGE_CAUSE})
+        _detail_when(board, h.ns, lambda d: d["changeCause"] == CHANGE_CAUSE, "the new cause")
         picture = SCREENSHOT if UPDATE_DOCS else tmp_path / "dashboard.png"
         screenshot(board.page_url(h.ns, "iris"), picture)

@@ -97,4 +97,4 @@ def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")

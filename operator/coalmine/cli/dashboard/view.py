@@ -30,7 +30,10 @@ _STEP_WEIGHT = re.compile(r"\bweight (\d+)%")
 
 
 def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+    """RFC 3339 to the second, as kubectl shows times (the operator stamps microseconds)."""
+    if moment is None:
+        return None
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def revision(ref: RevisionRef | None) -> dict[str, str] | None:

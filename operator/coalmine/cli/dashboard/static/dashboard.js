@@ -66,7 +66,7 @@ function renderList(data) {
     const open = () => {
       location.hash = "#/" + encodeURIComponent(item.namespace) + "/" + encodeURIComponent(item.name);
     };
-    return el("tr", { class: isChosen ? "selected" : "", "data-name": item.name, onclick: open },
+    return el("tr", { class: isChosen ? "selected" : "", "data-namespace": item.namespace, "data-name": item.name, onclick: open },
       el("td", {}, item.namespace),
       el("td", {}, el("a", { href: "#/" + encodeURIComponent(item.namespace) + "/" + encodeURIComponent(item.name) }, item.name)),
       el("td", { class: "phase phase-" + item.phase }, item.phase),
