@@ -3,7 +3,11 @@
 # Quiet and instant when everything is already there; `apt-get update` only when needed.
 set -euo pipefail
 
-wanted=(prometheus)  # the Prometheus fixture (e2e.devcluster.prometheus)
+wanted=(
+  prometheus  # the Prometheus fixture (e2e.devcluster.prometheus)
+  chromium    # headless, opens `kubectl coalmine dashboard` (tests/coalmine/integration/test_dashboard.py)
+  fonts-dejavu-core  # chromium recommends fonts but does not depend on any: text for its screenshots
+)
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -97,6 +97,12 @@ def _dist_info(names: list[str]) -> str:
 def test_the_wheel_holds_the_product_and_nothing_else(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "coalmine/cli/main.py" in names and "coalmine_serving/cli.py" in names
+    # The dashboard's page is package data: `kubectl coalmine dashboard` serves it from the wheel.
+    page = [
+        f"coalmine/cli/dashboard/static/{f}"
+        for f in ("index.html", "dashboard.js", "dashboard.css")
+    ]
+    assert set(page) <= set(names), sorted(n for n in names if "dashboard" in n)
     assert not _dev_files(names)
     assert not _outside_the_product(names)
     assert _dist_info(names).startswith("coalmine-")

@@ -303,6 +303,40 @@ def resume(ctx: click.Context, name: str, **where: Any) -> None:
     _set_paused(ctx, name, False, where)
 
 
+@cli.command()
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--prometheus",
+    metavar="URL",
+    help="Prometheus to chart checks from (default: the object's analysis.prometheus.address).",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Serve on a non-loopback address (anyone reaching it reads your rollouts).",
+)
+@click.option("--interval", default=3.0, show_default=True, help="Seconds between cluster polls.")
+@click.option(
+    "--namespace-label",
+    default="namespace",
+    show_default=True,
+    help="Series label holding the pod's namespace (the operator's setting of that name).",
+)
+@click.option("-n", "--namespace", help="Only this namespace (default: all namespaces).")
+@click.option("--context", help="The kubeconfig context to use.")
+@click.option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG).")
+@_reports_errors
+def dashboard(**options: Any) -> None:
+    """Serve a live, read-only page of every rollout on http://127.0.0.1:8765/.
+
+    Steps, weight over time, each check against its threshold over time (Prometheus range
+    queries, measured as the operator measures), and the last promotion or rollback."""
+    from coalmine.cli.dashboard.command import serve  # the web server loads only here
+
+    serve(**options)
+
+
 def main() -> None:
     """Entry point of the ``kubectl-coalmine`` console script."""
     cli(prog_name="kubectl coalmine")

@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from coalmine.k8s.credentials import load
 from coalmine.k8s.errors import ApiError, ConflictError, NotFoundError, UnreachableError, error_for
-from coalmine.k8s.protocol import Manifest, ObjectRef
+from coalmine.k8s.protocol import Manifest, ObjectRef, collection_path
 from coalmine.settings import FIELD_MANAGER
 
 APPLY = "application/apply-patch+yaml"
@@ -118,6 +118,14 @@ class KubernetesApi:
         selector = f"involvedObject.kind={ref.kind},involvedObject.name={ref.name}"
         events = ObjectRef("Event", ref.namespace, "")
         found = self._call("GET", events.collection_path(), query=[("fieldSelector", selector)])
+        items: list[Manifest] = found.get("items", [])
+        return items
+
+    def list_objects(self, kind: str, namespace: str | None) -> list[Manifest]:
+        """Every object of ``kind`` in ``namespace``, or in all namespaces when None (one
+        page: the dashboard lists ModelDeployments, which a cluster has tens of, not
+        thousands)."""
+        found = self._call("GET", collection_path(kind, namespace))
         items: list[Manifest] = found.get("items", [])
         return items
 

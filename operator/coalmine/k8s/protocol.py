@@ -23,6 +23,14 @@ _KINDS: dict[str, tuple[str, str]] = {
 }
 
 
+def collection_path(kind: str, namespace: str | None) -> str:
+    """The URL of a kind's objects in one namespace, or in every namespace (None)."""
+    prefix, plural = _KINDS[kind]
+    return (
+        f"{prefix}/{plural}" if namespace is None else f"{prefix}/namespaces/{namespace}/{plural}"
+    )
+
+
 @dataclass(frozen=True)
 class ObjectRef:
     """A namespaced object by kind and name."""
@@ -37,8 +45,7 @@ class ObjectRef:
         return cls(manifest["kind"], meta["namespace"], meta["name"])
 
     def collection_path(self) -> str:
-        prefix, plural = _KINDS[self.kind]
-        return f"{prefix}/namespaces/{self.namespace}/{plural}"
+        return collection_path(self.kind, self.namespace)
 
     def path(self, subresource: str | None = None) -> str:
         base = f"{self.collection_path()}/{self.name}"

@@ -1,0 +1,169 @@
+"""``kubectl coalmine dashboard`` on a real rollout: real API server, operator, model servers,
+Prometheus; the dashboard as its own process (real uvicorn), read over HTTP and in Chromium."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.devcluster.sandbox import Sandbox, wait_for
+from e2e.devcluster.specs import spec
+from e2e.devcluster.tinymodels import ModelArtifacts
+from tests.coalmine.integration.dashboard_process import (
+    DashboardProcess,
+    rendered_dom,
+    screenshot,
+)
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = '<script>document.title="owned"</script><img src=x id=owned>'
+CHANGE_CAUSE = "v2: the same model with 20% injected server errors"
+SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "img" / "dashboard.png"
+UPDATE_DOCS = os.environ.get("COALMINE_UPDATE_DOCS") == "1"
+
+
+def _deploy_v1(h: Sandbox, models: ModelArtifacts) -> None:
+    h.apply(spec(models.model("v1"), prometheus=h.prometheus.url))
+    h.wait_status(lambda s: s.get("phase") == "Healthy", 90, "v1 to serve")
+    h.start_traffic()
+
+
+SLOW_STEPS = [{"weight": 20, "pause": "20s"}, {"weight": 50, "pause": "10s"}]
+"""Long enough to look at the canary while it runs, on a machine busy with other tests."""
+
+
+def _detail_when(
+    board: DashboardProcess, ns: str, holds: Callable[[dict[str, Any]], Any], what: str
+) -> dict[str, Any]:
+    """The detail once ``holds`` is true of it; on a timeout, the last one seen is shown."""
+    seen: list[dict[str, Any]] = []
+
+    def probe() -> dict[str, Any] | None:
+        seen[:] = [board.detail(ns, "iris")]
+        return seen[0] if holds(seen[0]) else None
+
+    try:
+        return wait_for(probe, 90, what)
+    except TimeoutError as error:
+        raise AssertionError(f"{error}; the dashboard last showed: {seen}") from error
+
+
+def _charted(detail: dict[str, Any], check: str) -> list[float]:
+    chart = next(c for c in detail["checkSeries"]["charts"] if c["name"] == check)
+    return [p["canary"] for p in chart["points"] if p["canary"] is not None]
+
+
+def test_json_during_and_after_a_promotion(harness: Sandbox, models: ModelArtifacts) -> None:
+    h = harness
+    _deploy_v1(h, models)
+    with DashboardProcess(h.plane.kubeconfig, h.workdir) as board:
+        h.apply(spec(models.model("v2"), steps=SLOW_STEPS, prometheus=h.prometheus.url))
+
+        def taking_traffic() -> dict[str, Any] | None:
+            row = board.row(h.ns, "iris")
+            return row if row and row["phase"] == "Progressing" and row["weight"] > 0 else None
+
+        row = wait_for(taking_traffic, 90, "the list to show the canary taking traffic")
+        assert row["canary"]["version"] == "v2" and row["stable"]["version"] == "v1"
+        assert re.fullmatch(r"[12]/2", row["step"])
+        # During: the steps, the operator's checks, and Prometheus' numbers for the canary.
+        during = _detail_when(
+            board, h.ns,
+            lambda d: d["phase"] == "Progressing" and d["analysis"] and _charted(d, "error-rate"),
+            "the canary's error rate charted from Prometheus",
+        )  # fmt: skip
+        assert "current" in [s["state"] for s in during["steps"]]
+        assert [s["weight"] for s in during["steps"]] == [20, 50]
+        checks = {c["name"]: c for c in during["analysis"]["checks"]}
+        assert checks["error-rate"]["limit"] == {"op": "<=", "value": 0.05}
+        assert "0.05" in checks["error-rate"]["threshold"]
+        assert checks["latency-p99"]["limit"] == {"op": "<=", "value": 1.0}
+        series = during["checkSeries"]
+        assert series["prometheus"] == h.prometheus.url and series["error"] is None
+        assert series["canary"]["version"] == "v2"
+        assert all(0.0 <= v <= 0.05 for v in _charted(during, "error-rate"))  # a good version
+        # After: promoted; the decision, every step passed, the weight it went through.
+        h.wait_status(
+            lambda s: s.get("phase") == "Healthy" and s.get("stable", {}).get("version") == "v2",
+            120, "v2 to be promoted",
+        )  # fmt: skip
+        after = _detail_when(board, h.ns, lambda d: d["phase"] == "Healthy", "Healthy")
+        assert after["decision"]["kind"] == "promotion"
+        assert after["decision"]["version"] == "v2"
+        assert {s["state"] for s in after["steps"]} == {"passed"}
+        weights = [p["weight"] for p in after["weightSeries"]]
+        assert {20, 50} <= set(weights), weights
+        # The rollout's charts stay after the canary is gone (the dashboard saw it run).
+        assert after["checkSeries"]["canary"]["version"] == "v2"
+        assert _charted(after, "error-rate") and _charted(after, "latency-p99")
+        # The list is polled every second: it shows the promotion by its next poll.
+        wait_for(
+            lambda: ((board.row(h.ns, "iris") or {}).get("lastDecision") or {}).get("outcome")
+            == "Promoted",
+            10, "the list to show the promotion",
+        )  # fmt: skip
+        # Unknown objects are 4xx, never 500; nothing can be written.
+        assert "not found" in board.json(f"/api/deployments/{h.ns}/nope", 404)["error"]
+        assert board.json("/api/deployments/Not_A_Name/iris", 400)["error"]
+        assert board.http.post(f"/api/deployments/{h.ns}/iris").status_code == 405
+
+
+def _text(dom: str, pattern: str) -> str:
+    """The text of the first element matching ``pattern`` (its tags stripped)."""
+    found = re.search(pattern, dom, re.S)
+    assert found, f"{pattern} not in the rendered page:\n{dom[:4000]}"
+    return html.unescape(re.sub(r"<[^>]+>", " ", found.group(0)))
+
+
+def test_chromium_shows_the_rollout_during_and_after_a_rollback(
+    harness: Sandbox, models: ModelArtifacts, tmp_path: Path
+) -> None:
+    h = harness
+    _deploy_v1(h, models)
+    bad = spec(
+        models.model("v2"),
+        env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"},
+        prometheus=h.prometheus.url,
+        # Fails for 30s or more before rolling back (time to look), and a slow first scrape on
+        # a busy machine does not pause it as inconclusive.
+        policy={"failureLimit": 15, "inconclusiveLimit": "60s"},
+    )
+    h.apply(bad, annotations={"kubernetes.io/change-cause": SCRIPT})
+    with DashboardProcess(h.plane.kubeconfig, h.workdir) as board:
+        _detail_when(
+            board, h.ns,
+            lambda d: d["phase"] == "Progressing" and d["analysis"] and _charted(d, "error-rate"),
+            "the failing canary to be measured",
+        )  # fmt: skip
+        during = rendered_dom(board.page_url(h.ns, "iris"))
+        assert _text(during, r'<span[^>]*id="phase"[^>]*>.*?</span>').strip() == "Progressing"
+        row = _text(during, rf'<tr[^>]*data-namespace="{h.ns}" data-name="iris".*?</tr>')
+        assert h.ns in row and "Progressing" in row and "v2" in row
+        overview = _text(during, r'<div[^>]*id="overview".*?</dl>')
+        assert re.search(r"Weight\s+(20|50)%", overview), overview
+        check = _text(during, r'<tr data-check="error-rate">.*?</tr>')
+        assert "0.05" in check and re.search(r"\d\.\d+", check), check  # value and threshold
+        assert 'data-chart="error-rate"' in during and 'class="limit"' in during
+        # What the cluster said is text on the page, not markup.
+        assert html.escape(SCRIPT, quote=False) in during
+        assert 'id="owned"' not in during and "owned</title>" not in during
+        h.wait_status(lambda s: s.get("phase") == "Degraded", 120, "v2 to be rolled back")
+        _detail_when(board, h.ns, lambda d: d["phase"] == "Degraded", "Degraded")
+        after = rendered_dom(board.page_url(h.ns, "iris"))
+        assert _text(after, r'<span[^>]*id="phase"[^>]*>.*?</span>').strip() == "Degraded"
+        decision = _text(after, r'<div[^>]*id="decision".*?</dl>')
+        assert "rollback (RolledBack)" in decision and "v2" in decision, decision
+        assert re.search(r"error-rate = 0\.\d+.*threshold <= 0\.05", decision), decision
+        assert 'data-state="pending"' in after  # no step passed
+        # The picture in the README says why v2 was applied, in words rather than markup.
+        h.apply(bad, annotations={"kubernetes.io/change-cause": CHANGE_CAUSE})
+        _detail_when(board, h.ns, lambda d: d["changeCause"] == CHANGE_CAUSE, "the new cause")
+        picture = SCREENSHOT if UPDATE_DOCS else tmp_path / "dashboard.png"
+        screenshot(board.page_url(h.ns, "iris"), picture)
