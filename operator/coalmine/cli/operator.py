@@ -24,7 +24,7 @@ def operator(
 ) -> None:
     """Run the ModelDeployment operator."""
     import kopf
-    from prometheus_client import start_http_server
+    from prometheus_client import REGISTRY, start_http_server
 
     from coalmine.analysis.prometheus import PrometheusProvider
     from coalmine.handlers import register
@@ -41,11 +41,13 @@ def operator(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    notifier = Notifier.from_settings(settings)
+    REGISTRY.register(notifier.counts())
     deps = Deps(
         kube=connect(prefer_in_cluster=True),  # as kopf logs in: we write where it watches
         providers=PrometheusProvider,
         settings=settings,
-        notifier=Notifier.from_settings(settings),
+        notifier=notifier,
     )
     if settings.metrics_port:  # the default registry: coalmine.opmetrics.DEFAULT and process_*
         start_http_server(settings.metrics_port, addr="0.0.0.0")  # Prometheus scrapes the pod IP

@@ -13,6 +13,7 @@ import os
 from datetime import datetime
 
 from coalmine.api import ModelDeployment
+from coalmine.notify.metrics import NotificationCounts
 from coalmine.notify.payload import render
 from coalmine.notify.sender import Post, WebhookSender, http_post
 from coalmine.notify.transitions import OPT_OUT, Notification, notifications
@@ -66,6 +67,10 @@ class Notifier:
             if notification.kind in hook.events:
                 body, content_type = render(notification, hook.format)
                 sender.offer(body, {"Content-Type": content_type, **auth}, what)
+
+    def counts(self) -> NotificationCounts:
+        """A collector of every sender's counts, for the operator's ``/metrics``."""
+        return NotificationCounts([sender for _, sender, _ in self.hooks])
 
     def close(self) -> None:
         for _, sender, _ in self.hooks:

@@ -162,3 +162,29 @@ def test_http_post_retries_server_errors_and_refused_connections() -> None:
         failing.stop()
     with pytest.raises(RetryableError, match="ConnectError"):
         http_post(url, timeout=2)(b"{}", {})  # nobody listens there any more
+
+
+def test_the_counts_reach_metrics_per_webhook_and_result(
+    senders: list[WebhookSender], waits: list[float]
+) -> None:
+    """What a full queue dropped and what was sent show on /metrics, read from the senders
+    themselves at scrape time; the webhook is named by index and host only."""
+    from prometheus_client import CollectorRegistry
+
+    from coalmine.notify.metrics import NotificationCounts
+
+    hung = threading.Event()
+    senders.append(sender := _sender(Script(block=hung), waits, queue_size=1))
+    accepted = [sender.offer(b"x", {}, "step") for _ in range(5)]
+    registry = CollectorRegistry()
+    registry.register(NotificationCounts([sender]))
+    hook = {"webhook": f"0:{sender.where}"}
+
+    def value(result: str) -> float | None:
+        return registry.get_sample_value("coalmine_notifications_total", {**hook, "result": result})
+
+    assert value("dropped_full") == accepted.count(False) >= 3
+    hung.set()
+    assert sender.drain(5)
+    assert value("sent") == accepted.count(True)
+    assert value("dropped_failed") == 0
