@@ -243,13 +243,22 @@ class DriftCheck(ApiModel, RuleChecked):
     their predictions, or, when ``inputs`` is set, of each of those input features (the check
     fails on the feature that drifted most)."""
 
-    method: Literal["psi", "chiSquare"] = "psi"
+    method: Literal["sequential", "psi", "chiSquare"] = "sequential"
+    """sequential: fail when the distributions differ with ``confidence`` by a test valid at
+    any number of looks (a mixture likelihood ratio on the counts, carried across steps) and
+    the PSI is above ``max``. psi: the PSI alone, per look. chiSquare: Cramér's V and the
+    chi-square test, per look (docs/analysis.md)."""
+
     max: Annotated[float, Field(gt=0.0, le=10.0)] = 0.2
-    """psi: the population stability index must stay at or below this (0.1 small, 0.25 large).
-    chiSquare: Cramér's V of the contingency table must stay at or below this, and the
-    difference must also be significant at ``confidence``. With ``inputs``, per feature."""
+    """sequential and psi: the population stability index must stay at or below this (0.1
+    small, 0.25 large). chiSquare: Cramér's V of the contingency table must stay at or below
+    this, and the difference must also be significant at ``confidence``. With ``inputs``, per
+    feature."""
 
     confidence: Confidence = 0.99
+    """sequential: fail at an e-value of 1 / (1 - confidence), 100 by default (with ``inputs``,
+    the feature's own e-value at k times that for k features). chiSquare: p below
+    1 - confidence (split over the features)."""
 
     inputs: Annotated[
         list[InputFeature] | None, Field(min_length=1, max_length=contract.MAX_INPUT_FEATURES)

@@ -60,6 +60,14 @@ class Judging:
     (see ``policy.carried_evidence``). Each step's window starts afresh at its own traffic
     split, so each step runs its own test; their product is still an e-process."""
 
+    share: float = 0.5
+    """The canary's share of traffic this step aims at (its target weight), known before any
+    data: where the drift test's mixture is centred (``stats.drift_e_value``)."""
+
+    steps: int = 1
+    """Steps of the rollout: each step's window is its own sequential test of an absolute limit,
+    so each is made at (1 - c) / steps and the rollout keeps c (``limit_alpha``)."""
+
     def e_threshold(self, confidence: float) -> float:
         """The e-value at which a sequential comparison fails: 1 / (1 - c) (Ville).
 
@@ -67,6 +75,15 @@ class Judging:
         40.0
         """
         return round(1 / (1 - confidence), 9)
+
+    def limit_threshold(self, confidence: float) -> float:
+        """The e-value at which an absolute limit fails: 1 / alpha with alpha split over the
+        steps (each step's window starts afresh).
+
+        >>> Judging(min_samples=50, steps=2).limit_threshold(0.95)
+        40.0
+        """
+        return round(self.steps / (1 - confidence), 9)
 
     def alpha(self, confidence: float) -> float:
         """Significance of one comparison at one measurement.
