@@ -10,6 +10,7 @@ points with labels for half the requests), whole rollouts are simulated tick by 
     nice .venv/bin/python -m bench.power --full     # the table: 3000 healthy, 1000 worse runs
     nice .venv/bin/python -m bench.power --pause 2m # the same with two-minute steps
     nice .venv/bin/python -m bench.power --latency  # latency vs stable: healthy, p99 x1.5/2/3
+    nice .venv/bin/python -m bench.power --drift    # prediction drift: healthy, PSI 0.06, 0.26
 """
 
 from __future__ import annotations
@@ -51,6 +52,60 @@ LATENCY_METHODS: dict[str, dict[str, Any]] = {
 }
 
 
+# --drift: the drift check alone (max 0.2), predictions (or an input's values) in ten buckets,
+# stable's deciles (as docs/analysis.md suggests choosing edges); the canaries' mass moves up.
+STABLE_CLASSES = (0.1,) * 10
+DRIFT_CANARIES = {
+    "healthy": Canary(stable_classes=STABLE_CLASSES),
+    # PSI 0.06 against stable: real but below max, so it must not roll back
+    "PSI 0.06": Canary(
+        stable_classes=STABLE_CLASSES,
+        canary_classes=(0.066, 0.072, 0.078, 0.085, 0.093, 0.101, 0.11, 0.12, 0.131, 0.144),
+    ),
+    # PSI 0.26: the "large" band, above max 0.2
+    "PSI 0.26": Canary(
+        stable_classes=STABLE_CLASSES,
+        canary_classes=(0.039, 0.046, 0.055, 0.067, 0.08, 0.096, 0.115, 0.138, 0.166, 0.198),
+    ),
+}
+DRIFT_THRESHOLD = {"name": "drift-threshold", "promql": {"query": "psi", "max": 0.2}}
+DRIFT_METHODS: dict[str, dict[str, Any]] = {
+    "sequential, every 10s": {
+        "interval": "10s",
+        "window": "10s",
+        "checks": [{"name": "drift", "drift": {"max": 0.2}}],
+    },
+    # coalmine until now: PSI over the step's window against max, per look
+    "today: PSI per look, every 30s": {
+        "interval": "30s",
+        "checks": [{"name": "drift", "drift": {"method": "psi", "max": 0.2}}],
+    },
+    "today: PSI per look, every 10s": {
+        "interval": "10s",
+        "window": "10s",
+        "checks": [{"name": "drift", "drift": {"method": "psi", "max": 0.2}}],
+    },
+    # Argo/Flagger style: the PSI of the last minute, per look
+    "threshold per look, every 30s": {"interval": "30s", "checks": [DRIFT_THRESHOLD]},
+}
+
+
+@dataclass(frozen=True)
+class Study:
+    """One table: its methods (analysis settings), canaries, and the seeds' offset (each
+    study keeps its own seeds, so adding one leaves the others' numbers unchanged)."""
+
+    methods: dict[str, dict[str, Any]]
+    canaries: dict[str, Canary]
+    seed_offset: int
+
+
+STUDIES = {
+    "latency": Study(LATENCY_METHODS, LATENCY_CANARIES, 1000),
+    "drift": Study(DRIFT_METHODS, DRIFT_CANARIES, 2000),
+}
+
+
 def _checks(method: str) -> list[dict[str, Any]]:
     if method == "threshold":  # a point value per look over the last window, as Argo/Flagger
         return [
@@ -75,11 +130,11 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 
 
-def spec_of(method: str, pause: str | None = None, latency: bool = False) -> ModelDeploymentSpec:
+def spec_of(method: str, pause: str | None = None, study: str = "counts") -> ModelDeploymentSpec:
     """The default steps (10%, 50%), each ``pause`` long (default 1m), judged by ``method``."""
     steps = [{"weight": w, **({"pause": pause} if pause else {})} for w in (10, 50)]
-    if latency:
-        return default_spec(steps=steps, analysis=LATENCY_METHODS[method])
+    if study in STUDIES:
+        return default_spec(steps=steps, analysis=STUDIES[study].methods[method])
     test = {"sequential, every 10s": "sequential", "threshold per look, every 30s": "threshold"}
     checks = _checks(test.get(method, "fixedLooks"))
     return default_spec(steps=steps, analysis={**METHODS[method], "checks": checks})
@@ -93,12 +148,13 @@ class Cell:
     runs: int
     seed: int
     pause: str | None = None
-    latency: bool = False
+    study: str = "counts"
+    """``counts`` (errors and accuracy, two checks) or one of ``STUDIES`` (one check)."""
 
 
 def run_cell(cell: Cell) -> tuple[Cell, list[Outcome]]:
-    spec = spec_of(cell.method, cell.pause, cell.latency)
-    canary = (LATENCY_CANARIES if cell.latency else CANARIES)[cell.canary]
+    spec = spec_of(cell.method, cell.pause, cell.study)
+    canary = (STUDIES[cell.study].canaries if cell.study in STUDIES else CANARIES)[cell.canary]
     return cell, outcomes(spec, cell.rps, canary, cell.runs, cell.seed)
 
 
@@ -111,7 +167,8 @@ def _rate(hits: int, runs: int) -> str:
 def row(cell: Cell, ends: Sequence[Outcome]) -> str:
     back = [o for o in ends if o.outcome == "RolledBack"]
     held = sum(o.outcome == "Paused" for o in ends)
-    if cell.canary == "healthy" and not cell.latency:  # every rollback is false; by which check
+    one_check = cell.study in STUDIES
+    if cell.canary == "healthy" and not one_check:  # every rollback is false; by which check
         by = {n: sum(o.check == n for o in back) for n in ("error-rate", "accuracy")}
         split = ", ".join(f"{n} {_rate(k, cell.runs)}" for n, k in by.items())
         return (
@@ -123,8 +180,8 @@ def row(cell: Cell, ends: Sequence[Outcome]) -> str:
             f"| {cell.method} | {cell.rps} | {cell.canary} | {cell.runs} "
             f"| {_rate(len(back), cell.runs)} | | {held} |"
         )
-    # The latency study has one check: any rollback is its.
-    caught = back if cell.latency else [o for o in back if o.check == DECIDING[cell.canary]]
+    # The other studies have one check: any rollback is its.
+    caught = back if one_check else [o for o in back if o.check == DECIDING[cell.canary]]
     seconds = [o.seconds for o in caught if o.seconds is not None]
     median = f"{statistics.median(seconds):.0f}s" if seconds else "-"
     return (
@@ -134,18 +191,21 @@ def row(cell: Cell, ends: Sequence[Outcome]) -> str:
 
 
 def cells(
-    healthy_runs: int, worse_runs: int, pause: str | None = None, latency: bool = False
+    healthy_runs: int, worse_runs: int, pause: str | None = None, study: str = "counts"
 ) -> list[Cell]:
-    methods, canaries = (LATENCY_METHODS, LATENCY_CANARIES) if latency else (METHODS, CANARIES)
+    one = STUDIES.get(study)
+    methods, canaries, offset = (
+        (one.methods, one.canaries, one.seed_offset) if one else (METHODS, CANARIES, 0)
+    )
     return [
         Cell(
             method,
             rps,
             canary,
             healthy_runs if canary == "healthy" else worse_runs,
-            seed + (1000 if latency else 0),
+            seed + offset,
             pause,
-            latency,
+            study,
         )
         for seed, (method, rps, canary) in enumerate(
             (m, r, c) for m in methods for r in RPS for c in canaries
@@ -159,12 +219,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pause", help="each step's pause instead of the default 1m, e.g. 2m")
     parser.add_argument("--latency", action="store_true", help="the latency check's study")
+    parser.add_argument("--drift", action="store_true", help="the drift check's study")
     args = parser.parse_args()
+    study = next((name for name in STUDIES if getattr(args, name)), "counts")
     healthy, worse = (3000, 1000) if args.full else (300, 100)
     print("| method | req/s | canary | runs | rolled back (95% CI) | median detect time | held |")
     print("|---|---|---|---|---|---|---|")
     with ProcessPoolExecutor(args.workers) as pool:
-        for cell, ends in pool.map(run_cell, cells(healthy, worse, args.pause, args.latency)):
+        for cell, ends in pool.map(run_cell, cells(healthy, worse, args.pause, study)):
             print(row(cell, ends), flush=True)
 
 
