@@ -9,6 +9,7 @@ points with labels for half the requests), whole rollouts are simulated tick by 
     nice .venv/bin/python -m bench.power            # quick: 300 runs per cell, a few minutes
     nice .venv/bin/python -m bench.power --full     # the table: 3000 healthy, 1000 worse runs
     nice .venv/bin/python -m bench.power --pause 2m # the same with two-minute steps
+    nice .venv/bin/python -m bench.power --runs 1000 300   # other run counts
     nice .venv/bin/python -m bench.power --latency  # latency vs stable: healthy, p99 x1.5/2/3
     nice .venv/bin/python -m bench.power --drift    # prediction drift: healthy, PSI 0.06, 0.26
 """
@@ -220,9 +221,10 @@ def main() -> None:
     parser.add_argument("--pause", help="each step's pause instead of the default 1m, e.g. 2m")
     parser.add_argument("--latency", action="store_true", help="the latency check's study")
     parser.add_argument("--drift", action="store_true", help="the drift check's study")
+    parser.add_argument("--runs", type=int, nargs=2, metavar=("HEALTHY", "WORSE"))
     args = parser.parse_args()
     study = next((name for name in STUDIES if getattr(args, name)), "counts")
-    healthy, worse = (3000, 1000) if args.full else (300, 100)
+    healthy, worse = args.runs or ((3000, 1000) if args.full else (300, 100))
     print("| method | req/s | canary | runs | rolled back (95% CI) | median detect time | held |")
     print("|---|---|---|---|---|---|---|")
     with ProcessPoolExecutor(args.workers) as pool:

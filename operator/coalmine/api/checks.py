@@ -29,6 +29,11 @@ ComparisonMethod = Literal["sequential", "fixedLooks"]
 probability ratio test valid at any number of looks; ``fixedLooks``, Fisher's exact test at
 the confidence split over the looks the rollout plans (valid only for that many)."""
 
+LimitMethod = Literal["sequential", "perLook"]
+"""How an absolute limit (``max``, ``min``) is judged (docs/analysis.md): ``sequential``, a
+confidence sequence valid at any number of looks, its confidence split over the steps;
+``perLook``, a Wilson bound at each look (what coalmine did before: valid for one look)."""
+
 
 class CheckKind(StrEnum):
     """The kinds of check, spelled as a manifest names them: the one registry of kinds.
@@ -85,7 +90,11 @@ class ErrorRateCheck(ApiModel, RuleChecked):
     neither: the ``saturation`` check judges those."""
 
     max: Fraction | None = None
-    """Absolute ceiling for the canary's error rate."""
+    """Absolute ceiling for the canary's error rate: fail when even the lower bound of the rate
+    (at 0.95) is above it."""
+
+    limit_method: LimitMethod = "sequential"
+    """How ``max`` is judged."""
 
     vs_stable: ErrorRateVsStable | None = None
 
@@ -146,6 +155,8 @@ class SaturationCheck(ApiModel):
     and stable's share is not."""
 
     confidence: Confidence = 0.95
+    limit_method: LimitMethod = "sequential"
+    """How ``max`` is judged."""
 
     @property
     def compares_with_stable(self) -> bool:
@@ -170,7 +181,7 @@ class QualityCheck(ApiModel, RuleChecked):
 
     metric: Literal["accuracy", "meanAbsoluteError"] = "accuracy"
     min: Fraction | None = None
-    """accuracy: the lower confidence bound (Wilson) must be at least this."""
+    """accuracy: the lower confidence bound must be at least this."""
 
     max: Annotated[float | None, Field(ge=0.0)] = None
     """meanAbsoluteError: the mean absolute error must be at most this."""
@@ -179,6 +190,11 @@ class QualityCheck(ApiModel, RuleChecked):
     """Labelled predictions needed before the check can pass or fail."""
 
     confidence: Confidence = 0.95
+    """accuracy: the confidence of the bounds compared with ``min``."""
+    limit_method: LimitMethod = "sequential"
+    """accuracy: how ``min`` is judged (pass when the lower bound is at least ``min``, fail
+    when the upper bound is below it)."""
+
     vs_stable: QualityVsStable | None = None
 
     @property

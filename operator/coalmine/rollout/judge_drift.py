@@ -2,7 +2,8 @@
 
 By default (``method: sequential``) a drift fails when it is both certain and large: the
 mixture likelihood ratio of the counts (``stats.drift_e_value``), times what the earlier steps
-carried, reaches 1 / alpha, and the PSI is above ``max``. Large but not yet certain is
+carried, reaches 1 / alpha, and the PSI less what noise alone gives (``stats.psi_noise``) is
+above ``max``. Large but not yet certain is
 inconclusive (the step waits); certain but small passes.
 
 On predictions, one distribution (class counts, or output buckets). On inputs, one per feature
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from coalmine.api.checks import Check, DriftCheck, InputFeature
 from coalmine.api.status import Verdict
-from coalmine.rollout.stats import chi_square_drift, drift_e_value, psi
+from coalmine.rollout.stats import chi_square_drift, drift_e_value, psi, psi_noise
 from coalmine.rollout.types import Distribution, Measurement, SideMeasurement
 from coalmine.rollout.verdicts import CheckVerdict, InconclusiveError, Judging, finite, fmt, usable
 
@@ -67,8 +68,9 @@ def score(
     judging = judging or Judging(min_samples=0)
     e = drift_e_value(canary, stable, judging.share)
     evidence = e * judging.carried
-    large, significant = value > spec.max, evidence * alpha >= 1 - 1e-9
-    headline = f"psi {fmt(value)}"
+    beyond = value - psi_noise(canary, stable)
+    large, significant = beyond > spec.max, evidence * alpha >= 1 - 1e-9
+    headline = f"psi {fmt(value)} ({fmt(beyond)} beyond noise)"
     return Score(
         value, large and significant, headline, e=evidence, unsure=large and not significant
     )
@@ -87,7 +89,7 @@ def judge_drift(check: Check, m: Measurement, judging: Judging, base: CheckVerdi
     alpha = 1 - spec.confidence
     result = score(spec, counts_c, counts_s, alpha, judging)
     e = None if result.e is None else result.e / judging.carried
-    threshold, why = _limits(spec, alpha), f"PSI {fmt(result.value)}{result.evidence}"
+    threshold, why = _limits(spec, alpha), f"PSI {result.headline[4:]}{result.evidence}"
     if spec.method == "chiSquare":
         why = f"Cramér's V {fmt(result.value)}, chi-square p={result.p:.3g}"
     if result.unsure:
@@ -109,7 +111,7 @@ def _limits(spec: DriftCheck, alpha: float) -> str:
     if spec.method == "psi":
         return f"psi <= {fmt(spec.max)}"
     if spec.method == "sequential":
-        return f"psi <= {fmt(spec.max)} or e < {1 / alpha:.3g}"
+        return f"psi beyond noise <= {fmt(spec.max)} or e < {1 / alpha:.3g}"
     return f"cramers v <= {fmt(spec.max)} or p >= {alpha:.3g}"
 
 

@@ -13,8 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from coalmine.api.checks import CheckKind
+from coalmine.api.checks import CheckKind, LimitMethod
 from coalmine.api.status import Verdict
+from coalmine.rollout.stats import confidence_sequence, wilson_bounds
 from coalmine.rollout.types import QueryProblem, SideMeasurement
 
 
@@ -65,8 +66,8 @@ class Judging:
     data: where the drift test's mixture is centred (``stats.drift_e_value``)."""
 
     steps: int = 1
-    """Steps of the rollout: each step's window is its own sequential test of an absolute limit,
-    so each is made at (1 - c) / steps and the rollout keeps c (``limit_alpha``)."""
+    """Steps of the rollout: each step's window is its own confidence sequence for an absolute
+    limit, so each holds at 1 - (1 - c) / steps and the rollout keeps c (``limit_bounds``)."""
 
     def e_threshold(self, confidence: float) -> float:
         """The e-value at which a sequential comparison fails: 1 / (1 - c) (Ville).
@@ -75,15 +76,6 @@ class Judging:
         40.0
         """
         return round(1 / (1 - confidence), 9)
-
-    def limit_threshold(self, confidence: float) -> float:
-        """The e-value at which an absolute limit fails: 1 / alpha with alpha split over the
-        steps (each step's window starts afresh).
-
-        >>> Judging(min_samples=50, steps=2).limit_threshold(0.95)
-        40.0
-        """
-        return round(self.steps / (1 - confidence), 9)
 
     def alpha(self, confidence: float) -> float:
         """Significance of one comparison at one measurement.
@@ -153,6 +145,24 @@ def event_count(count: float | None, rate: float | None, n: int, what: str) -> i
     """
     hits = finite(count, what) if count is not None else finite(rate, what) * n
     return min(n, max(0, round(hits)))
+
+
+def limit_bounds(
+    hits: int, n: int, confidence: float, judging: Judging, method: LimitMethod
+) -> tuple[float, float]:
+    """One-sided bounds (lower, upper) of a rate to hold against an absolute limit: a
+    confidence sequence at the confidence split over the steps (``sequential``: each step's
+    window is its own sequence, valid at any number of looks), or Wilson's bounds (``perLook``).
+
+    >>> j = Judging(min_samples=1, steps=2)
+    >>> [round(b, 3) for b in limit_bounds(5, 100, 0.95, j, "perLook")]
+    [0.025, 0.099]
+    >>> [round(b, 3) for b in limit_bounds(5, 100, 0.95, j, "sequential")]
+    [0.009, 0.143]
+    """
+    if method == "perLook":
+        return wilson_bounds(hits, n, confidence)
+    return confidence_sequence(hits, n, 1 - (1 - confidence) / judging.steps)
 
 
 def fmt(x: float) -> str:

@@ -133,4 +133,5 @@ def test_a_canary_whose_inputs_moved_rolls_back_naming_the_feature() -> None:
     assert sim.status.phase == "Degraded" and record is not None
     assert record.check == "inputs" and record.feature == "petal_width"
     rolling = [e for d in sim.decisions for e in d.events if e.reason == "RollingBack"]
-    assert "input drift: feature petal_width psi 0.6751 > 0.2" in rolling[0].message
+    expected = "input drift: feature petal_width psi 0.6751 (0.6707 beyond noise) > 0.2, e="
+    assert expected in rolling[0].message

@@ -14,7 +14,7 @@ import pytest
 from coalmine.api.checks import Check
 from coalmine.rollout.judge import judge
 from coalmine.rollout.policy import judge_all
-from coalmine.rollout.stats import drift_e_value, psi, wilson_bounds
+from coalmine.rollout.stats import drift_e_value, psi, psi_noise, wilson_bounds
 from coalmine.rollout.types import Measurement, SideMeasurement
 from coalmine.rollout.verdicts import Judging
 
@@ -84,7 +84,7 @@ def test_a_large_certain_drift_fails_showing_psi_and_e() -> None:
 
     assert verdict.verdict == "fail" and verdict.value == pytest.approx(psi(canary, stable))
     assert verdict.reason.startswith("PSI 0.2") and ", e=" in verdict.reason
-    assert verdict.threshold == "psi <= 0.2 or e < 100"
+    assert verdict.threshold == "psi beyond noise <= 0.2 or e < 100"
     assert verdict.e_value is not None and verdict.e_value > 1e6
 
 
@@ -99,22 +99,32 @@ def test_a_certain_but_small_drift_passes() -> None:
 
 
 def test_a_large_drift_not_yet_certain_is_inconclusive_and_keeps_its_evidence() -> None:
-    canary, stable = [15.0, 15, 15, 15], [40.0, 30, 20, 10]
+    canary, stable = [8.0, 10, 16, 26], [40.0, 30, 20, 10]
 
     verdict = judge(SEQUENTIAL, _drift(canary, stable), J)
 
-    assert psi(canary, stable) > 0.2
+    assert psi(canary, stable) - psi_noise(canary, stable) > 0.2
     assert verdict.verdict == "inconclusive" and "not yet significant" in verdict.reason
     assert verdict.e_value is not None and verdict.e_value < 100
 
 
 def test_evidence_carried_from_the_earlier_step_decides() -> None:
-    canary, stable = [15.0, 15, 15, 15], [40.0, 30, 20, 10]
+    canary, stable = [8.0, 10, 16, 26], [40.0, 30, 20, 10]
     e = drift_e_value(canary, stable, 0.1)
 
     carried = Judging(min_samples=50, share=0.1, carried=200 / e)
 
     assert judge(SEQUENTIAL, _drift(canary, stable), carried).verdict == "fail"
+
+
+def test_a_small_sample_s_noise_is_not_taken_for_a_large_drift() -> None:
+    """PSI 0.55 on 60 predictions in four bins is 0.08 of noise and 0.47 of drift; on ten bins
+    the noise of a 60-value sample alone is 0.17."""
+    canary, stable = [10.0, 10, 20, 20], [40.0, 30, 20, 10]
+    assert psi_noise(canary, stable) == pytest.approx(3 * (1 / 60 + 1 / 100))
+    assert psi_noise([6.0] * 10, [100.0] * 10) == pytest.approx(9 * (1 / 60 + 1 / 1000))
+    verdict = judge(SEQUENTIAL, _drift(canary, stable), J)
+    assert "psi 0.6317 (0.5517 beyond noise)" in verdict.reason.lower()
 
 
 def test_too_few_predictions_are_inconclusive() -> None:
@@ -149,7 +159,7 @@ def test_input_features_each_need_k_over_alpha_and_the_check_carries_their_mean(
     e_x = drift_e_value(same, [3600, 2700, 1800, 900], 0.1)
     e_y = drift_e_value(moved, [3600, 2700, 1800, 900], 0.1)
     assert verdict.verdict == "fail" and verdict.feature == "y"
-    assert verdict.threshold == "psi <= 0.2 or e < 200, each feature"
+    assert verdict.threshold == "psi beyond noise <= 0.2 or e < 200, each feature"
     assert verdict.e_value == pytest.approx((e_x + e_y) / 2)
 
 
@@ -159,7 +169,7 @@ def test_the_mixture_is_centred_on_the_step_s_weight() -> None:
     steps = [{"weight": 10}, {"weight": 50}]
     checks = [{"name": "d", "drift": {}}]
     spec = spec_for("v2", canary={"steps": steps, "analysis": {"checks": checks}})
-    canary, stable = [15.0, 15, 15, 15], [40.0, 30, 20, 10]
+    canary, stable = [8.0, 10, 16, 26], [40.0, 30, 20, 10]
     at_10 = judge_all(spec.canary, [_drift(canary, stable)], step=0)[0]
     at_50 = judge_all(spec.canary, [_drift(canary, stable)], step=1)[0]
 
