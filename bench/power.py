@@ -12,6 +12,7 @@ points with labels for half the requests), whole rollouts are simulated tick by 
     nice .venv/bin/python -m bench.power --runs 1000 300   # other run counts
     nice .venv/bin/python -m bench.power --latency  # latency vs stable: healthy, p99 x1.5/2/3
     nice .venv/bin/python -m bench.power --drift    # prediction drift: healthy, PSI 0.06, 0.26
+    nice .venv/bin/python -m bench.power --limits   # errorRate.max: healthy, at the limit, 2x
 """
 
 from __future__ import annotations
@@ -91,6 +92,31 @@ DRIFT_METHODS: dict[str, dict[str, Any]] = {
 }
 
 
+NULL_CANARIES = ("healthy", "at the limit")
+"""Canaries that must not be rolled back: every rollback of theirs is false (run as often as
+healthy ones, since their rate is the bound to check)."""
+
+# --limits: the absolute error-rate ceiling alone (max 0.05).
+LIMIT_CANARIES = {
+    "healthy": Canary(),  # 1% errors
+    "at the limit": Canary(canary_errors=0.05),  # any rollback is false (H0: rate <= max)
+    "2x the limit": Canary(canary_errors=0.10),
+}
+
+
+def _limit(method: str, interval: str) -> dict[str, Any]:
+    check = {"name": "error-max", "errorRate": {"max": 0.05, "limitMethod": method}}
+    window = {"window": interval} if interval == "10s" else {}
+    return {"interval": interval, **window, "checks": [check]}
+
+
+LIMIT_METHODS: dict[str, dict[str, Any]] = {
+    "confidence sequence, every 10s": _limit("sequential", "10s"),
+    "today: Wilson per look, every 30s": _limit("perLook", "30s"),
+    "today: Wilson per look, every 10s": _limit("perLook", "10s"),
+}
+
+
 @dataclass(frozen=True)
 class Study:
     """One table: its methods (analysis settings), canaries, and the seeds' offset (each
@@ -104,6 +130,7 @@ class Study:
 STUDIES = {
     "latency": Study(LATENCY_METHODS, LATENCY_CANARIES, 1000),
     "drift": Study(DRIFT_METHODS, DRIFT_CANARIES, 2000),
+    "limits": Study(LIMIT_METHODS, LIMIT_CANARIES, 3000),
 }
 
 
@@ -203,7 +230,7 @@ def cells(
             method,
             rps,
             canary,
-            healthy_runs if canary == "healthy" else worse_runs,
+            healthy_runs if canary in NULL_CANARIES else worse_runs,
             seed + offset,
             pause,
             study,
@@ -221,6 +248,7 @@ def main() -> None:
     parser.add_argument("--pause", help="each step's pause instead of the default 1m, e.g. 2m")
     parser.add_argument("--latency", action="store_true", help="the latency check's study")
     parser.add_argument("--drift", action="store_true", help="the drift check's study")
+    parser.add_argument("--limits", action="store_true", help="the absolute error-rate limit")
     parser.add_argument("--runs", type=int, nargs=2, metavar=("HEALTHY", "WORSE"))
     args = parser.parse_args()
     study = next((name for name in STUDIES if getattr(args, name)), "counts")
