@@ -10,6 +10,7 @@ points with labels for half the requests), whole rollouts are simulated tick by 
     nice .venv/bin/python -m bench.power --full     # the table: 3000 healthy, 1000 worse runs
     nice .venv/bin/python -m bench.power --pause 2m # the same with two-minute steps
     nice .venv/bin/python -m bench.power --runs 1000 300   # other run counts
+    nice .venv/bin/python -m bench.power --ceiling  # the best possible test's power, errors x2
     nice .venv/bin/python -m bench.power --latency  # latency vs stable: healthy, p99 x1.5/2/3
     nice .venv/bin/python -m bench.power --drift    # prediction drift: healthy, PSI 0.06, 0.26
     nice .venv/bin/python -m bench.power --limits   # errorRate.max: healthy, at the limit, 2x
@@ -24,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from tests.coalmine.rollout.errorsim import Canary, Outcome, default_spec, outcomes
 
 from coalmine.api import ModelDeploymentSpec
@@ -49,6 +51,14 @@ RATIO_LATENCY = {"name": "latency-ratio", "promql": {"query": "p99 ratio", "max"
 LATENCY_METHODS: dict[str, dict[str, Any]] = {
     "sequential, every 10s": {"interval": "10s", "window": "10s", "checks": [SEQUENTIAL_LATENCY]},
     # coalmine until now: canary p99 / stable p99 <= 1.5 over the step's window, per look
+    # the tolerance is maxRatio: a +50% canary is within 1.5, and is failed only under 1.0
+    "sequential, maxRatio 1.0, every 10s": {
+        "interval": "10s",
+        "window": "10s",
+        "checks": [
+            {"name": "latency", "latency": {"quantile": 0.99, "vsStable": {"maxRatio": 1.0}}}
+        ],
+    },
     "today: p99 ratio, every 30s": {"interval": "30s", "checks": [RATIO_LATENCY]},
     "today: p99 ratio, every 10s": {"interval": "10s", "window": "10s", "checks": [RATIO_LATENCY]},
 }
@@ -241,6 +251,38 @@ def cells(
     ]
 
 
+def ceiling_power(
+    rps: int, seconds: float, pause: float = 60.0, alpha: float = 0.025, sims: int = 200_000
+) -> float:
+    """The power of the best test there is, against errors x2, on the data of the default
+    rollout's first ``seconds`` (10% for ``pause``, then 50%): the Neyman-Pearson test of
+    "canary errs like stable" against exactly "twice as often", told the alternative and
+    looking once, at level ``alpha``. No test valid at every look, and not knowing the
+    alternative, can do better on the same data."""
+    rng = np.random.default_rng(0)
+    phases = [(0.1, min(seconds, pause))] + ([(0.5, seconds - pause)] if seconds > pause else [])
+    llr = {1.0: np.zeros(sims), 2.0: np.zeros(sims)}
+    for weight, duration in phases:
+        n_c, n_s = rps * weight * duration, rps * (1 - weight) * duration
+        null, worse = n_c / (n_c + n_s), 2 * n_c / (2 * n_c + n_s)
+        hit, miss = np.log(worse / null), np.log((1 - worse) / (1 - null))
+        for factor, sums in llr.items():  # canary and stable errors: Poisson, stable at 1%
+            sums += rng.poisson(n_c * 0.01 * factor, sims) * hit
+            sums += rng.poisson(n_s * 0.01, sims) * miss
+    critical = np.quantile(llr[1.0], 1 - alpha)
+    return float(np.mean(llr[2.0] > critical))
+
+
+def print_ceiling() -> None:
+    """--ceiling: the best test's power against errors x2, by traffic and time."""
+    times = (60, 75, 90, 120)
+    print("| req/s | " + " | ".join(f"data of the first {t}s" for t in times) + " |")
+    print("|---|" + "---|" * len(times))
+    for rps in RPS:
+        print(f"| {rps} | " + " | ".join(f"{ceiling_power(rps, t):.1%}" for t in times) + " |")
+    print(f"\n100 req/s, two-minute steps, all 240s: {ceiling_power(100, 240, pause=120):.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="3000 healthy, 1000 worse runs")
@@ -250,13 +292,19 @@ def main() -> None:
     parser.add_argument("--drift", action="store_true", help="the drift check's study")
     parser.add_argument("--limits", action="store_true", help="the absolute error-rate limit")
     parser.add_argument("--runs", type=int, nargs=2, metavar=("HEALTHY", "WORSE"))
+    parser.add_argument("--only", default="", help="only the methods whose name has this")
+    parser.add_argument("--ceiling", action="store_true", help="the best test's power, errors x2")
     args = parser.parse_args()
+    if args.ceiling:
+        print_ceiling()
+        return
     study = next((name for name in STUDIES if getattr(args, name)), "counts")
     healthy, worse = args.runs or ((3000, 1000) if args.full else (300, 100))
     print("| method | req/s | canary | runs | rolled back (95% CI) | median detect time | held |")
     print("|---|---|---|---|---|---|---|")
     with ProcessPoolExecutor(args.workers) as pool:
-        for cell, ends in pool.map(run_cell, cells(healthy, worse, args.pause, study)):
+        todo = [c for c in cells(healthy, worse, args.pause, study) if args.only in c.method]
+        for cell, ends in pool.map(run_cell, todo):
             print(row(cell, ends), flush=True)
 
 
