@@ -3,8 +3,8 @@
 By default (``method: sequential``) a drift fails when it is both certain and large: the
 mixture likelihood ratio of the counts (``stats.drift_e_value``), times what the earlier steps
 carried, reaches 1 / alpha, and the PSI less what noise alone gives (``stats.psi_noise``) is
-above ``max``. Large but not yet certain is
-inconclusive (the step waits); certain but small passes.
+above ``max``. Large but not yet certain is inconclusive (the step waits); certain but small
+passes.
 
 On predictions, one distribution (class counts, or output buckets). On inputs, one per feature
 the check names, each scored like predictions; the worst feature decides and is named in the
@@ -38,15 +38,18 @@ class Score:
     """chiSquare: the test's p-value."""
     e: float | None = None
     """sequential: this step's e-value (not multiplied by the earlier steps')."""
+    carried: float = 1.0
+    """sequential: what the earlier steps carried (the evidence is ``e * carried``)."""
     unsure: bool = False
     """sequential: PSI above ``max`` but the difference not yet significant."""
 
     @property
     def evidence(self) -> str:
-        """``, p=0.001`` or ``, e=3.1`` for reasons (empty for plain PSI)."""
+        """``, p=0.001`` or ``, e=3.1`` (the evidence, earlier steps' included) for reasons;
+        empty for plain PSI."""
         if self.p is not None:
             return f", p={self.p:.3g}"
-        return "" if self.e is None else f", e={self.e:.3g}"
+        return "" if self.e is None else f", e={self.e * self.carried:.3g}"
 
 
 def score(
@@ -71,8 +74,9 @@ def score(
     beyond = value - psi_noise(canary, stable)
     large, significant = beyond > spec.max, evidence * alpha >= 1 - 1e-9
     headline = f"psi {fmt(value)} ({fmt(beyond)} beyond noise)"
+    unsure = large and not significant
     return Score(
-        value, large and significant, headline, e=evidence, unsure=large and not significant
+        value, large and significant, headline, e=e, carried=judging.carried, unsure=unsure
     )
 
 
@@ -88,8 +92,9 @@ def judge_drift(check: Check, m: Measurement, judging: Judging, base: CheckVerdi
     n = _enough(counts_c, counts_s, judging, "predictions")
     alpha = 1 - spec.confidence
     result = score(spec, counts_c, counts_s, alpha, judging)
-    e = None if result.e is None else result.e / judging.carried
-    threshold, why = _limits(spec, alpha), f"PSI {result.headline[4:]}{result.evidence}"
+    e = result.e
+    threshold = _limits(spec, alpha)
+    why = f"PSI {result.headline.removeprefix('psi ')}{result.evidence}"
     if spec.method == "chiSquare":
         why = f"Cramér's V {fmt(result.value)}, chi-square p={result.p:.3g}"
     if result.unsure:
@@ -159,7 +164,7 @@ def _judge_inputs(
             n = _enough(counts_c, counts_s, judging, "values")
             result = score(spec, counts_c, counts_s, alpha, judging)
             if result.e is not None:
-                e_values.append(result.e / judging.carried)
+                e_values.append(result.e)
             if result.unsure:
                 unsure.append(f"feature {feature.name}: {result.headline}{result.evidence}")
                 unsure[-1] += f" above {fmt(spec.max)}, not yet significant"

@@ -99,15 +99,26 @@ def binomial_worse_e_value(
     >>> binomial_worse_e_value(10, 100, 0.01) > 40  # 10 in 100: the p99 is beyond the boundary
     True
     """
+    return math.exp(min(binomial_worse_log_e(hits, trials, p0, concentration), 700.0))
+
+
+def binomial_worse_log_e(
+    hits: int, trials: int, p0: float, concentration: float = MIXTURE_CONCENTRATION
+) -> float:
+    """ln of ``binomial_worse_e_value`` (kept in logs where it is inverted: an e-value far
+    below 1 underflows to 0, whose log is no number).
+
+    >>> binomial_worse_log_e(0, 0, 0.5)
+    0.0
+    """
     if trials <= 0:
-        return 1.0
+        return 0.0
     a, b = concentration * p0, concentration * (1 - p0)
     x, y = hits, trials - hits
     mixture = special.betaln(a + x, b + y) + _log_beta_sf(p0, a + x, b + y)
     prior = special.betaln(a, b) + _log_beta_sf(p0, a, b)
     null = x * math.log(p0) + y * math.log1p(-p0)
-    log_e = float(mixture - prior - null)
-    return math.exp(min(log_e, 700.0))
+    return float(mixture - prior - null)
 
 
 def confidence_sequence(successes: int, n: int, confidence: float) -> tuple[float, float]:
@@ -131,11 +142,11 @@ def confidence_sequence(successes: int, n: int, confidence: float) -> tuple[floa
     threshold = math.log(1 / (1 - confidence))
     phat = successes / n
 
-    def above(p0: float) -> float:  # > 0 where "p > p0" is rejected-for, i.e. p0 too low
-        return math.log(binomial_worse_e_value(successes, n, p0)) - threshold
+    def above(p0: float) -> float:  # > 0 where the test of "p > p0" rejects: p0 too low
+        return binomial_worse_log_e(successes, n, p0) - threshold
 
-    def below(p0: float) -> float:  # > 0 where "p < p0" is supported, i.e. p0 too high
-        return math.log(binomial_worse_e_value(n - successes, n, 1 - p0)) - threshold
+    def below(p0: float) -> float:  # > 0 where the test of "p < p0" rejects: p0 too high
+        return binomial_worse_log_e(n - successes, n, 1 - p0) - threshold
 
     lowest, highest = 1e-9, 1 - 1e-9
     middle = min(max(phat, lowest), highest)

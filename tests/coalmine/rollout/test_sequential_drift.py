@@ -175,3 +175,18 @@ def test_the_mixture_is_centred_on_the_step_s_weight() -> None:
 
     assert at_10.e_value == pytest.approx(drift_e_value(canary, stable, 0.1))
     assert at_50.e_value == pytest.approx(drift_e_value(canary, stable, 0.5))
+
+
+def test_evidence_that_fell_to_zero_in_an_earlier_step_is_judged_not_divided_by() -> None:
+    """A step whose e-value underflowed to 0 (a canary far closer to stable than the mixture
+    expects) carries 0: the next step's verdict must still come out, with its own e-value."""
+    canary, stable = [220.0, 280, 250, 250], [3600.0, 2700, 1800, 900]
+    nothing = Judging(min_samples=50, share=0.1, carried=0.0)
+
+    verdict = judge(SEQUENTIAL, _drift(canary, stable), nothing)
+
+    # large, but no evidence left: it waits
+    assert verdict.verdict == "inconclusive" and ", e=0: above 0.2" in verdict.reason
+    assert verdict.e_value == pytest.approx(drift_e_value(canary, stable, 0.1))
+    inputs = Check.model_validate({"name": "d", "drift": {"max": 0.2, "inputs": INPUTS}})
+    assert judge(inputs, _inputs([400.0, 300, 200, 100], canary), nothing).verdict == "inconclusive"
