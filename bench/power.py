@@ -9,7 +9,11 @@ points with labels for half the requests), whole rollouts are simulated tick by 
     nice .venv/bin/python -m bench.power            # quick: 300 runs per cell, a few minutes
     nice .venv/bin/python -m bench.power --full     # the table: 3000 healthy, 1000 worse runs
     nice .venv/bin/python -m bench.power --pause 2m # the same with two-minute steps
+    nice .venv/bin/python -m bench.power --runs 1000 300   # other run counts
+    nice .venv/bin/python -m bench.power --ceiling  # the best possible test's power, errors x2
     nice .venv/bin/python -m bench.power --latency  # latency vs stable: healthy, p99 x1.5/2/3
+    nice .venv/bin/python -m bench.power --drift    # prediction drift: healthy, PSI 0.06, 0.26
+    nice .venv/bin/python -m bench.power --limits   # errorRate.max: healthy, at the limit, 2x
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from tests.coalmine.rollout.errorsim import Canary, Outcome, default_spec, outcomes
 
 from coalmine.api import ModelDeploymentSpec
@@ -48,6 +53,94 @@ LATENCY_METHODS: dict[str, dict[str, Any]] = {
     # coalmine until now: canary p99 / stable p99 <= 1.5 over the step's window, per look
     "today: p99 ratio, every 30s": {"interval": "30s", "checks": [RATIO_LATENCY]},
     "today: p99 ratio, every 10s": {"interval": "10s", "window": "10s", "checks": [RATIO_LATENCY]},
+    # the tolerance is maxRatio: a +50% canary is within 1.5, and is failed only under 1.0
+    "sequential, maxRatio 1.0, every 10s": {
+        "interval": "10s",
+        "window": "10s",
+        "checks": [
+            {"name": "latency", "latency": {"quantile": 0.99, "vsStable": {"maxRatio": 1.0}}}
+        ],
+    },
+}
+
+
+# --drift: the drift check alone (max 0.2), predictions (or an input's values) in ten buckets,
+# stable's deciles (as docs/analysis.md suggests choosing edges); the canaries' mass moves up.
+STABLE_CLASSES = (0.1,) * 10
+DRIFT_CANARIES = {
+    "healthy": Canary(stable_classes=STABLE_CLASSES),
+    # PSI 0.06 against stable: real but below max, so it must not roll back
+    "PSI 0.06": Canary(
+        stable_classes=STABLE_CLASSES,
+        canary_classes=(0.066, 0.072, 0.078, 0.085, 0.093, 0.101, 0.11, 0.12, 0.131, 0.144),
+    ),
+    # PSI 0.26: the "large" band, above max 0.2
+    "PSI 0.26": Canary(
+        stable_classes=STABLE_CLASSES,
+        canary_classes=(0.039, 0.046, 0.055, 0.067, 0.08, 0.096, 0.115, 0.138, 0.166, 0.198),
+    ),
+}
+DRIFT_THRESHOLD = {"name": "drift-threshold", "promql": {"query": "psi", "max": 0.2}}
+DRIFT_METHODS: dict[str, dict[str, Any]] = {
+    "sequential, every 10s": {
+        "interval": "10s",
+        "window": "10s",
+        "checks": [{"name": "drift", "drift": {"max": 0.2}}],
+    },
+    # coalmine until now: PSI over the step's window against max, per look
+    "today: PSI per look, every 30s": {
+        "interval": "30s",
+        "checks": [{"name": "drift", "drift": {"method": "psi", "max": 0.2}}],
+    },
+    "today: PSI per look, every 10s": {
+        "interval": "10s",
+        "window": "10s",
+        "checks": [{"name": "drift", "drift": {"method": "psi", "max": 0.2}}],
+    },
+    # Argo/Flagger style: the PSI of the last minute, per look
+    "threshold per look, every 30s": {"interval": "30s", "checks": [DRIFT_THRESHOLD]},
+}
+
+
+NULL_CANARIES = ("healthy", "at the limit")
+"""Canaries that must not be rolled back: every rollback of theirs is false (run as often as
+healthy ones, since their rate is the bound to check)."""
+
+# --limits: the absolute error-rate ceiling alone (max 0.05).
+LIMIT_CANARIES = {
+    "healthy": Canary(),  # 1% errors
+    "at the limit": Canary(canary_errors=0.05),  # any rollback is false (H0: rate <= max)
+    "2x the limit": Canary(canary_errors=0.10),
+}
+
+
+def _limit(method: str, interval: str) -> dict[str, Any]:
+    check = {"name": "error-max", "errorRate": {"max": 0.05, "limitMethod": method}}
+    window = {"window": interval} if interval == "10s" else {}
+    return {"interval": interval, **window, "checks": [check]}
+
+
+LIMIT_METHODS: dict[str, dict[str, Any]] = {
+    "confidence sequence, every 10s": _limit("sequential", "10s"),
+    "today: Wilson per look, every 30s": _limit("perLook", "30s"),
+    "today: Wilson per look, every 10s": _limit("perLook", "10s"),
+}
+
+
+@dataclass(frozen=True)
+class Study:
+    """One table: its methods (analysis settings), canaries, and the seeds' offset (each
+    study keeps its own seeds, so adding one leaves the others' numbers unchanged)."""
+
+    methods: dict[str, dict[str, Any]]
+    canaries: dict[str, Canary]
+    seed_offset: int
+
+
+STUDIES = {
+    "latency": Study(LATENCY_METHODS, LATENCY_CANARIES, 1000),
+    "drift": Study(DRIFT_METHODS, DRIFT_CANARIES, 2000),
+    "limits": Study(LIMIT_METHODS, LIMIT_CANARIES, 3000),
 }
 
 
@@ -75,11 +168,11 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 
 
-def spec_of(method: str, pause: str | None = None, latency: bool = False) -> ModelDeploymentSpec:
+def spec_of(method: str, pause: str | None = None, study: str = "counts") -> ModelDeploymentSpec:
     """The default steps (10%, 50%), each ``pause`` long (default 1m), judged by ``method``."""
     steps = [{"weight": w, **({"pause": pause} if pause else {})} for w in (10, 50)]
-    if latency:
-        return default_spec(steps=steps, analysis=LATENCY_METHODS[method])
+    if study in STUDIES:
+        return default_spec(steps=steps, analysis=STUDIES[study].methods[method])
     test = {"sequential, every 10s": "sequential", "threshold per look, every 30s": "threshold"}
     checks = _checks(test.get(method, "fixedLooks"))
     return default_spec(steps=steps, analysis={**METHODS[method], "checks": checks})
@@ -93,12 +186,13 @@ class Cell:
     runs: int
     seed: int
     pause: str | None = None
-    latency: bool = False
+    study: str = "counts"
+    """``counts`` (errors and accuracy, two checks) or one of ``STUDIES`` (one check)."""
 
 
 def run_cell(cell: Cell) -> tuple[Cell, list[Outcome]]:
-    spec = spec_of(cell.method, cell.pause, cell.latency)
-    canary = (LATENCY_CANARIES if cell.latency else CANARIES)[cell.canary]
+    spec = spec_of(cell.method, cell.pause, cell.study)
+    canary = (STUDIES[cell.study].canaries if cell.study in STUDIES else CANARIES)[cell.canary]
     return cell, outcomes(spec, cell.rps, canary, cell.runs, cell.seed)
 
 
@@ -111,7 +205,8 @@ def _rate(hits: int, runs: int) -> str:
 def row(cell: Cell, ends: Sequence[Outcome]) -> str:
     back = [o for o in ends if o.outcome == "RolledBack"]
     held = sum(o.outcome == "Paused" for o in ends)
-    if cell.canary == "healthy" and not cell.latency:  # every rollback is false; by which check
+    one_check = cell.study in STUDIES
+    if cell.canary == "healthy" and not one_check:  # every rollback is false; by which check
         by = {n: sum(o.check == n for o in back) for n in ("error-rate", "accuracy")}
         split = ", ".join(f"{n} {_rate(k, cell.runs)}" for n, k in by.items())
         return (
@@ -123,8 +218,8 @@ def row(cell: Cell, ends: Sequence[Outcome]) -> str:
             f"| {cell.method} | {cell.rps} | {cell.canary} | {cell.runs} "
             f"| {_rate(len(back), cell.runs)} | | {held} |"
         )
-    # The latency study has one check: any rollback is its.
-    caught = back if cell.latency else [o for o in back if o.check == DECIDING[cell.canary]]
+    # The other studies have one check: any rollback is its.
+    caught = back if one_check else [o for o in back if o.check == DECIDING[cell.canary]]
     seconds = [o.seconds for o in caught if o.seconds is not None]
     median = f"{statistics.median(seconds):.0f}s" if seconds else "-"
     return (
@@ -134,23 +229,58 @@ def row(cell: Cell, ends: Sequence[Outcome]) -> str:
 
 
 def cells(
-    healthy_runs: int, worse_runs: int, pause: str | None = None, latency: bool = False
+    healthy_runs: int, worse_runs: int, pause: str | None = None, study: str = "counts"
 ) -> list[Cell]:
-    methods, canaries = (LATENCY_METHODS, LATENCY_CANARIES) if latency else (METHODS, CANARIES)
+    one = STUDIES.get(study)
+    methods, canaries, offset = (
+        (one.methods, one.canaries, one.seed_offset) if one else (METHODS, CANARIES, 0)
+    )
     return [
         Cell(
             method,
             rps,
             canary,
-            healthy_runs if canary == "healthy" else worse_runs,
-            seed + (1000 if latency else 0),
+            healthy_runs if canary in NULL_CANARIES else worse_runs,
+            seed + offset,
             pause,
-            latency,
+            study,
         )
         for seed, (method, rps, canary) in enumerate(
             (m, r, c) for m in methods for r in RPS for c in canaries
         )
     ]
+
+
+def ceiling_power(
+    rps: int, seconds: float, pause: float = 60.0, alpha: float = 0.025, sims: int = 200_000
+) -> float:
+    """The power of the best test there is, against errors x2, on the data of the default
+    rollout's first ``seconds`` (10% for ``pause``, then 50%): the Neyman-Pearson test of
+    "canary errs like stable" against exactly "twice as often", told the alternative and
+    looking once, at level ``alpha``. No test valid at every look, and not knowing the
+    alternative, can do better on the same data."""
+    rng = np.random.default_rng(0)
+    phases = [(0.1, min(seconds, pause))] + ([(0.5, seconds - pause)] if seconds > pause else [])
+    llr = {1.0: np.zeros(sims), 2.0: np.zeros(sims)}
+    for weight, duration in phases:
+        n_c, n_s = rps * weight * duration, rps * (1 - weight) * duration
+        null, worse = n_c / (n_c + n_s), 2 * n_c / (2 * n_c + n_s)
+        hit, miss = np.log(worse / null), np.log((1 - worse) / (1 - null))
+        for factor, sums in llr.items():  # canary and stable errors: Poisson, stable at 1%
+            sums += rng.poisson(n_c * 0.01 * factor, sims) * hit
+            sums += rng.poisson(n_s * 0.01, sims) * miss
+    critical = np.quantile(llr[1.0], 1 - alpha)
+    return float(np.mean(llr[2.0] > critical))
+
+
+def print_ceiling() -> None:
+    """--ceiling: the best test's power against errors x2, by traffic and time."""
+    times = (60, 75, 90, 120)
+    print("| req/s | " + " | ".join(f"data of the first {t}s" for t in times) + " |")
+    print("|---|" + "---|" * len(times))
+    for rps in RPS:
+        print(f"| {rps} | " + " | ".join(f"{ceiling_power(rps, t):.1%}" for t in times) + " |")
+    print(f"\n100 req/s, two-minute steps, all 240s: {ceiling_power(100, 240, pause=120):.1%}")
 
 
 def main() -> None:
@@ -159,12 +289,22 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pause", help="each step's pause instead of the default 1m, e.g. 2m")
     parser.add_argument("--latency", action="store_true", help="the latency check's study")
+    parser.add_argument("--drift", action="store_true", help="the drift check's study")
+    parser.add_argument("--limits", action="store_true", help="the absolute error-rate limit")
+    parser.add_argument("--runs", type=int, nargs=2, metavar=("HEALTHY", "WORSE"))
+    parser.add_argument("--only", default="", help="only the methods whose name has this")
+    parser.add_argument("--ceiling", action="store_true", help="the best test's power, errors x2")
     args = parser.parse_args()
-    healthy, worse = (3000, 1000) if args.full else (300, 100)
+    if args.ceiling:
+        print_ceiling()
+        return
+    study = next((name for name in STUDIES if getattr(args, name)), "counts")
+    healthy, worse = args.runs or ((3000, 1000) if args.full else (300, 100))
     print("| method | req/s | canary | runs | rolled back (95% CI) | median detect time | held |")
     print("|---|---|---|---|---|---|---|")
     with ProcessPoolExecutor(args.workers) as pool:
-        for cell, ends in pool.map(run_cell, cells(healthy, worse, args.pause, args.latency)):
+        todo = [c for c in cells(healthy, worse, args.pause, study) if args.only in c.method]
+        for cell, ends in pool.map(run_cell, todo):
             print(row(cell, ends), flush=True)
 
 

@@ -26,7 +26,7 @@ from e2e.devcluster.demo.worlds import StandInWorld, World, choose
 from e2e.devcluster.specs import DEFAULT_CHECKS, spec
 
 STEPS = [{"weight": 20, "pause": "4s"}, {"weight": 50, "pause": "4s"}]
-# v3's gate: the Wilson bound of its accuracy, over at least 20 labels, must reach 0.8. The
+# v3's gate: the lower bound of its accuracy, over at least 20 labels, must reach 0.8. The
 # request-level checks stay on and must pass: v3 is fast and never fails a request.
 ACCURACY = {"name": "accuracy", "quality": {"metric": "accuracy", "min": 0.8, "minLabels": 20}}
 V3_CHECKS = [*DEFAULT_CHECKS, ACCURACY]

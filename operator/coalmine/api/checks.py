@@ -29,6 +29,11 @@ ComparisonMethod = Literal["sequential", "fixedLooks"]
 probability ratio test valid at any number of looks; ``fixedLooks``, Fisher's exact test at
 the confidence split over the looks the rollout plans (valid only for that many)."""
 
+LimitMethod = Literal["sequential", "perLook"]
+"""How an absolute limit (``max``, ``min``) is judged (docs/analysis.md): ``sequential``, a
+confidence sequence valid at any number of looks, its confidence split over the steps;
+``perLook``, a Wilson bound at each look (what coalmine did before: valid for one look)."""
+
 
 class CheckKind(StrEnum):
     """The kinds of check, spelled as a manifest names them: the one registry of kinds.
@@ -86,7 +91,11 @@ class ErrorRateCheck(ApiModel, RuleChecked):
     neither: the ``saturation`` check judges those."""
 
     max: Fraction | None = None
-    """Absolute ceiling for the canary's error rate."""
+    """Absolute ceiling for the canary's error rate: fail when even the lower bound of the rate
+    (at 0.95) is above it."""
+
+    limit_method: LimitMethod = "sequential"
+    """How ``max`` is judged."""
 
     vs_stable: ErrorRateVsStable | None = None
 
@@ -147,6 +156,8 @@ class SaturationCheck(ApiModel):
     and stable's share is not."""
 
     confidence: Confidence = 0.95
+    limit_method: LimitMethod = "sequential"
+    """How ``max`` is judged."""
 
     @property
     def compares_with_stable(self) -> bool:
@@ -171,7 +182,7 @@ class QualityCheck(ApiModel, RuleChecked):
 
     metric: Literal["accuracy", "meanAbsoluteError"] = "accuracy"
     min: Fraction | None = None
-    """accuracy: the lower confidence bound (Wilson) must be at least this."""
+    """accuracy: the lower confidence bound must be at least this."""
 
     max: Annotated[float | None, Field(ge=0.0)] = None
     """meanAbsoluteError: the mean absolute error must be at most this."""
@@ -180,6 +191,11 @@ class QualityCheck(ApiModel, RuleChecked):
     """Labelled predictions needed before the check can pass or fail."""
 
     confidence: Confidence = 0.95
+    """accuracy: the confidence of the bounds compared with ``min``."""
+    limit_method: LimitMethod = "sequential"
+    """accuracy: how ``min`` is judged (pass when the lower bound is at least ``min``, fail
+    when the upper bound is below it)."""
+
     vs_stable: QualityVsStable | None = None
 
     @property
@@ -244,13 +260,22 @@ class DriftCheck(ApiModel, RuleChecked):
     their predictions, or, when ``inputs`` is set, of each of those input features (the check
     fails on the feature that drifted most)."""
 
-    method: Literal["psi", "chiSquare"] = "psi"
+    method: Literal["sequential", "psi", "chiSquare"] = "sequential"
+    """sequential: fail when the distributions differ with ``confidence`` by a test valid at
+    any number of looks (a mixture likelihood ratio on the counts, carried across steps) and
+    the PSI is above ``max``. psi: the PSI alone, per look. chiSquare: Cramér's V and the
+    chi-square test, per look (docs/analysis.md)."""
+
     max: Annotated[float, Field(gt=0.0, le=10.0)] = 0.2
-    """psi: the population stability index must stay at or below this (0.1 small, 0.25 large).
-    chiSquare: Cramér's V of the contingency table must stay at or below this, and the
-    difference must also be significant at ``confidence``. With ``inputs``, per feature."""
+    """sequential and psi: the population stability index must stay at or below this (0.1
+    small, 0.25 large). chiSquare: Cramér's V of the contingency table must stay at or below
+    this, and the difference must also be significant at ``confidence``. With ``inputs``, per
+    feature."""
 
     confidence: Confidence = 0.99
+    """sequential: fail at an e-value of 1 / (1 - confidence), 100 by default (with ``inputs``,
+    the feature's own e-value at k times that for k features). chiSquare: p below
+    1 - confidence (split over the features)."""
 
     inputs: Annotated[
         list[InputFeature] | None, Field(min_length=1, max_length=contract.MAX_INPUT_FEATURES)

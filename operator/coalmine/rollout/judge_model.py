@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from coalmine.api.checks import Check, QualityCheck
-from coalmine.rollout.stats import accuracy_worse_p, share_worse_e_value, wilson_bounds
+from coalmine.rollout.stats import accuracy_worse_p, share_worse_e_value
 from coalmine.rollout.types import Measurement, SideMeasurement
 from coalmine.rollout.verdicts import (
     CheckVerdict,
@@ -14,6 +14,7 @@ from coalmine.rollout.verdicts import (
     event_count,
     finite,
     fmt,
+    limit_bounds,
     sample_count,
     usable,
 )
@@ -42,12 +43,13 @@ def _accuracy(
     n = sample_count(canary, "canary labels", judging)
     correct = _correct(canary, n, "canary")
     accuracy = correct / n
-    limits = [] if spec.min is None else [f"wilson bound >= {fmt(spec.min)}"]
+    bound = "wilson bound" if spec.limit_method == "perLook" else "lower bound"
+    limits = [] if spec.min is None else [f"{bound} >= {fmt(spec.min)}"]
     if spec.vs_stable is not None:
         limits.append(f"at most {fmt(spec.vs_stable.max_degradation)} below stable")
     verdict = replace(base, value=accuracy, samples=n, threshold="; ".join(limits))
     if spec.min is not None:
-        low, high = wilson_bounds(correct, n, spec.confidence)
+        low, high = limit_bounds(correct, n, spec.confidence, judging, spec.limit_method)
         bounds = f"accuracy {fmt(accuracy)} ({correct}/{n}), bounds [{fmt(low)}, {fmt(high)}]"
         if high < spec.min:
             return replace(verdict, verdict="fail", reason=f"{bounds} below {fmt(spec.min)}")

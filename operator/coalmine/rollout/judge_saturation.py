@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from coalmine.api.checks import Check
-from coalmine.rollout.stats import wilson_bounds
 from coalmine.rollout.types import Measurement, SideMeasurement
 from coalmine.rollout.verdicts import (
     CheckVerdict,
@@ -17,6 +16,7 @@ from coalmine.rollout.verdicts import (
     Judging,
     event_count,
     fmt,
+    limit_bounds,
     sample_count,
     usable,
 )
@@ -29,10 +29,10 @@ def _refused(side: SideMeasurement, n: int, which: str) -> int:
 def judge_saturation(
     check: Check, m: Measurement, judging: Judging, base: CheckVerdict
 ) -> CheckVerdict:
-    """Pass when the canary's refused share is at most ``max``; fail when even its Wilson
-    lower bound is above ``max`` and stable is not saturated too; otherwise inconclusive (too
-    few requests to tell, or both sides flooded: the canary is not the one to blame, and a
-    rollout that cannot be judged must not advance either)."""
+    """Pass when the canary's refused share is at most ``max``; fail when even its lower bound
+    (a confidence sequence, or Wilson's per look) is above ``max`` and stable is not saturated
+    too; otherwise inconclusive (too few requests to tell, or both sides flooded: the canary is
+    not the one to blame, and a rollout that cannot be judged must not advance either)."""
     spec = check.saturation
     assert spec is not None
     canary = usable(m.canary, "canary")
@@ -43,7 +43,7 @@ def judge_saturation(
     numbers = f"{refused}/{n} refused for load"
     if share <= spec.max:
         return replace(verdict, verdict="pass", reason=f"saturation {fmt(share)} ({numbers})")
-    low, _ = wilson_bounds(refused, n, spec.confidence)
+    low, _ = limit_bounds(refused, n, spec.confidence, judging, spec.limit_method)
     if low <= spec.max:
         raise InconclusiveError(f"saturation {fmt(share)} above max, but only {numbers}", n)
     why = f"saturation {fmt(share)} > max {fmt(spec.max)} ({numbers})"

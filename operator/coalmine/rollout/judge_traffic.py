@@ -16,13 +16,15 @@ from coalmine.rollout.verdicts import (
     event_count,
     finite,
     fmt,
+    limit_bounds,
     sample_count,
     usable,
 )
 
 # The absolute error-rate ceiling is judged with this one-sided confidence: fail when even the
 # optimistic (lower) bound is above the ceiling, pass when the point estimate is at or below it,
-# inconclusive in between (3 errors in 50 requests is 6%, but could well be a 2% canary).
+# inconclusive in between (3 errors in 50 requests is 6%, but could well be a 2% canary). The
+# bound is a confidence sequence (``limitMethod: sequential``), so looking often is safe.
 ABSOLUTE_CONFIDENCE = 0.95
 
 
@@ -33,7 +35,8 @@ def _errors(side: SideMeasurement, samples: int, which: str) -> int:
 def judge_error_rate(
     check: Check, m: Measurement, judging: Judging, base: CheckVerdict
 ) -> CheckVerdict:
-    """Absolute ceiling (with a Wilson bound) and the one-sided Fisher test against stable."""
+    """Absolute ceiling (with a confidence sequence, or a Wilson bound per look) and the
+    comparison with stable (the sequential test, or Fisher's per look)."""
     spec = check.error_rate
     assert spec is not None
     canary = usable(m.canary, "canary")
@@ -41,13 +44,13 @@ def judge_error_rate(
     errors = _errors(canary, n, "canary")
     rate = errors / n
     verdict = replace(base, value=rate, samples=n, threshold=_error_threshold(spec, judging))
-    if spec.max is not None:
-        low, _ = wilson_bounds(errors, n, ABSOLUTE_CONFIDENCE)
+    if spec.max is not None and rate > spec.max:
+        low, _ = limit_bounds(errors, n, ABSOLUTE_CONFIDENCE, judging, spec.limit_method)
+        numbers = f"({errors}/{n}, lower bound {fmt(low)})"
         if low > spec.max:
-            why = f"error rate {fmt(rate)} > max {fmt(spec.max)} ({errors}/{n})"
+            why = f"error rate {fmt(rate)} > max {fmt(spec.max)} {numbers}"
             return replace(verdict, verdict="fail", reason=why)
-        if rate > spec.max:
-            raise InconclusiveError(f"error rate {fmt(rate)} above max, but only {errors}/{n}", n)
+        raise InconclusiveError(f"error rate {fmt(rate)} above max, but only {numbers}", n)
     if spec.vs_stable is None:
         return replace(verdict, verdict="pass", reason=f"error rate {fmt(rate)} ({errors}/{n})")
     stable = usable(m.stable, "stable")

@@ -130,7 +130,12 @@ def judge_all(
     """Every check of the spec judged on its measurement (a missing one is inconclusive),
     with the sequential evidence its earlier steps carried."""
     by_name = {m.check: m for m in measurements}
-    judging = Judging(min_samples=canary.policy.min_samples, looks=planned_looks(canary))
+    judging = Judging(
+        min_samples=canary.policy.min_samples,
+        looks=planned_looks(canary),
+        share=canary.steps[min(step, len(canary.steps) - 1)].weight / 100,
+        steps=len(canary.steps),
+    )
     before = {c.name: c for c in previous.checks} if previous else {}
     same_step = previous is not None and previous.step == step
     return tuple(

@@ -13,8 +13,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from coalmine.api.checks import CheckKind
+from coalmine.api.checks import CheckKind, LimitMethod
 from coalmine.api.status import Verdict
+from coalmine.rollout.stats import confidence_sequence, wilson_bounds
 from coalmine.rollout.types import QueryProblem, SideMeasurement
 
 
@@ -59,6 +60,14 @@ class Judging:
     """Sequential comparisons: the check's e-value at the end of each earlier step, multiplied
     (see ``policy.carried_evidence``). Each step's window starts afresh at its own traffic
     split, so each step runs its own test; their product is still an e-process."""
+
+    share: float = 0.5
+    """The canary's share of traffic this step aims at (its target weight), known before any
+    data: where the drift test's mixture is centred (``stats.drift_e_value``)."""
+
+    steps: int = 1
+    """Steps of the rollout: each step's window is its own confidence sequence for an absolute
+    limit, so each holds at 1 - (1 - c) / steps and the rollout keeps c (``limit_bounds``)."""
 
     def e_threshold(self, confidence: float) -> float:
         """The e-value at which a sequential comparison fails: 1 / (1 - c) (Ville).
@@ -136,6 +145,24 @@ def event_count(count: float | None, rate: float | None, n: int, what: str) -> i
     """
     hits = finite(count, what) if count is not None else finite(rate, what) * n
     return min(n, max(0, round(hits)))
+
+
+def limit_bounds(
+    hits: int, n: int, confidence: float, judging: Judging, method: LimitMethod
+) -> tuple[float, float]:
+    """One-sided bounds (lower, upper) of a rate to hold against an absolute limit: a
+    confidence sequence at the confidence split over the steps (``sequential``: each step's
+    window is its own sequence, valid at any number of looks), or Wilson's bounds (``perLook``).
+
+    >>> j = Judging(min_samples=1, steps=2)
+    >>> [round(b, 3) for b in limit_bounds(5, 100, 0.95, j, "perLook")]
+    [0.025, 0.099]
+    >>> [round(b, 3) for b in limit_bounds(5, 100, 0.95, j, "sequential")]
+    [0.009, 0.143]
+    """
+    if method == "perLook":
+        return wilson_bounds(hits, n, confidence)
+    return confidence_sequence(hits, n, 1 - (1 - confidence) / judging.steps)
 
 
 def fmt(x: float) -> str:

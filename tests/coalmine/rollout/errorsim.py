@@ -5,10 +5,12 @@ Each run is the real engine (``decide`` tick by tick in the simulator) fed with 
 requests arrive as a Poisson process at ``rps``, split by the weight the router is observed at;
 each request fails with its side's error probability; a share of the requests come back
 labelled, each label correct with its side's accuracy; each request's latency is lognormal,
-counted in the server's latency buckets (the canary's times ``canary_slowdown``); nothing is
-refused for load (saturation 0). A measurement covers either the range
-``analysis_window`` asks for (since the step started, at least the analysis window: what the
-operator queries), or, for the Argo/Flagger-style threshold checks, the last ``window`` only.
+counted in the server's latency buckets (the canary's times ``canary_slowdown``); when the
+canary names class shares, each request's prediction falls in a class drawn from its side's
+shares (the drift study); nothing is refused for load (saturation 0). A measurement covers
+either the range ``analysis_window`` asks for (since the step started, at least the analysis
+window: what the operator queries), or, for the Argo/Flagger-style threshold checks, the
+last ``window`` only.
 
 ``bench/power.py`` runs the study of docs/analysis.md on this. Run alone, this module prints
 the error-rate check's rates at the default settings (error-rate and latency checks only):
@@ -30,7 +32,7 @@ from scipy import stats
 from coalmine.api import ModelDeploymentSpec
 from coalmine.api.checks import CheckKind
 from coalmine.rollout import Measurement, SideMeasurement, analysis_window
-from coalmine.rollout.stats import wilson_bounds
+from coalmine.rollout.stats import psi, wilson_bounds
 from coalmine_serving.contract import LATENCY_BUCKETS
 
 from .sim import Sim, spec_for, with_version
@@ -55,6 +57,10 @@ class Canary:
     """Request latency is lognormal (median, ``LATENCY_SIGMA``) on both sides..."""
     canary_slowdown: float = 1.0
     """...and every canary request takes this many times longer (1.5: p99 +50%)."""
+    stable_classes: tuple[float, ...] = ()
+    """Share of predictions in each class on stable (empty: predictions are not simulated)..."""
+    canary_classes: tuple[float, ...] = ()
+    """...and on the canary (empty: as stable)."""
 
     def latency_shares(self, slowdown: float) -> np.typing.NDArray[np.float64]:
         """Share of requests in each of the server's latency buckets (+Inf last)."""
@@ -88,19 +94,23 @@ class Traffic:
 
     def _tick(self, weight: float, seconds: float) -> tuple[int, ...]:
         """Counts of the tick: per side (canary, stable) requests, errors, labels, correct
-        labels; then the canary's requests per latency bucket, then stable's."""
+        labels; then the canary's requests per latency bucket, then stable's; then, when
+        simulated, the canary's predictions per class, then stable's."""
         c, rng = self.canary, self.rng
         counts: list[int] = []
         latency: list[int] = []
-        for share, errors, accuracy, slowdown in (
-            (weight, c.canary_errors, c.canary_accuracy, c.canary_slowdown),
-            (1 - weight, c.stable_errors, c.stable_accuracy, 1.0),
+        classes: list[int] = []
+        for share, errors, accuracy, slowdown, predicted in (
+            (weight, c.canary_errors, c.canary_accuracy, c.canary_slowdown, c.canary_classes),
+            (1 - weight, c.stable_errors, c.stable_accuracy, 1.0, c.stable_classes),
         ):
             n = int(rng.poisson(self.rps * share * seconds))
             labels = int(rng.binomial(n, c.labelled))
             counts += [n, int(rng.binomial(n, errors)), labels, int(rng.binomial(labels, accuracy))]
             latency += [int(k) for k in rng.multinomial(n, self._shares(slowdown))]
-        return (*counts, *latency)
+            if c.stable_classes:  # drawn only then, so the other studies keep their numbers
+                classes += [int(k) for k in rng.multinomial(n, predicted or c.stable_classes)]
+        return (*counts, *latency, *classes)
 
     def _shares(self, slowdown: float) -> np.typing.NDArray[np.float64]:
         if slowdown not in self.shares:
@@ -110,8 +120,28 @@ class Traffic:
     def _sum(self, now: datetime, window: timedelta) -> tuple[int, ...]:
         since = now - window
         rows = [counts for at, counts in self.log if at > since]
-        width = 8 + 2 * len(EDGES)
+        width = len(self.log[-1][1])
         return tuple(int(sum(r[i] for r in rows)) for i in range(width))
+
+    def _classes(self, now: datetime, window: timedelta) -> tuple[list[int], list[int]]:
+        """Each side's predictions per class over ``window``."""
+        counts = list(self._sum(now, window)[8 + 2 * len(EDGES) :])
+        k = len(counts) // 2
+        return counts[:k], counts[k:]
+
+    def _drift(self, name: str, now: datetime, window: timedelta) -> Measurement:
+        canary, stable = self._classes(now, window)
+        if name == "drift-threshold":  # Argo/Flagger style: the PSI of the last window
+            value = psi(canary, stable) if sum(canary) and sum(stable) else float("nan")
+            return Measurement(name, SideMeasurement(value=value, samples=sum(canary)))
+        sides = [
+            SideMeasurement(
+                samples=float(sum(counts)),
+                distribution=tuple((f"class-{i}", float(k)) for i, k in enumerate(counts)),
+            )
+            for counts in (canary, stable)
+        ]
+        return Measurement(name, sides[0], sides[1])
 
     def _latency(self, now: datetime, window: timedelta) -> tuple[SideMeasurement, ...]:
         """Each side's p99 (interpolated in its bucket, as ``histogram_quantile``) and its
@@ -132,6 +162,10 @@ class Traffic:
     def _measurement(
         self, name: str, kind: CheckKind, now: datetime, step: timedelta, sliding: timedelta
     ) -> Measurement:
+        if name == "drift-threshold":
+            return self._drift(name, now, sliding)
+        if kind == CheckKind.DRIFT:
+            return self._drift(name, now, step)
         if name == "latency-ratio":  # coalmine until now: the p99 ratio over the step's window
             canary, stable = self._latency(now, step)
             ratio = (canary.value or 0) / stable.value if stable.value else float("nan")

@@ -21,7 +21,9 @@ INPUTS = [
     {"name": "sepal_length", "index": 0, "edges": [5.0, 6.0]},
     {"name": "petal_width", "index": 3, "edges": [0.5, 1.5]},
 ]
-PSI = Check.model_validate({"name": "inputs", "drift": {"max": 0.2, "inputs": INPUTS}})
+PSI = Check.model_validate(
+    {"name": "inputs", "drift": {"method": "psi", "max": 0.2, "inputs": INPUTS}}
+)
 CHI = Check.model_validate(
     {"name": "inputs", "drift": {"method": "chiSquare", "max": 0.1, "inputs": INPUTS}}
 )
@@ -96,7 +98,7 @@ def test_buckets_other_than_the_check_s_edges_are_not_compared() -> None:
 
 
 def test_output_drift_is_judged_as_before() -> None:
-    outputs = Check.model_validate({"name": "d", "drift": {"max": 0.2}})
+    outputs = Check.model_validate({"name": "d", "drift": {"method": "psi", "max": 0.2}})
     shifted = SideMeasurement(distribution=(("a", 800.0), ("b", 200.0)))
     balanced = SideMeasurement(distribution=(("a", 500.0), ("b", 500.0)))
 
@@ -131,4 +133,5 @@ def test_a_canary_whose_inputs_moved_rolls_back_naming_the_feature() -> None:
     assert sim.status.phase == "Degraded" and record is not None
     assert record.check == "inputs" and record.feature == "petal_width"
     rolling = [e for d in sim.decisions for e in d.events if e.reason == "RollingBack"]
-    assert "input drift: feature petal_width psi 0.6751 > 0.2" in rolling[0].message
+    expected = "input drift: feature petal_width psi 0.6751 (0.6707 beyond noise) > 0.2, e="
+    assert expected in rolling[0].message
