@@ -9,11 +9,11 @@ BIN := $(VENV)/bin
 export COALMINE_CACHE ?= $(HOME)/.cache/coalmine
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: test demo deps node-deps python-deps system-deps kube-binaries seaweedfs helm promtool lint unit integration e2e bench crd lock clean
+.PHONY: test demo deps test-deps node-deps python-deps system-deps kube-binaries seaweedfs helm promtool lint unit integration e2e bench crd lock clean
 
 # Everything CI runs: lint, unit and integration tiers, then (as root, which a node needs)
 # the e2e tier on a single-node cluster built here, the demo on real pods included.
-test: deps lint
+test: test-deps lint
 	$(BIN)/pytest -m "not e2e" --durations=15
 	@if [[ $$(id -u) == 0 ]]; then bash e2e/run.sh --durations=10; \
 	else echo "make: e2e tier NOT run: it needs root (a bridge, iptables, cgroups): make e2e"; fi
@@ -29,7 +29,11 @@ node-deps:
 	@if [[ $$(id -u) == 0 ]]; then bash e2e/cluster/node-deps.sh; \
 	else echo "make: not root, so no node parts: the demo will use the kubelet stand-in"; fi
 
-deps: python-deps system-deps kube-binaries seaweedfs helm promtool
+deps: python-deps system-deps kube-binaries helm
+
+# What only the tests use, kept out of the demo's cold start: a real S3 server (SeaweedFS, a
+# long cold build) for the s3:// fetch tests, and promtool for the chart's alert tests.
+test-deps: deps seaweedfs promtool
 
 # Reinstall only when pyproject.toml changes.
 python-deps: $(VENV)/.installed
@@ -68,7 +72,7 @@ lint: python-deps
 unit: python-deps
 	$(BIN)/pytest -m "not integration and not e2e"
 
-integration: deps
+integration: test-deps
 	$(BIN)/pytest -m integration
 
 # A real single-node cluster (containerd, kubelet, kube-proxy) on this machine; needs root.

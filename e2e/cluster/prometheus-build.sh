@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build one command of the upstream Prometheus project (prometheus or promtool) from the Go
 # module proxy into the cache, once, and print its path. The e2e tier's Prometheus
-# (node-deps.sh) and the chart tests' promtool (make deps) come from here, so both are the same
+# (node-deps.sh) and the chart tests' promtool (make test-deps) come from here, so both are the same
 # release built the same way.
 #
 # v0.316.0 = Prometheus 3.16.0. Kubernetes discovery only (file and HTTP discovery are always

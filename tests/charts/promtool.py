@@ -1,5 +1,5 @@
 """promtool, the e2e Prometheus' own release and build (e2e/cluster/prometheus-build.sh, cached;
-`make deps` builds it), and the chart's rendered alert rules as promtool reads them."""
+`make test-deps` builds it), and the chart's rendered alert rules as promtool reads them."""
 
 from __future__ import annotations
 
