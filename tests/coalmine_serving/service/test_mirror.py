@@ -1,9 +1,7 @@
-"""The mirror's parts: its config file, the comparison, the canary's answer, and its
-connection to a canary server on loopback."""
+"""The pure parts of the mirror: its config file, the comparison, the canary's answer."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -11,10 +9,9 @@ import numpy as np
 import pytest
 
 from coalmine_serving.service.mirror import (
-    CanaryConnection,
     MirrorConfig,
-    MirrorSendError,
     MirrorTarget,
+    _parse_head,
     canary_outputs,
     compare,
     parse_target,
@@ -91,61 +88,13 @@ def test_canary_outputs_of_v2_and_v1_answers() -> None:
     assert np.array_equal(canary_outputs(b'{"predictions": [0, 1]}', v1=True), [0, 1])
 
 
-async def _serve_answers(answers: list[bytes], heard: list[bytes]) -> tuple[asyncio.Server, int]:
-    """A canary on loopback that reads each request whole and writes the next canned answer."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        heard.append(b"<connection>")
-        while answers:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-            heard.append(head + await reader.readexactly(length))
-            writer.write(answers.pop(0))
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
-
-
-def test_the_connection_reads_chunked_and_plain_answers_over_one_kept_alive_socket() -> None:
-    chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-    plain = b"HTTP/1.1 503 Busy\r\ncontent-length: 2\r\n\r\nno"
-
-    async def run() -> tuple[list[tuple[int, bytes]], list[bytes]]:
-        heard: list[bytes] = []
-        server, port = await _serve_answers([chunked, plain], heard)
-        target = MirrorTarget(f"http://127.0.0.1:{port}", 1.0, "r2")
-        connection = CanaryConnection(timeout=5)
-        try:
-            answers = [
-                await connection.post(target, "/v2/models/m/infer", b"{}", (("x-a", "1"),)),
-                await connection.post(target, "/v2/models/m/infer", b"[1]", ()),
-            ]
-        finally:
-            connection.close()
-            server.close()
-        return answers, heard
-
-    answers, heard = asyncio.run(run())
-    assert answers == [(200, b"abc"), (503, b"no")]
-    # Both requests went over the one connection the server kept open.
-    assert heard[0] == b"<connection>" and len(heard) == 3
-    assert heard[1].startswith(b"POST /v2/models/m/infer HTTP/1.1") and b"x-a: 1" in heard[1]
-    assert heard[2].endswith(b"[1]")
-
-
-def test_an_answer_that_is_not_http_is_a_send_error() -> None:
-    async def run() -> None:
-        server, port = await _serve_answers([b"SSH-2.0-OpenSSH\r\n\r\n"], [])
-        connection = CanaryConnection(timeout=5)
-        try:
-            with pytest.raises(MirrorSendError):
-                await connection.post(
-                    MirrorTarget(f"http://127.0.0.1:{port}", 1.0, "r"), "/", b"", ()
-                )
-        finally:
-            connection.close()
-            server.close()
-
-    asyncio.run(run())
+def test_response_heads_without_a_length_are_refused() -> None:
+    assert _parse_head(b"HTTP/1.1 503 x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n") == (
+        503,
+        0,
+        True,
+    )
+    with pytest.raises(ValueError, match="content-length"):
+        _parse_head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+    with pytest.raises(ValueError, match="HTTP/1"):
+        _parse_head(b"SSH-2.0-OpenSSH\r\n\r\n")
