@@ -134,15 +134,25 @@ def start_shadow(t: Tick) -> Plan:
 
 
 def await_canary(t: Tick) -> Plan:
-    """The canary's pods are not ready yet; the progress deadline counts from its start."""
+    """The canary's pods are not ready yet; the progress deadline counts from its start. A
+    fetch that failed for good (``FetchFailure.definitive``: wrong keys, no such key, wrong
+    sha256, too big) rolls it back at once; the canary has had no traffic."""
     status = t.status
     assert status.canary is not None
     started = status.canary_started_at or t.now
     deadline = started + t.spec.canary.progress_deadline
+    failure = t.obs.canary_fetch
+    if failure is not None and failure.definitive:
+        # No restart of the init container can fetch it: fail now, not at the deadline.
+        why = f"model fetch failed: {failure.message}"
+        return start_rollback(t, "RolledBack", failure.reason, why)
     if t.now >= deadline:
         why = f"canary not ready within {t.spec.canary.progress_deadline}"
         return start_rollback(t, "RolledBack", "ProgressDeadlineExceeded", why)
-    waiting = update(status, message=f"waiting for canary {status.canary.version} pods")
+    message = f"waiting for canary {status.canary.version} pods"
+    if failure is not None:  # transient: the kubelet restarts the fetch until the deadline
+        message += f"; model fetch failing: {failure.reason}: {failure.message}"
+    waiting = update(status, message=message)
     return Plan(
         action=Action.WAIT,
         status=waiting,
