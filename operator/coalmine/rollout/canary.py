@@ -23,7 +23,7 @@ from coalmine.rollout.tick import (
     warning,
     with_history,
 )
-from coalmine.rollout.types import Action, Event
+from coalmine.rollout.types import Action, Event, FetchFailure
 
 
 def start_canary(t: Tick) -> Plan:
@@ -143,9 +143,7 @@ def await_canary(t: Tick) -> Plan:
     deadline = started + t.spec.canary.progress_deadline
     failure = t.obs.canary_fetch
     if failure is not None and failure.definitive:
-        # No restart of the init container can fetch it: fail now, not at the deadline.
-        why = f"model fetch failed: {failure.message}"
-        return start_rollback(t, "RolledBack", failure.reason, why)
+        return _fetch_failed(t, failure)
     if t.now >= deadline:
         why = f"canary not ready within {t.spec.canary.progress_deadline}"
         return start_rollback(t, "RolledBack", "ProgressDeadlineExceeded", why)
@@ -165,12 +163,21 @@ def await_canary(t: Tick) -> Plan:
     )
 
 
+def _fetch_failed(t: Tick, failure: FetchFailure) -> Plan:
+    """No restart of the init container can fetch it: roll back now, not at the deadline."""
+    why = f"model fetch failed: {failure.message}"
+    return start_rollback(t, "RolledBack", failure.reason, why)
+
+
 def await_scale_up(t: Tick) -> Plan:
     """Pods for the next step's weight are not ready yet. The step advanced on the
     measurement folded at that moment, so the deadline counts from ``analysis.measuredAt``."""
     status = t.status
     since = status.analysis.measured_at if status.analysis else status.canary_started_at
     deadline = (since or t.now) + t.spec.canary.progress_deadline
+    failure = t.obs.canary_fetch
+    if failure is not None and failure.definitive:  # the key deleted mid-rollout, say
+        return _fetch_failed(t, failure)
     if t.now >= deadline:
         why = f"canary not scaled up within {t.spec.canary.progress_deadline}"
         return start_rollback(t, "RolledBack", "ProgressDeadlineExceeded", why)

@@ -94,3 +94,19 @@ def test_the_first_revision_shows_its_fetch_failure_and_keeps_its_deadline() -> 
     sim.run(3)
     assert sim.status.phase == "Pending"  # nothing serves yet: nothing to roll back to
     assert _condition(sim, "ArtifactReady")[:2] == ("False", "ArtifactAccessDenied")
+
+
+def test_new_pods_that_cannot_fetch_while_scaling_up_roll_back_at_once() -> None:
+    sim = canary_on()
+    sim.run_until(lambda s: (s.status.current_step or 0) >= 1)  # step 0's pods serve
+    revision = sim.spec.revision()
+    broke_at = sim.now
+    sim.broken.add(revision)  # the next step's extra pods cannot fetch (key deleted, say)
+    sim.fetch_failures[revision] = FetchFailure("ArtifactNotFound", "s3://b/k: NoSuchKey (404)")
+    sim.run_until(lambda s: s.status.phase == "Degraded")
+    rollback = next(d for d in sim.decisions if d.action == Action.ROLL_BACK)
+    assert rollback.canary_weight == 0
+    assert sim.status.rollback is not None
+    assert sim.status.rollback.reason.startswith("ArtifactNotFound: ")
+    # Well before the deadline counted from the step's measurement (10 minutes).
+    assert sim.status.rollback.started_at - broke_at < timedelta(minutes=2)
