@@ -10,9 +10,12 @@ on its own loopback address (127.77.x.y:8080, the container port), maps the pod'
 mounts to directories, copies its Secret volumes into files the way a kubelet lays them out
 and refreshes them when the Secret changes (``e2e.devcluster.secretvolumes``), marks the pod
 Ready in ``pods/status`` once ``/v2/health/ready`` answers, registers ready pods as
-Prometheus targets, and stops the processes of pods being deleted the way a kubelet does: out
-of traffic at once, then the preStop sleep, then SIGTERM. Not enforced here: images, resource
-limits, the read-only root filesystem and the user id (only the API's admission checks those).
+Prometheus targets, reports a failed init container in ``pods/status`` the way a kubelet does
+(``initContainerStatuses[].state.terminated``: exit code, ``Error``, the tail of its output as
+the message under ``FallbackToLogsOnError``), and stops the processes of pods being deleted
+the way a kubelet does: out of traffic at once, then the preStop sleep, then SIGTERM. Not
+enforced here: images, resource limits, the read-only root filesystem and the user id (only
+the API's admission checks those). Failed init containers are not restarted.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from e2e.devcluster.secretvolumes import SecretVolume
 SERVE_COMMANDS = {"coalmine-serve": [sys.executable, "-m", "coalmine_serving.cli"]}
 POLL_SECONDS = 0.25
 READY_TIMEOUT = 60.0
+TERMINATION_LINES, TERMINATION_BYTES = 80, 2048
+"""The kubelet's ``FallbackToLogsOnError`` tail: the last 80 lines, at most 2048 bytes."""
 
 
 @dataclass
@@ -199,9 +204,47 @@ class KubeletStandIn:
         self, pod: StandInPod, container: dict[str, Any], mounts: dict[str, Path]
     ) -> None:
         process = self._spawn(pod, container, mounts, container["name"])
-        if process.wait(timeout=60) != 0:
-            log = (pod.workdir / f"{container['name']}.log").read_text()[-2000:]
-            raise RuntimeError(f"init container {container['name']} failed: {log}")
+        code = process.wait(timeout=60)
+        if code != 0:
+            log = (pod.workdir / f"{container['name']}.log").read_text()
+            self._report_init_failure(pod, container, code, log)
+            raise RuntimeError(f"init container {container['name']} failed: {log[-2000:]}")
+
+    def _report_init_failure(
+        self, pod: StandInPod, container: dict[str, Any], code: int, log: str
+    ) -> None:
+        """What a kubelet writes when an init container fails: its terminated state, whose
+        message under ``FallbackToLogsOnError`` is the tail of its output (the last 80 lines,
+        at most 2048 bytes), which is where the operator reads the fetch's reason."""
+        message = ""
+        if container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            message = "\n".join(log.splitlines()[-TERMINATION_LINES:])
+            message = message.encode()[-TERMINATION_BYTES:].decode(errors="ignore")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        terminated = {
+            "exitCode": code,
+            "reason": "Error",
+            "message": message,
+            "startedAt": now,
+            "finishedAt": now,
+        }
+        state = {
+            "name": container["name"],
+            "image": container.get("image", ""),
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "state": {"terminated": terminated},
+            "lastState": {},
+        }
+        status = {"phase": "Pending", "initContainerStatuses": [state]}
+        response = self._api.patch(
+            f"/api/v1/namespaces/{self._namespace}/pods/{pod.name}/status",
+            json={"status": status},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        if response.status_code != 404:  # 404: deleted meanwhile
+            response.raise_for_status()
 
     def _spawn(
         self, pod: StandInPod, container: dict[str, Any], mounts: dict[str, Path], log_name: str

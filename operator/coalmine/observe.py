@@ -26,14 +26,17 @@ from coalmine.analysis.freshness import max_sample_age, staleness
 from coalmine.analysis.measure import judged_sides, measure_check
 from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
 from coalmine.api.checks import Check
+from coalmine.api.status import Phase
 from coalmine.controls import parse_controls
 from coalmine.k8s import KubeApi, ObjectRef
 from coalmine.k8s.children import deployment_observation
-from coalmine.manifests import Variant
+from coalmine.k8s.fetchfailure import fetch_failure
+from coalmine.manifests import LABEL_REVISION, Variant, selector
 from coalmine.manifests.receiptkeys import mirror_in, secret_name
 from coalmine.rollout import analysis_window
 from coalmine.rollout.types import (
     ChildObservation,
+    FetchFailure,
     Measurement,
     MirrorObservation,
     Observations,
@@ -60,6 +63,7 @@ def observe(
     rollback, an abort or a new revision is carried out without waiting for Prometheus."""
     stable = observe_child(kube, subject, Variant.STABLE)
     canary = observe_child(kube, subject, Variant.CANARY)
+    starting = md.status is None or md.status.phase in (Phase.PENDING, Phase.FAILED)
     return Observations(
         generation=md.metadata.generation or 0,
         stable=stable,
@@ -68,7 +72,24 @@ def observe(
         measurements=None,
         controls=parse_controls(md.metadata.annotations, md.spec.paused),
         mirror=observe_mirror(kube, subject, md),
+        canary_fetch=observe_fetch(kube, subject, Variant.CANARY, canary),
+        stable_fetch=observe_fetch(kube, subject, Variant.STABLE, stable) if starting else None,
     )
+
+
+def observe_fetch(
+    kube: KubeApi, subject: Subject, variant: Variant, child: ChildObservation | None
+) -> FetchFailure | None:
+    """Why ``variant``'s model fetch failed, from its pods' init containers; read (one list)
+    only while its Deployment wants pods that are not all ready, so a healthy tick costs no
+    read. Only pods of the Deployment's current revision count: an older revision's pods
+    (a superseded canary's, still terminating) say nothing about this one."""
+    if child is None or child.revision is None:
+        return None
+    if child.replicas == 0 or (child.updated and child.ready_replicas >= child.replicas):
+        return None
+    labels = {**selector(subject.owner, variant), LABEL_REVISION: child.revision}
+    return fetch_failure(kube.list_pods(subject.ref.namespace, labels))
 
 
 def observe_mirror(kube: KubeApi, subject: Subject, md: ModelDeployment) -> MirrorObservation:

@@ -96,6 +96,9 @@ class ChildGuard:
         self._read.pop(ref, None)
         self._kube.remove_annotations(ref, keys)
 
+    def list_pods(self, namespace: str, labels: dict[str, str]) -> list[Manifest]:
+        return self._kube.list_pods(namespace, labels)
+
     def post_event(
         self,
         involved: Manifest,

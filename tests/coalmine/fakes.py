@@ -19,6 +19,7 @@ class FakeKube:
         self.objects: dict[ObjectRef, Manifest] = {}
         self.calls: list[tuple[str, str, str]] = []  # (operation, kind, name)
         self.events: list[tuple[str, str, str]] = []
+        self.pod_lists: list[dict[str, str]] = []
 
     def put(self, manifest: Manifest) -> None:
         self.objects[ObjectRef.of(manifest)] = copy.deepcopy(manifest)
@@ -72,6 +73,16 @@ class FakeKube:
     def scale(self, ref: ObjectRef, replicas: int) -> None:
         self.calls.append(("scale", ref.kind, ref.name))
         self.objects[ref]["spec"]["replicas"] = replicas
+
+    def list_pods(self, namespace: str, labels: dict[str, str]) -> list[Manifest]:
+        self.pod_lists.append(dict(labels))  # a read: not among the writes in ``calls``
+        return [
+            copy.deepcopy(body)
+            for ref, body in self.objects.items()
+            if ref.kind == "Pod"
+            and ref.namespace == namespace
+            and labels.items() <= body["metadata"].get("labels", {}).items()
+        ]
 
     def remove_annotations(self, ref: ObjectRef, keys: list[str]) -> None:
         if keys:

@@ -129,6 +129,13 @@ class KubernetesApi:
         items: list[Manifest] = found.get("items", [])
         return items
 
+    def list_pods(self, namespace: str, labels: dict[str, str]) -> list[Manifest]:
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        path = collection_path("Pod", namespace)
+        found = self._call("GET", path, query=[("labelSelector", selector)])
+        items: list[Manifest] = found.get("items", [])
+        return items
+
     def post_event(
         self,
         involved: Manifest,

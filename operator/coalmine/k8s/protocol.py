@@ -20,6 +20,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "ModelDeployment": ("/apis/coalmine.dev/v1alpha1", "modeldeployments"),
     "Event": ("/api/v1", "events"),
     "Secret": ("/api/v1", "secrets"),
+    "Pod": ("/api/v1", "pods"),
 }
 
 
@@ -95,6 +96,11 @@ class KubeApi(Protocol):
         message: str,
     ) -> None:
         """Record a core/v1 Event on ``involved`` (apiVersion, kind, name, namespace, uid)."""
+        ...
+
+    def list_pods(self, namespace: str, labels: dict[str, str]) -> list[Manifest]:
+        """The pods in ``namespace`` carrying every one of ``labels`` (one page: a
+        Deployment's pods)."""
         ...
 
 

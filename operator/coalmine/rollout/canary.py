@@ -23,7 +23,7 @@ from coalmine.rollout.tick import (
     warning,
     with_history,
 )
-from coalmine.rollout.types import Action, Event
+from coalmine.rollout.types import Action, Event, FetchFailure
 
 
 def start_canary(t: Tick) -> Plan:
@@ -134,15 +134,23 @@ def start_shadow(t: Tick) -> Plan:
 
 
 def await_canary(t: Tick) -> Plan:
-    """The canary's pods are not ready yet; the progress deadline counts from its start."""
+    """The canary's pods are not ready yet; the progress deadline counts from its start. A
+    fetch that failed for good (``FetchFailure.definitive``: wrong keys, no such key, wrong
+    sha256, too big) rolls it back at once; the canary has had no traffic."""
     status = t.status
     assert status.canary is not None
     started = status.canary_started_at or t.now
     deadline = started + t.spec.canary.progress_deadline
+    failure = t.obs.canary_fetch
+    if failure is not None and failure.definitive:
+        return _fetch_failed(t, failure)
     if t.now >= deadline:
         why = f"canary not ready within {t.spec.canary.progress_deadline}"
         return start_rollback(t, "RolledBack", "ProgressDeadlineExceeded", why)
-    waiting = update(status, message=f"waiting for canary {status.canary.version} pods")
+    message = f"waiting for canary {status.canary.version} pods"
+    if failure is not None:  # transient: the kubelet restarts the fetch until the deadline
+        message += f"; model fetch failing: {failure.reason}: {failure.message}"
+    waiting = update(status, message=message)
     return Plan(
         action=Action.WAIT,
         status=waiting,
@@ -155,12 +163,21 @@ def await_canary(t: Tick) -> Plan:
     )
 
 
+def _fetch_failed(t: Tick, failure: FetchFailure) -> Plan:
+    """No restart of the init container can fetch it: roll back now, not at the deadline."""
+    why = f"model fetch failed: {failure.message}"
+    return start_rollback(t, "RolledBack", failure.reason, why)
+
+
 def await_scale_up(t: Tick) -> Plan:
     """Pods for the next step's weight are not ready yet. The step advanced on the
     measurement folded at that moment, so the deadline counts from ``analysis.measuredAt``."""
     status = t.status
     since = status.analysis.measured_at if status.analysis else status.canary_started_at
     deadline = (since or t.now) + t.spec.canary.progress_deadline
+    failure = t.obs.canary_fetch
+    if failure is not None and failure.definitive:  # the key deleted mid-rollout, say
+        return _fetch_failed(t, failure)
     if t.now >= deadline:
         why = f"canary not scaled up within {t.spec.canary.progress_deadline}"
         return start_rollback(t, "RolledBack", "ProgressDeadlineExceeded", why)

@@ -1,6 +1,6 @@
 """Kubernetes Conditions derived from the folded status.
 
-Six types, each answering one question a person (or a pipeline) asks:
+Seven types, each answering one question a person (or a pipeline) asks:
 
 * ``Ready``: does the stable revision serve? (False while the first revision starts or failed.)
 * ``Progressing``: is a canary in flight? The reason says where (``CanaryProgressing``,
@@ -15,7 +15,13 @@ Six types, each answering one question a person (or a pipeline) asks:
 * ``Promoted``: does the revision in the spec serve all traffic, with no canary in flight?
   (True, reason ``Promoted``, in phase Healthy; False with the ``Progressing`` reason otherwise.)
 * ``RolledBack``: was the revision in the spec rolled back (phase Degraded)? True with reason
-  ``RolledBack``, ``Aborted`` or ``ProgressDeadlineExceeded``, the rollback's reason as message.
+  ``RolledBack``, ``Aborted``, ``ProgressDeadlineExceeded`` or the fetch reason (below), the
+  rollback's reason as message.
+* ``ArtifactReady``: did the model fetch fail? False with the fetch's reason
+  (``ArtifactAccessDenied``, ``ArtifactUnreachable``...) and its redacted message while a
+  canary's (or the first revision's) pods report one, and after a rollback it caused; True
+  (``NoFetchFailureSeen``) otherwise. The pods are read only while their Deployment is not
+  fully available, so True means no failure was seen, not that a fetch was checked.
 
 Every condition carries the ``observedGeneration`` it was derived for, so ``kubectl wait
 --for=condition=Promoted`` (which skips a condition older than ``metadata.generation``) never
@@ -36,7 +42,9 @@ from coalmine.rollout.types import Observations
 READY, PROGRESSING, ANALYSIS = "Ready", "Progressing", "Analysis"
 ANALYSIS_ERROR = "AnalysisError"
 PROMOTED, ROLLED_BACK = "Promoted", "RolledBack"
+ARTIFACT_READY = "ArtifactReady"
 DEADLINE = "ProgressDeadlineExceeded"
+ARTIFACT_PREFIX = "Artifact"
 
 
 def set_condition(
@@ -100,8 +108,23 @@ def _rolled_back(status: ModelDeploymentStatus) -> tuple[ConditionStatus, str, s
     record = status.rollback
     if status.phase != Phase.DEGRADED or record is None:
         return "False", "NotRolledBack", ""
-    reason = DEADLINE if record.reason.startswith(DEADLINE) else record.outcome
-    return "True", reason, record.reason
+    cause = record.reason.split(":", 1)[0]
+    named = cause == DEADLINE or cause.startswith(ARTIFACT_PREFIX)
+    return "True", cause if named else record.outcome, record.reason
+
+
+def _artifact_ready(
+    status: ModelDeploymentStatus, obs: Observations
+) -> tuple[ConditionStatus, str, str]:
+    for variant, failure in (("canary", obs.canary_fetch), ("stable", obs.stable_fetch)):
+        if failure is not None:
+            return "False", failure.reason, f"{variant} model fetch: {failure.message}"
+    record = status.rollback
+    if status.phase == Phase.DEGRADED and record is not None:
+        cause, _, message = record.reason.partition(": ")
+        if cause.startswith(ARTIFACT_PREFIX):
+            return "False", cause, f"canary {record.version}: {message}"
+    return "True", "NoFetchFailureSeen", ""
 
 
 _ANALYSIS_CONDITION: dict[str, tuple[ConditionStatus, str]] = {
@@ -117,7 +140,7 @@ def derive_conditions(
     progress_reason: str,
     now: datetime,
 ) -> list[Condition]:
-    """The six conditions for ``status``; ``progress_reason`` comes from the handler."""
+    """The seven conditions for ``status``; ``progress_reason`` comes from the handler."""
     in_flight = status.phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.ROLLING_BACK)
     progressing: ConditionStatus = "True" if in_flight else "False"
     if status.phase == Phase.PENDING:
@@ -129,6 +152,7 @@ def derive_conditions(
         (ANALYSIS_ERROR, *_analysis_error(status)),
         (PROMOTED, *_promoted(status, progress_reason), ""),
         (ROLLED_BACK, *_rolled_back(status)),
+        (ARTIFACT_READY, *_artifact_ready(status, obs)),
     ]
     conditions: list[Condition] = list(status.conditions)
     for kind, state, reason, message in rows:

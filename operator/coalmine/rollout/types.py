@@ -128,6 +128,38 @@ class MirrorObservation:
     a shadow step); None when it has no ClusterIP yet."""
 
 
+DEFINITIVE_FETCH_FAILURES = frozenset(
+    {
+        "ArtifactAccessDenied",
+        "ArtifactNotFound",
+        "ArtifactChecksumMismatch",
+        "ArtifactTooLarge",
+        "ArtifactInvalid",
+    }
+)
+"""Fetch reasons (``coalmine_serving.artifacts.reasons``) a retry cannot cure: the same keys,
+key, bytes or size give the same answer, so the canary is rolled back at once. Every other
+reason (unreachable, truncated, a 5xx, a credentials Secret not created yet) may pass on the
+init container's next restart, so it only shows as a condition until ``progressDeadline``.
+(``ArtifactNotFound`` is definitive too: the revision names its key, and a key uploaded later
+is a new ``spec.model`` that starts a new canary anyway.)"""
+
+
+@dataclass(frozen=True)
+class FetchFailure:
+    """The newest failed model fetch among a Deployment's pods (its init container's
+    termination message), already redacted and capped by the operator."""
+
+    reason: str
+    """CamelCase, e.g. ``ArtifactAccessDenied``."""
+    message: str
+    """The fetch's own message (a redacted URI and an S3 code, never a credential)."""
+
+    @property
+    def definitive(self) -> bool:
+        return self.reason in DEFINITIVE_FETCH_FAILURES
+
+
 @dataclass(frozen=True)
 class Observations:
     """Everything the operator saw this tick."""
@@ -141,6 +173,11 @@ class Observations:
     """None = not measured this tick (for example while the canary has no traffic)."""
     controls: Controls = Controls()
     mirror: MirrorObservation = MirrorObservation()
+    canary_fetch: FetchFailure | None = None
+    """Why the canary's model fetch failed, read from its pods only while the canary is not
+    fully available; None: no failure seen (or the pods were not read)."""
+    stable_fetch: FetchFailure | None = None
+    """The same for the stable Deployment, read only while the first revision starts."""
 
 
 @dataclass(frozen=True)

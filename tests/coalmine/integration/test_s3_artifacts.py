@@ -1,11 +1,14 @@
 """``s3://`` models on the real API server, fetched by the pods' init containers from a real
 S3 server (SeaweedFS on loopback): the keys travel as Secret references only, and a canary
-whose fetch fails never gets traffic and is rolled back at its progress deadline.
+whose fetch fails for good (wrong keys, wrong sha256) never gets traffic and is rolled back as
+soon as its pod reports why, well before its progress deadline, with that reason in the
+``ArtifactReady`` condition, the rollback and its Events.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ from e2e.devcluster.sandbox import Sandbox
 from e2e.devcluster.seaweedfs import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, SeaweedS3
 from e2e.devcluster.specs import spec
 from e2e.devcluster.tinymodels import ModelArtifacts
+from tests.coalmine.integration.status_page import plugin_page
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +77,29 @@ def test_an_s3_model_is_fetched_with_secret_references_only(
         assert fetched.read_bytes() == models.good.path.read_bytes()
 
 
-def test_a_canary_with_wrong_s3_keys_never_gets_traffic_and_is_rolled_back(
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions", []) if c["type"] == kind)
+
+
+def _canary_rolled_back(h: Sandbox, bad: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """Apply ``bad`` over a serving v1; the status once its canary is rolled back, and the
+    seconds from the apply to the rollback's start (its Warning and status record)."""
+    applied = time.monotonic()
+    h.apply(bad)
+    h.wait_status(lambda s: s.get("rollback") is not None, 90, "the canary's rollback")
+    started = time.monotonic() - applied
+    done = h.wait_status(lambda s: s.get("phase") == "Degraded", 90, "the rollback to finish")
+    return done, started
+
+
+def _never_had_weight(h: Sandbox, done: dict[str, Any]) -> None:
+    canary = done["rollback"]["revision"]
+    seen = [s for s in h.recorder.snapshots if s.canary_revision == canary]
+    assert seen and not any(s.spans_both or (s.weight or 0) > 0 for s in seen), seen
+    assert done["history"][-1]["outcome"] == "RolledBack"
+
+
+def test_a_canary_with_wrong_s3_keys_is_rolled_back_at_once_with_the_reason(
     harness: Sandbox, seaweedfs: SeaweedS3, models: ModelArtifacts
 ) -> None:
     h = harness
@@ -83,21 +109,52 @@ def test_a_canary_with_wrong_s3_keys_never_gets_traffic_and_is_rolled_back(
     v1 = h.wait_status(lambda s: s.get("phase") == "Healthy", 90, "v1 to serve")
 
     bad = spec(_s3_model(h, seaweedfs, models, "v2", "bad-keys"), prometheus=h.prometheus.url)
-    bad["canary"]["progressDeadline"] = "15s"
-    h.apply(bad)
-    done = h.wait_status(
-        lambda s: s.get("phase") == "Degraded" and s.get("rollback") is not None, 90, "rollback"
-    )
+    bad["canary"]["progressDeadline"] = "300s"  # the old way out; the rollback must not wait
+    done, seconds = _canary_rolled_back(h, bad)
+    print(f"wrong keys: apply -> rollback started in {seconds:.1f}s (progressDeadline 300s)")
 
+    assert seconds < 60, seconds
     assert done["stable"]["revision"] == v1["stable"]["revision"]
-    assert done["rollback"]["reason"].startswith("ProgressDeadlineExceeded"), done["rollback"]
-    canary = done["rollback"]["revision"]
-    seen = [s for s in h.recorder.snapshots if s.canary_revision == canary]
-    assert seen and not any(s.spans_both or (s.weight or 0) > 0 for s in seen), seen
-    # Why, on the pod: the fetch's last line names the reason, and never a key.
+    reason = done["rollback"]["reason"]
+    assert reason.startswith("ArtifactAccessDenied: model fetch failed: "), reason
+    assert f"s3://{h.ns}/iris/v2/" in reason
+    artifact = _condition(done, "ArtifactReady")
+    assert (artifact["status"], artifact["reason"]) == ("False", "ArtifactAccessDenied")
+    assert artifact["observedGeneration"] == h.md()["metadata"]["generation"]
+    assert _condition(done, "RolledBack")["reason"] == "ArtifactAccessDenied"
+    _never_had_weight(h, done)
+    warnings = [e for e in h.events() if e["reason"] == "RolledBack"]
+    assert any("ArtifactAccessDenied" in e["message"] for e in warnings), warnings
+    # The operator read that from the pod's status (the canary's pods are gone by now): the
+    # stand-in reported the fetch's output as a kubelet does, and the output holds no key.
     logs = [p.read_text() for p in (h.workdir / "pods").glob("*/fetch-model.log")]
-    denied = [log for log in logs if "ArtifactAccessDenied" in log]
-    assert denied, logs
-    assert f"error: ArtifactAccessDenied: s3://{h.ns}/iris/v2/" in denied[0]
+    assert any(f"error: ArtifactAccessDenied: s3://{h.ns}/iris/v2/" in log for log in logs), logs
     assert not any(WRONG_SECRET in log or S3_SECRET_KEY in log for log in logs)
+    page = plugin_page("status", "iris", h.ns, h.plane.kubeconfig)
+    assert "ArtifactReady" in page and "ArtifactAccessDenied" in page, page
+    assert WRONG_SECRET not in page and S3_SECRET_KEY not in page
     assert WRONG_SECRET not in _everything_written(h)
+    assert S3_SECRET_KEY not in _everything_written(h)
+
+
+def test_a_canary_whose_s3_object_fails_its_sha256_is_rolled_back_at_once(
+    harness: Sandbox, seaweedfs: SeaweedS3, models: ModelArtifacts
+) -> None:
+    h = harness
+    _secret(h, "good-keys", S3_SECRET_KEY)
+    h.apply(spec(_s3_model(h, seaweedfs, models, "v1", "good-keys"), prometheus=h.prometheus.url))
+    h.wait_status(lambda s: s.get("phase") == "Healthy", 90, "v1 to serve")
+
+    model = _s3_model(h, seaweedfs, models, "v2", "good-keys")
+    model["sha256"] = "0" * 64  # pinned to other bytes than the bucket holds
+    bad = spec(model, prometheus=h.prometheus.url)
+    bad["canary"]["progressDeadline"] = "300s"
+    done, seconds = _canary_rolled_back(h, bad)
+    print(f"checksum mismatch: apply -> rollback started in {seconds:.1f}s")
+
+    assert seconds < 60, seconds
+    assert done["rollback"]["reason"].startswith("ArtifactChecksumMismatch: "), done["rollback"]
+    artifact = _condition(done, "ArtifactReady")
+    assert (artifact["status"], artifact["reason"]) == ("False", "ArtifactChecksumMismatch")
+    _never_had_weight(h, done)
+    assert S3_SECRET_KEY not in _everything_written(h)

@@ -24,6 +24,7 @@ from coalmine.rollout import (
     decide,
     observed_weight,
 )
+from coalmine.rollout.types import FetchFailure
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 Measure = Callable[["Sim"], tuple[Measurement, ...] | None]
@@ -83,6 +84,9 @@ class Sim:
     """Revisions whose pods never become ready."""
     router_stuck: bool = False
     """The router ignores weight changes (a slow or failing mesh)."""
+    fetch_failures: dict[str, FetchFailure] = field(default_factory=dict)
+    """Revision -> why its pods' model fetch fails (reported like observe does: only while
+    that Deployment is not fully ready); put the revision in ``broken`` too."""
     controls: Controls = field(default_factory=Controls)
     decisions: list[Decision] = field(default_factory=list)
     observed: list[Observations] = field(default_factory=list)
@@ -109,7 +113,14 @@ class Sim:
             canary_weight=weight,
             measurements=self.measure(self) if serving else None,
             controls=self.controls,
+            canary_fetch=self._fetch_failure(self.canary),
+            stable_fetch=self._fetch_failure(self.stable),
         )
+
+    def _fetch_failure(self, child: FakeDeployment | None) -> FetchFailure | None:
+        if child is None or child.replicas == 0 or child.ready >= child.replicas:
+            return None
+        return self.fetch_failures.get(child.revision or "")
 
     def tick(self) -> Decision:
         obs = self.observe()

@@ -107,6 +107,7 @@ def check_invariants(sim: Sim, obs: Observations, d: Decision, before: int) -> N
     assert sorted(c.type for c in status.conditions) == [
         "Analysis",
         "AnalysisError",
+        "ArtifactReady",
         "Progressing",
         "Promoted",
         "Ready",
