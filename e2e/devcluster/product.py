@@ -9,7 +9,8 @@ installation has around it: the e2e suite's rollout world and the real-node demo
 
 Model pods download their artifacts from an HTTP server on an address of this machine that
 pods reach (the pod bridge's on our local cluster, the Docker network's gateway on kind), and
-the operator, itself a pod, queries a Prometheus that listens there too.
+the operator, itself a pod, queries a Prometheus that listens there too. That Prometheus scrapes
+the model pods and the operator's own /metrics, as the chart's two PodMonitors would.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ class InstalledProduct:
             workdir / "models", host_address, workdir / "artifact-server.log"
         )
         self.prometheus = KubernetesSdPrometheus(
-            workdir / "prometheus", kubeconfig, MD_LABEL, reachable_from_pods=True
+            workdir / "prometheus",
+            kubeconfig,
+            MD_LABEL,
+            reachable_from_pods=True,
+            operator_namespace=OPERATOR_NAMESPACE,
         )
         self.release = HelmRelease(kubeconfig, workdir, "coalmine", OPERATOR_NAMESPACE)
         # The operator's notifications (CloudEvents), received where the pods reach us.

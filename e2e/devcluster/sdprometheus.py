@@ -3,8 +3,13 @@
 `kubernetes_sd_configs` (role `pod`) watches the API with the kubeconfig's credentials, so it
 works against any cluster; relabelling keeps the pods carrying `pod_label` and their `http`
 port, and copies namespace and pod name into labels (the operator's queries scope by
-`namespace`). Debian's prometheus is built without Kubernetes discovery, so this uses the same
-upstream project built from the Go module proxy by e2e/cluster/node-deps.sh.
+`namespace`). With `operator_namespace`, a second job scrapes the operator's own `/metrics`
+the way the chart's operator PodMonitor would (templates/operator-podmonitor.yaml): the pods
+with the chart's selector labels in that namespace, on the container port named `metrics`,
+honouring the series' own `namespace`/`name` labels (they name the ModelDeployment).
+
+Debian's prometheus is built without Kubernetes discovery, so this uses the same upstream
+project built from the Go module proxy by e2e/cluster/node-deps.sh.
 """
 
 from __future__ import annotations
@@ -42,11 +47,13 @@ class KubernetesSdPrometheus(PrometheusServer):
         namespaces: list[str] | None = None,
         *,
         reachable_from_pods: bool = False,
+        operator_namespace: str | None = None,
     ) -> None:
         super().__init__(workdir, binary=find_sd_prometheus())
         self.kubeconfig = kubeconfig
         self.pod_label = pod_label
         self.namespaces = namespaces or []
+        self.operator_namespace = operator_namespace
         if reachable_from_pods:
             # The operator runs in a pod and queries Prometheus: listen on the pod bridge too.
             # (self.url stays on 127.0.0.1, which 0.0.0.0 includes.)
@@ -62,7 +69,7 @@ class KubernetesSdPrometheus(PrometheusServer):
         return "coalmine-models"
 
     def _config(self) -> dict[str, Any]:
-        meta_label = "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", self.pod_label)
+        meta_label = "__meta_kubernetes_pod_label_" + _meta(self.pod_label)
         relabel = [
             {"source_labels": [meta_label], "regex": ".+", "action": "keep"},
             {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "http",
@@ -78,5 +85,33 @@ class KubernetesSdPrometheus(PrometheusServer):
             "kubernetes_sd_configs": [discovery],
             "relabel_configs": relabel,
         }
+        jobs = [job] if self.operator_namespace is None else [job, self._operator_job()]
         interval = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
-        return {"global": interval, "scrape_configs": [job]}
+        return {"global": interval, "scrape_configs": jobs}
+
+    def _operator_job(self) -> dict[str, Any]:
+        """The chart's operator PodMonitor as a plain scrape job."""
+        relabel = [
+            {"source_labels": [f"__meta_kubernetes_pod_label_{_meta(key)}"], "regex": value,
+             "action": "keep"}
+            for key, value in OPERATOR_SELECTOR.items()
+        ]  # fmt: skip
+        relabel.append({"source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                     "regex": "metrics", "action": "keep"})  # fmt: skip
+        relabel.append({"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"})
+        discovery = {"role": "pod", "kubeconfig_file": str(self.kubeconfig),
+                     "namespaces": {"names": [self.operator_namespace]}}  # fmt: skip
+        return {"job_name": "coalmine-operator", "honor_labels": True,
+                "kubernetes_sd_configs": [discovery], "relabel_configs": relabel}  # fmt: skip
+
+
+# The chart's coalmine.selectorLabels for a release named coalmine (e2e.devcluster.product).
+OPERATOR_SELECTOR = {
+    "app.kubernetes.io/name": "coalmine",
+    "app.kubernetes.io/component": "operator",
+}
+
+
+def _meta(label: str) -> str:
+    """A pod label as Prometheus' discovery names it (every character outside [a-zA-Z0-9_]: _)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", label)

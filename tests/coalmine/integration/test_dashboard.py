@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 
-from e2e.devcluster.sandbox import Sandbox, wait_for
-from e2e.devcluster.specs import spec
-from e2e.devcluster.tinymodels import ModelArtifacts
-from tests.coalmine.integration.dashboard_process import (
+from e2e.devcluster.dashboardprocess import (
     DashboardProcess,
     rendered_dom,
     screenshot,
+    text_of,
 )
+from e2e.devcluster.sandbox import Sandbox, wait_for
+from e2e.devcluster.specs import spec
+from e2e.devcluster.tinymodels import ModelArtifacts
 
 pytestmark = pytest.mark.integration
 
@@ -115,13 +116,6 @@ def test_json_during_and_after_a_promotion(harness: Sandbox, models: ModelArtifa
         assert board.http.post(f"/api/deployments/{h.ns}/iris").status_code == 405
 
 
-def _text(dom: str, pattern: str) -> str:
-    """The text of the first element matching ``pattern`` (its tags stripped)."""
-    found = re.search(pattern, dom, re.S)
-    assert found, f"{pattern} not in the rendered page:\n{dom[:4000]}"
-    return html.unescape(re.sub(r"<[^>]+>", " ", found.group(0)))
-
-
 def test_chromium_shows_the_rollout_during_and_after_a_rollback(
     harness: Sandbox, models: ModelArtifacts, tmp_path: Path
 ) -> None:
@@ -143,12 +137,12 @@ def test_chromium_shows_the_rollout_during_and_after_a_rollback(
             "the failing canary to be measured",
         )  # fmt: skip
         during = rendered_dom(board.page_url(h.ns, "iris"))
-        assert _text(during, r'<span[^>]*id="phase"[^>]*>.*?</span>').strip() == "Progressing"
-        row = _text(during, rf'<tr[^>]*data-namespace="{h.ns}" data-name="iris".*?</tr>')
+        assert text_of(during, r'<span[^>]*id="phase"[^>]*>.*?</span>').strip() == "Progressing"
+        row = text_of(during, rf'<tr[^>]*data-namespace="{h.ns}" data-name="iris".*?</tr>')
         assert h.ns in row and "Progressing" in row and "v2" in row
-        overview = _text(during, r'<div[^>]*id="overview".*?</dl>')
+        overview = text_of(during, r'<div[^>]*id="overview".*?</dl>')
         assert re.search(r"Weight\s+(20|50)%", overview), overview
-        check = _text(during, r'<tr data-check="error-rate">.*?</tr>')
+        check = text_of(during, r'<tr data-check="error-rate">.*?</tr>')
         assert "0.05" in check and re.search(r"\d\.\d+", check), check  # value and threshold
         assert 'data-chart="error-rate"' in during and 'class="limit"' in during
         # What the cluster said is text on the page, not markup.
@@ -157,8 +151,8 @@ def test_chromium_shows_the_rollout_during_and_after_a_rollback(
         h.wait_status(lambda s: s.get("phase") == "Degraded", 120, "v2 to be rolled back")
         _detail_when(board, h.ns, lambda d: d["phase"] == "Degraded", "Degraded")
         after = rendered_dom(board.page_url(h.ns, "iris"))
-        assert _text(after, r'<span[^>]*id="phase"[^>]*>.*?</span>').strip() == "Degraded"
-        decision = _text(after, r'<div[^>]*id="decision".*?</dl>')
+        assert text_of(after, r'<span[^>]*id="phase"[^>]*>.*?</span>').strip() == "Degraded"
+        decision = text_of(after, r'<div[^>]*id="decision".*?</dl>')
         assert "rollback (RolledBack)" in decision and "v2" in decision, decision
         assert re.search(r"error-rate = 0\.\d+.*threshold <= 0\.05", decision), decision
         assert 'data-state="pending"' in after  # no step passed

@@ -13,25 +13,19 @@ Prometheus scrapes the model servers (as the chart's PodMonitor would) and the o
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from e2e.devcluster.prometheus import PrometheusServer
+from e2e.devcluster.grafana import RATE_INTERVAL, label_values, panel_queries
 from e2e.devcluster.sandbox import Sandbox
 from e2e.devcluster.specs import spec
 from e2e.devcluster.tinymodels import ModelArtifacts
 from tests.charts.helm import Helm, install_helm
 
 pytestmark = pytest.mark.integration
-
-# Grafana's own interval variables, as it would set them for a dashboard open on the rollout:
-# rate windows of many scrapes (the tier scrapes every second), a range covering the rollout.
-RATE_INTERVAL = "20s"
-LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
 
 
 def alert_expressions(tmp_path: Path) -> dict[str, str]:
@@ -53,37 +47,6 @@ def dashboard(tmp_path: Path) -> dict[str, Any]:
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"  # the sidecar's label
     (text,) = config_map["data"].values()
     return json.loads(text)  # type: ignore[no-any-return]
-
-
-def substitute(expr: str, variables: dict[str, str]) -> str:
-    # Longest names first, so $name never eats the start of $namespace.
-    for name in sorted(variables, key=len, reverse=True):
-        expr = expr.replace(f"${name}", variables[name])
-    return expr
-
-
-def label_values(prometheus: PrometheusServer, query: str, variables: dict[str, str]) -> list[str]:
-    """What Grafana lists for a ``label_values(selector, label)`` variable."""
-    found = LABEL_VALUES.match(substitute(query, variables))
-    assert found, f"not a label_values query: {query}"
-    label = found["label"]
-    rows = prometheus.query(f"count by ({label}) ({found['selector']})")
-    return sorted(row["metric"][label] for row in rows if label in row["metric"])
-
-
-def panel_queries(
-    board: dict[str, Any], variables: dict[str, str], checks: list[str]
-) -> list[tuple[str, str]]:
-    """(panel title, query) for every target of every panel, a repeated panel once per value
-    of its variable."""
-    queries = []
-    for panel in board["panels"]:
-        repeats = [{panel["repeat"]: value} for value in checks] if panel.get("repeat") else [{}]
-        for repeat in repeats:
-            for target in panel.get("targets", []):
-                expr = substitute(target["expr"], {**variables, **repeat})
-                queries.append((substitute(panel["title"], repeat), expr))
-    return queries
 
 
 def test_every_dashboard_query_returns_data_after_a_rollout(

@@ -1,11 +1,17 @@
 """``kubectl coalmine dashboard`` as a person runs it: the installed plugin in its own process,
-a real uvicorn on a real port, read through HTTP and through headless Chromium."""
+a real uvicorn on a real port, read through HTTP and through headless Chromium. Shared by the
+integration tier (tests/coalmine/integration/test_dashboard.py) and the e2e tier
+(e2e/test_views.py)."""
 
 from __future__ import annotations
 
+import html
+import os
+import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +35,21 @@ CHROMIUM_FLAGS = [
 
 
 class DashboardProcess:
-    def __init__(self, kubeconfig: Path, workdir: Path, *extra: str) -> None:
+    """``kubectl-coalmine dashboard``; with ``kubectl`` (a kubectl binary), ``kubectl coalmine
+    dashboard`` through kubectl's plugin lookup on PATH, as users type it."""
+
+    def __init__(
+        self, kubeconfig: Path, workdir: Path, *extra: str, kubectl: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        plugin = Path(sys.executable).parent / "kubectl-coalmine"
-        argv = ["/usr/bin/env", f"PYTHONPATH={PRODUCT_PYTHONPATH}", str(plugin), "dashboard"]
+        bin_dir = Path(sys.executable).parent
+        argv = ["/usr/bin/env", f"PYTHONPATH={PRODUCT_PYTHONPATH}"]
+        if kubectl is None:
+            argv += [str(bin_dir / "kubectl-coalmine"), "dashboard"]
+        else:
+            argv += [f"PATH={bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"]
+            argv += [str(kubectl), "coalmine", "dashboard"]
         argv += ["--kubeconfig", str(kubeconfig), "--port", str(self.port), "--interval", "1"]
         self.process = ManagedProcess("dashboard", [*argv, *extra], workdir / "dashboard.log")
         self.http = httpx.Client(base_url=self.url, timeout=30, trust_env=False)
@@ -67,6 +83,39 @@ class DashboardProcess:
 
     def page_url(self, namespace: str, name: str) -> str:
         return f"{self.url}#/{namespace}/{name}"
+
+    def detail_when(
+        self,
+        namespace: str,
+        name: str,
+        holds: Callable[[dict[str, Any]], Any],
+        what: str,
+        timeout: float = 90,
+    ) -> dict[str, Any]:
+        """The detail once ``holds`` is true of it; on a timeout, the last one seen is shown."""
+        seen: list[dict[str, Any]] = []
+
+        def probe() -> dict[str, Any] | None:
+            seen[:] = [self.detail(namespace, name)]
+            return seen[0] if holds(seen[0]) else None
+
+        try:
+            return wait_until(probe, timeout=timeout, what=what, interval=0.2, process=self.process)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}; the dashboard last showed: {seen}") from error
+
+
+def charted(detail: dict[str, Any], check: str) -> list[float]:
+    """The canary's values of ``check`` on the detail's chart (Prometheus' numbers)."""
+    chart = next(c for c in detail["checkSeries"]["charts"] if c["name"] == check)
+    return [p["canary"] for p in chart["points"] if p["canary"] is not None]
+
+
+def text_of(dom: str, pattern: str) -> str:
+    """The text of the first element matching ``pattern`` (its tags stripped)."""
+    found = re.search(pattern, dom, re.S)
+    assert found, f"{pattern} not in the rendered page:\n{dom[:4000]}"
+    return html.unescape(re.sub(r"<[^>]+>", " ", found.group(0)))
 
 
 def chromium(url: str, *args: str, budget_ms: int = 6000, cwd: Path | None = None) -> str:
