@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from e2e.devcluster.binaries import kube_bin_dir
-from e2e.devcluster.dashboardprocess import DashboardProcess, charted, rendered_dom, text_of
+from e2e.devcluster.dashboardprocess import DashboardProcess, charted, judged, rendered_dom, text_of
 from e2e.devcluster.grafana import panel_queries, shipped_dashboard, variables_for, without_numbers
 from e2e.devcluster.servicetraffic import SteadyTraffic
 from e2e.support.rollout import NAME, World, given_v1_serving, rolled_back
@@ -49,7 +49,7 @@ def test_dashboard_and_grafana_panels_show_a_real_rollback(
             # Then, while it runs, Chromium shows the canary and its failing check
             board.detail_when(
                 ns, NAME,
-                lambda d: d["phase"] == "Progressing" and d["analysis"]
+                lambda d: d["phase"] == "Progressing" and judged(d, "error-rate")
                 and charted(d, "error-rate"),
                 "the failing canary to be measured", timeout=240,
             )  # fmt: skip

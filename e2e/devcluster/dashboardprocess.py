@@ -105,6 +105,15 @@ class DashboardProcess:
             raise AssertionError(f"{error}; the dashboard last showed: {seen}") from error
 
 
+def judged(detail: dict[str, Any], check: str) -> bool:
+    """Whether the operator's last analysis judged ``check`` with a value and a threshold (a
+    look with too few samples for the confidence sequence is inconclusive and shows neither)."""
+    checks = (detail.get("analysis") or {}).get("checks") or []
+    return any(
+        c["name"] == check and c.get("value") is not None and c.get("threshold") for c in checks
+    )
+
+
 def charted(detail: dict[str, Any], check: str) -> list[float]:
     """The canary's values of ``check`` on the detail's chart (Prometheus' numbers)."""
     chart = next(c for c in detail["checkSeries"]["charts"] if c["name"] == check)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,8 @@ import pytest
 
 from e2e.devcluster.dashboardprocess import (
     DashboardProcess,
+    charted,
+    judged,
     rendered_dom,
     screenshot,
     text_of,
@@ -40,27 +41,6 @@ SLOW_STEPS = [{"weight": 20, "pause": "20s"}, {"weight": 50, "pause": "10s"}]
 """Long enough to look at the canary while it runs, on a machine busy with other tests."""
 
 
-def _detail_when(
-    board: DashboardProcess, ns: str, holds: Callable[[dict[str, Any]], Any], what: str
-) -> dict[str, Any]:
-    """The detail once ``holds`` is true of it; on a timeout, the last one seen is shown."""
-    seen: list[dict[str, Any]] = []
-
-    def probe() -> dict[str, Any] | None:
-        seen[:] = [board.detail(ns, "iris")]
-        return seen[0] if holds(seen[0]) else None
-
-    try:
-        return wait_for(probe, 90, what)
-    except TimeoutError as error:
-        raise AssertionError(f"{error}; the dashboard last showed: {seen}") from error
-
-
-def _charted(detail: dict[str, Any], check: str) -> list[float]:
-    chart = next(c for c in detail["checkSeries"]["charts"] if c["name"] == check)
-    return [p["canary"] for p in chart["points"] if p["canary"] is not None]
-
-
 def test_json_during_and_after_a_promotion(harness: Sandbox, models: ModelArtifacts) -> None:
     h = harness
     _deploy_v1(h, models)
@@ -75,9 +55,8 @@ def test_json_during_and_after_a_promotion(harness: Sandbox, models: ModelArtifa
         assert row["canary"]["version"] == "v2" and row["stable"]["version"] == "v1"
         assert re.fullmatch(r"[12]/2", row["step"])
         # During: the steps, the operator's checks, and Prometheus' numbers for the canary.
-        during = _detail_when(
-            board, h.ns,
-            lambda d: d["phase"] == "Progressing" and d["analysis"] and _charted(d, "error-rate"),
+        during = board.detail_when(h.ns, "iris",
+            lambda d: d["phase"] == "Progressing" and d["analysis"] and charted(d, "error-rate"),
             "the canary's error rate charted from Prometheus",
         )  # fmt: skip
         assert "current" in [s["state"] for s in during["steps"]]
@@ -89,13 +68,13 @@ def test_json_during_and_after_a_promotion(harness: Sandbox, models: ModelArtifa
         series = during["checkSeries"]
         assert series["prometheus"] == h.prometheus.url and series["error"] is None
         assert series["canary"]["version"] == "v2"
-        assert all(0.0 <= v <= 0.05 for v in _charted(during, "error-rate"))  # a good version
+        assert all(0.0 <= v <= 0.05 for v in charted(during, "error-rate"))  # a good version
         # After: promoted; the decision, every step passed, the weight it went through.
         h.wait_status(
             lambda s: s.get("phase") == "Healthy" and s.get("stable", {}).get("version") == "v2",
             120, "v2 to be promoted",
         )  # fmt: skip
-        after = _detail_when(board, h.ns, lambda d: d["phase"] == "Healthy", "Healthy")
+        after = board.detail_when(h.ns, "iris", lambda d: d["phase"] == "Healthy", "Healthy")
         assert after["decision"]["kind"] == "promotion"
         assert after["decision"]["version"] == "v2"
         assert {s["state"] for s in after["steps"]} == {"passed"}
@@ -103,7 +82,7 @@ def test_json_during_and_after_a_promotion(harness: Sandbox, models: ModelArtifa
         assert {20, 50} <= set(weights), weights
         # The rollout's charts stay after the canary is gone (the dashboard saw it run).
         assert after["checkSeries"]["canary"]["version"] == "v2"
-        assert _charted(after, "error-rate") and _charted(after, "latency-p99")
+        assert charted(after, "error-rate") and charted(after, "latency-p99")
         # The list is polled every second: it shows the promotion by its next poll.
         wait_for(
             lambda: ((board.row(h.ns, "iris") or {}).get("lastDecision") or {}).get("outcome")
@@ -131,10 +110,10 @@ def test_chromium_shows_the_rollout_during_and_after_a_rollback(
     )
     h.apply(bad, annotations={"kubernetes.io/change-cause": SCRIPT})
     with DashboardProcess(h.plane.kubeconfig, h.workdir) as board:
-        _detail_when(
-            board, h.ns,
-            lambda d: d["phase"] == "Progressing" and d["analysis"] and _charted(d, "error-rate"),
-            "the failing canary to be measured",
+        board.detail_when(h.ns, "iris",
+            lambda d: d["phase"] == "Progressing" and judged(d, "error-rate")
+            and charted(d, "error-rate"),
+            "the failing canary to be judged on its error rate",
         )  # fmt: skip
         during = rendered_dom(board.page_url(h.ns, "iris"))
         assert text_of(during, r'<span[^>]*id="phase"[^>]*>.*?</span>').strip() == "Progressing"
@@ -149,7 +128,7 @@ def test_chromium_shows_the_rollout_during_and_after_a_rollback(
         assert html.escape(SCRIPT, quote=False) in during
         assert 'id="owned"' not in during and "owned</title>" not in during
         h.wait_status(lambda s: s.get("phase") == "Degraded", 120, "v2 to be rolled back")
-        _detail_when(board, h.ns, lambda d: d["phase"] == "Degraded", "Degraded")
+        board.detail_when(h.ns, "iris", lambda d: d["phase"] == "Degraded", "Degraded")
         after = rendered_dom(board.page_url(h.ns, "iris"))
         assert text_of(after, r'<span[^>]*id="phase"[^>]*>.*?</span>').strip() == "Degraded"
         decision = text_of(after, r'<div[^>]*id="decision".*?</dl>')
@@ -158,6 +137,6 @@ def test_chromium_shows_the_rollout_during_and_after_a_rollback(
         assert 'data-state="pending"' in after  # no step passed
         # The picture in the README says why v2 was applied, in words rather than markup.
         h.apply(bad, annotations={"kubernetes.io/change-cause": CHANGE_CAUSE})
-        _detail_when(board, h.ns, lambda d: d["changeCause"] == CHANGE_CAUSE, "the new cause")
+        board.detail_when(h.ns, "iris", lambda d: d["changeCause"] == CHANGE_CAUSE, "the new cause")
         picture = SCREENSHOT if UPDATE_DOCS else tmp_path / "dashboard.png"
         screenshot(board.page_url(h.ns, "iris"), picture)
