@@ -28,7 +28,7 @@ from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
 from coalmine.api.checks import Check
 from coalmine.api.status import Phase
 from coalmine.controls import parse_controls
-from coalmine.k8s import KubeApi, ObjectRef
+from coalmine.k8s import KubeApi, Manifest, ObjectRef
 from coalmine.k8s.children import deployment_observation
 from coalmine.k8s.fetchfailure import fetch_failure
 from coalmine.manifests import LABEL_REVISION, Variant, selector
@@ -56,7 +56,11 @@ ProviderFactory = Callable[[str, timedelta], ClosableProvider]
 
 
 def observe(
-    kube: KubeApi, router: TrafficRouter, subject: Subject, md: ModelDeployment
+    kube: KubeApi,
+    router: TrafficRouter,
+    subject: Subject,
+    md: ModelDeployment,
+    receipt_secret: Manifest | None = None,
 ) -> Observations:
     """The cluster's side of a tick, without metrics: the engine decides on this first, and
     asks for a measurement (``Decision.wants_measurement``) only when it would fold one. So a
@@ -71,7 +75,7 @@ def observe(
         canary_weight=router.observe(subject.target, stable, canary),
         measurements=None,
         controls=parse_controls(md.metadata.annotations, md.spec.paused),
-        mirror=observe_mirror(kube, subject, md),
+        mirror=observe_mirror(kube, subject, md, receipt_secret),
         canary_fetch=observe_fetch(kube, subject, Variant.CANARY, canary),
         stable_fetch=observe_fetch(kube, subject, Variant.STABLE, stable) if starting else None,
     )
@@ -92,10 +96,14 @@ def observe_fetch(
     return fetch_failure(kube.list_pods(subject.ref.namespace, labels))
 
 
-def observe_mirror(kube: KubeApi, subject: Subject, md: ModelDeployment) -> MirrorObservation:
+def observe_mirror(
+    kube: KubeApi, subject: Subject, md: ModelDeployment, secret: Manifest | None = None
+) -> MirrorObservation:
     """The mirror file stable's pods read, and the canary Service's address (only when a
-    shadow step could need it: one read fewer on every other tick)."""
-    secret = kube.get(ObjectRef("Secret", subject.ref.namespace, secret_name(subject.owner)))
+    shadow step could need it: one read fewer on every other tick). ``secret`` is the
+    receipt-key Secret the tick already read for its keys; read here only without it."""
+    if secret is None:
+        secret = kube.get(ObjectRef("Secret", subject.ref.namespace, secret_name(subject.owner)))
     file = mirror_in(secret) if secret is not None else None
     address = None
     if any(step.is_shadow for step in md.spec.canary.steps):

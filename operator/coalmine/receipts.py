@@ -51,6 +51,9 @@ class KeysOutcome:
     """``ReceiptKeys``: True when the Secret is ours and current; False says why not."""
     next_change: datetime | None = None
     """When a rotation or retirement is next due (a tick should run then)."""
+    secret: Manifest | None = None
+    """The Secret as this tick read it, for its other keys (the mirror file): the keys' own
+    patch leaves those alone, so observe need not read it again."""
 
     @property
     def blocked(self) -> bool:
@@ -86,7 +89,9 @@ def ensure_receipt_keys(
     if rotate:  # after the write: a crash before it leaves the request for the next tick
         kube.remove_annotations(subject.ref, [ANNOTATION_ROTATE_KEYS])
     ready = _condition("True", "KeysReady", _ready_message(name, change.keys, now), now, generation)
-    return KeysOutcome(condition=ready, next_change=next_change(change.keys, now, policy))
+    return KeysOutcome(
+        condition=ready, next_change=next_change(change.keys, now, policy), secret=found
+    )
 
 
 def _policy(settings: OperatorSettings, md: ModelDeployment) -> KeyPolicy:

@@ -22,7 +22,7 @@ from coalmine.analysis.endpoints import endpoint_refusals
 from coalmine.api import API_VERSION, KIND, ModelDeployment
 from coalmine.api.status import Condition, ModelDeploymentStatus, Phase
 from coalmine.controls import annotations_for
-from coalmine.k8s import KubeApi, ObjectRef
+from coalmine.k8s import KubeApi, Manifest, ObjectRef
 from coalmine.manifests import Variant
 from coalmine.notify import Notifier
 from coalmine.observe import ProviderFactory, observe, with_measurements
@@ -94,7 +94,7 @@ def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
         return hold(deps, subject, stored, status, children.condition)
     if children.condition is not None:  # a conflict that is gone: say so, once
         status = with_condition(status, children.condition)
-    decision = run_tick(replace(deps, kube=guard), subject, md, router, now, status)
+    decision = run_tick(replace(deps, kube=guard), subject, md, router, now, status, keys.secret)
     return _sooner(decision.requeue_after, keys, now)
 
 
@@ -105,12 +105,13 @@ def run_tick(
     router: TrafficRouter,
     now: datetime,
     status: ModelDeploymentStatus,
+    receipt_secret: Manifest | None = None,
 ) -> Decision:
     """observe -> decide (-> measure -> decide, when the engine asks) -> act -> write.
 
     ``status`` is the stored one with this tick's receipt-keys and child-ownership conditions
     folded in (the engine passes conditions it does not own through)."""
-    observed = observe(deps.kube, router, subject, md)
+    observed = observe(deps.kube, router, subject, md, receipt_secret)
     decision = decide(md.spec, status, observed, now)
     if decision.wants_measurement:  # never for a rollback, an abort or a new revision
         started = time.monotonic()
