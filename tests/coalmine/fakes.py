@@ -66,9 +66,18 @@ class FakeKube:
         current["metadata"]["resourceVersion"] = str(int(version) + 1)
         return copy.deepcopy(current)
 
-    def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:
+    def apply_status(
+        self, ref: ObjectRef, api_version: str, status: Manifest, *, resource_version: str
+    ) -> str:
+        """Only onto the version read, as on the API server; every write moves it on."""
         self.calls.append(("status", ref.kind, ref.name))
-        self.objects[ref]["status"] = copy.deepcopy(status)
+        current = self.objects[ref]
+        version = current["metadata"].get("resourceVersion", "")
+        if version != resource_version:
+            raise ConflictError(409, "the object has been modified")
+        current["status"] = copy.deepcopy(status)
+        current["metadata"]["resourceVersion"] = str(int(version or "0") + 1)
+        return current["metadata"]["resourceVersion"]
 
     def scale(self, ref: ObjectRef, replicas: int) -> None:
         self.calls.append(("scale", ref.kind, ref.name))

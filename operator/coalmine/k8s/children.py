@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coalmine.k8s.protocol import Manifest
-from coalmine.manifests import LABEL_REVISION
+from coalmine.manifests import LABEL_REVISION, REVISION_ANNOTATION, revision_from_record
 from coalmine.rollout.types import ChildObservation
 
 
@@ -20,10 +20,13 @@ def deployment_observation(deployment: Manifest | None) -> ChildObservation | No
     spec = deployment.get("spec", {})
     status = deployment.get("status", {})
     replicas = int(spec.get("replicas", 1))
+    label = meta.get("labels", {}).get(LABEL_REVISION)
+    record = meta.get("annotations", {}).get(REVISION_ANNOTATION)
     seen = int(status.get("observedGeneration", 0)) >= int(meta.get("generation", 1))
     return ChildObservation(
-        revision=meta.get("labels", {}).get(LABEL_REVISION),
+        revision=label,
         replicas=replicas,
         ready_replicas=int(status.get("readyReplicas", 0)),
         updated=seen and int(status.get("updatedReplicas", 0)) == replicas,
+        revision_ref=revision_from_record(record, label),
     )

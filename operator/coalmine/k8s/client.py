@@ -91,14 +91,29 @@ class KubernetesApi:
         ref = ObjectRef.of(manifest)
         return self._once("POST", ref.collection_path(), manifest, JSON, [])
 
-    def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:
+    def apply_status(
+        self, ref: ObjectRef, api_version: str, status: Manifest, *, resource_version: str
+    ) -> str:
+        # The resourceVersion the tick read is a precondition of the apply (the server answers
+        # 409 if the object moved on): a tick that decided from a stale status cannot land
+        # its decision over a newer one. Sent once: only a fresh read can make it right.
         body = {
             "apiVersion": api_version,
             "kind": ref.kind,
-            "metadata": {"name": ref.name, "namespace": ref.namespace},
+            "metadata": {
+                "name": ref.name,
+                "namespace": ref.namespace,
+                "resourceVersion": resource_version,
+            },
             "status": status,
         }
-        self._call("PATCH", ref.path("status"), body, APPLY, [("force", "true")])
+        written = self._once("PATCH", ref.path("status"), body, APPLY, [("force", "true")])
+        return str(written.get("metadata", {}).get("resourceVersion", ""))
+
+    def replace(self, manifest: Manifest) -> Manifest:
+        # PUT with the manifest's metadata.resourceVersion: an optimistic lock (409 if the
+        # object changed since it was read), once, for the same reason as above.
+        return self._once("PUT", ObjectRef.of(manifest).path(), manifest, JSON, [])
 
     def scale(self, ref: ObjectRef, replicas: int) -> None:
         self._call("PATCH", ref.path("scale"), {"spec": {"replicas": replicas}}, MERGE)
@@ -186,7 +201,7 @@ class KubernetesApi:
         raise AssertionError("unreachable")
 
     def _once(self, method: str, path: str, body: Any, content_type: str, query: Query) -> Manifest:
-        if method in ("PATCH", "POST"):
+        if method in ("PATCH", "POST", "PUT"):
             query = [("fieldManager", self._field_manager), *query]
         # The client JSON-encodes dict bodies for JSON types; apply bodies go as text.
         payload = json.dumps(body) if content_type == APPLY else body

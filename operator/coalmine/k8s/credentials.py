@@ -11,6 +11,10 @@ from kubernetes import config as _untyped_config
 from coalmine.k8s.errors import ConfigError
 
 POD_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+POOL_SIZE = 32
+"""Connections kept per API server. The client's default (5 per core) is below what the
+operator uses at once (a watch per cached kind and namespace, the tick threads), and a
+connection returned to a full pool is closed: the next request pays a new TLS handshake."""
 # kubernetes.config has no type hints; calling it through Any keeps mypy quiet only here.
 config: Any = _untyped_config
 
@@ -41,9 +45,12 @@ def load(
 
 
 def _from_kubeconfig(kubeconfig: str | None, context: str | None) -> tuple[client.ApiClient, str]:
+    configuration = client.Configuration()
     try:
-        api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
-        return api_client, _context_namespace(kubeconfig, context)
+        config.load_kube_config(
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+        return _client(configuration), _context_namespace(kubeconfig, context)
     except (config.ConfigException, FileNotFoundError) as error:
         raise ConfigError(str(error)) from error
 
@@ -57,7 +64,12 @@ def _in_cluster() -> tuple[client.ApiClient, str] | None:
     except config.ConfigException:
         return None
     namespace = POD_NAMESPACE.read_text().strip() if POD_NAMESPACE.exists() else "default"
-    return client.ApiClient(configuration), namespace
+    return _client(configuration), namespace
+
+
+def _client(configuration: client.Configuration) -> client.ApiClient:
+    configuration.connection_pool_maxsize = POOL_SIZE
+    return client.ApiClient(configuration)
 
 
 def _context_namespace(kubeconfig: str | None, context: str | None) -> str:

@@ -20,6 +20,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "ModelDeployment": ("/apis/coalmine.dev/v1alpha1", "modeldeployments"),
     "Event": ("/api/v1", "events"),
     "Secret": ("/api/v1", "secrets"),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
     "Pod": ("/api/v1", "pods"),
 }
 
@@ -76,8 +77,12 @@ class KubeApi(Protocol):
         that version of the object (``ConflictError`` if it changed since it was read)."""
         ...
 
-    def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:
-        """Server-side apply of ``status`` on the status subresource (one write per tick)."""
+    def apply_status(
+        self, ref: ObjectRef, api_version: str, status: Manifest, *, resource_version: str
+    ) -> str:
+        """Server-side apply of ``status`` on the status subresource (one write per tick),
+        only onto ``resource_version`` of the object (``ConflictError`` if it changed since
+        the tick read it); returns the resourceVersion written."""
         ...
 
     def scale(self, ref: ObjectRef, replicas: int) -> None:

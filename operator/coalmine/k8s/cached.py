@@ -1,0 +1,222 @@
+"""``KubeApi`` with ``get`` answered from watches (``coalmine.k8s.watchcache``) for the kinds a
+tick reads every time: the ModelDeployment, its Deployments and its Services. A steady
+ModelDeployment then costs no API read per tick (docs/benchmarks.md, B9).
+
+Reads stay as fresh as the tick needs:
+
+- our own writes: the object a write returns replaces the cached one (when newer), and a
+  write whose answer is not the object (status, scale) marks it, so the next ``get`` reads
+  the API server once;
+- everything else arrives by the watch within milliseconds, the way kopf's own events do;
+- a store that is not synced (starting, or its watch failed) answers nothing and the read
+  goes to the API server.
+
+Writes go to the wrapped client, with one exception: an ``apply`` of a cached kind that would
+change nothing is not sent. Server-side apply of an unchanged manifest changes nothing on the
+server but is still a request (a canary's tick re-applies its two Deployments and two
+Services). It is skipped only when both hold:
+
+- the manifest is the one this client last applied to that object (same bytes), so no field
+  of ours was dropped since (an apply without a field removes it: only the server can do that);
+- the object the store can vouch for still holds every value of the manifest (nobody changed a
+  field of ours since: a ``kubectl edit``, an HPA), list by list and key by key. The server's
+  defaults (``protocol: TCP``) are extra keys and do not matter; a value the server rewrites
+  (a quantity ``0.5`` read back as ``500m``) never matches, and is simply applied every time.
+
+Every other kind (Secrets: the operator may not list them; Pods; Events) and every other
+write go straight to the wrapped client.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+from collections.abc import Iterable
+from typing import Literal
+
+from kubernetes import client
+
+from coalmine.k8s.protocol import KubeApi, Manifest, ObjectRef
+from coalmine.k8s.watchcache import UNKNOWN, Store, Watcher, rv_of, version_number
+
+CACHED_KINDS = ("ModelDeployment", "Deployment", "Service")
+
+
+class CachedKubeApi:
+    """A ``KubeApi`` whose ``get`` comes from watch-backed stores when they can vouch for it."""
+
+    def __init__(self, inner: KubeApi, stores: Iterable[Store]) -> None:
+        self._inner = inner
+        self._stores = list(stores)
+        self._dirty: set[ObjectRef] = set()
+        self._seen: dict[ObjectRef, int] = {}
+        self._applied: dict[ObjectRef, str] = {}  # the digest of what we last applied
+        self._lock = threading.Lock()
+
+    def saw(self, manifest: Manifest) -> None:
+        """kopf's event for ``manifest`` came first: until the store holds this version (or a
+        newer), a ``get`` reads the API server (the tick the event starts must see it)."""
+        try:
+            ref = ObjectRef.of(manifest)
+        except KeyError:
+            return
+        self._await_version(ref, rv_of(manifest))
+
+    def _await_version(self, ref: ObjectRef, version: int) -> None:
+        with self._lock:
+            self._seen[ref] = max(self._seen.get(ref, -1), version)
+
+    def _store_for(self, ref: ObjectRef) -> Store | None:
+        return next((s for s in self._stores if s.covers(ref)), None)
+
+    @staticmethod
+    def _trusted(store: Store | None, ref: ObjectRef, dirty: bool, seen: int) -> object:
+        """The store's answer for ``ref``, or ``UNKNOWN`` when a read must go to the server:
+        no store, a write of ours the store may not have, or a version it has not reached."""
+        if store is None or dirty:
+            return UNKNOWN
+        cached = store.get(ref)
+        if cached is not UNKNOWN and seen >= 0 and _older(cached, seen):
+            return UNKNOWN  # the watch is behind the event that woke this tick
+        return cached
+
+    def get(self, ref: ObjectRef) -> Manifest | None:
+        store = self._store_for(ref)
+        with self._lock:
+            dirty = ref in self._dirty
+            self._dirty.discard(ref)
+            seen = self._seen.pop(ref, -1)
+        cached = self._trusted(store, ref, dirty, seen)
+        if cached is not UNKNOWN:  # a copy: a caller changing it must not change the store
+            return copy.deepcopy(cached)  # type: ignore[return-value]
+        found = self._inner.get(ref)
+        if store is not None and found is not None:
+            store.update(found)
+        return found
+
+    def _wrote(self, ref: ObjectRef, answer: Manifest | None = None) -> None:
+        store = self._store_for(ref)
+        if store is None:
+            return
+        if answer is not None and answer.get("metadata", {}).get("resourceVersion"):
+            store.update(answer)
+        else:
+            with self._lock:
+                self._dirty.add(ref)
+
+    def apply(self, manifest: Manifest, *, force: bool = True) -> Manifest:
+        ref, digest = ObjectRef.of(manifest), _digest(manifest)
+        live = self._vouched(ref)
+        if live is not None and self._applied.get(ref) == digest and holds(live, manifest):
+            return copy.deepcopy(live)
+        answer = self._inner.apply(manifest, force=force)
+        with self._lock:
+            self._applied[ref] = digest
+        self._wrote(ref, answer)
+        return answer
+
+    def _vouched(self, ref: ObjectRef) -> Manifest | None:
+        """The store's object when ``get`` would trust it, without using up a pending forced
+        read; None when absent or not vouched for."""
+        with self._lock:
+            dirty, seen = ref in self._dirty, self._seen.get(ref, -1)
+        cached = self._trusted(self._store_for(ref), ref, dirty, seen)
+        return cached if isinstance(cached, dict) else None
+
+    def create(self, manifest: Manifest) -> Manifest:
+        answer = self._inner.create(manifest)
+        self._wrote(ObjectRef.of(manifest), answer)
+        return answer
+
+    def merge_patch(self, ref: ObjectRef, patch: Manifest) -> Manifest:
+        answer = self._inner.merge_patch(ref, patch)
+        self._wrote(ref, answer)
+        return answer
+
+    def apply_status(
+        self, ref: ObjectRef, api_version: str, status: Manifest, *, resource_version: str
+    ) -> str:
+        try:
+            written = self._inner.apply_status(
+                ref, api_version, status, resource_version=resource_version
+            )
+        except BaseException:  # refused as stale (409), or unknown: the next read is the server's
+            self._wrote(ref)
+            raise
+        self._expect(ref, written)
+        return written
+
+    def _expect(self, ref: ObjectRef, version: str) -> None:
+        """Our write made ``version``: the store answers again once its watch has brought it
+        (milliseconds; a tick comes seconds later), the API server until then."""
+        number = version_number(version)
+        if number < 0:
+            self._wrote(ref)
+        else:
+            self._await_version(ref, number)
+
+    def scale(self, ref: ObjectRef, replicas: int) -> None:
+        self._inner.scale(ref, replicas)
+        self._wrote(ref)
+
+    def remove_annotations(self, ref: ObjectRef, keys: list[str]) -> None:
+        self._inner.remove_annotations(ref, keys)
+        if keys:
+            self._wrote(ref)
+
+    def post_event(
+        self, involved: Manifest, type_: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None:
+        self._inner.post_event(involved, type_, reason, message)
+
+    def list_pods(self, namespace: str, labels: dict[str, str]) -> list[Manifest]:
+        return self._inner.list_pods(namespace, labels)
+
+
+def _older(cached: object, version: int) -> bool:
+    return not isinstance(cached, dict) or rv_of(cached) < version
+
+
+def _digest(manifest: Manifest) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def holds(live: object, desired: object) -> bool:
+    """Every value of ``desired`` is in ``live``: mappings key by key (``live`` may have more
+    keys: defaults, status), lists element by element and of the same length, the rest equal.
+    A zero value (``readOnly: false``) may be missing: the server stores a non-pointer field's
+    zero as nothing (Go's ``omitempty``), so the apply would leave the object as it is."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(
+            holds(live[key], value) if key in live else _zero(value)
+            for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(holds(have, want) for have, want in zip(live, desired, strict=True))
+        )
+    return live == desired
+
+
+def _zero(value: object) -> bool:
+    return value is None or value is False or value in (0, "", [], {})
+
+
+def watched(
+    inner: KubeApi, api: client.ApiClient, namespaces: list[str] | None
+) -> tuple[CachedKubeApi, list[Watcher]]:
+    """``inner`` behind stores of ``CACHED_KINDS`` in ``namespaces`` (None: every namespace),
+    with their watchers started."""
+    scopes: list[str | None] = list(namespaces) if namespaces else [None]
+    stores = [Store(kind, namespace) for kind in CACHED_KINDS for namespace in scopes]
+    watchers = [Watcher(api, store) for store in stores]
+    for watcher in watchers:
+        watcher.start()
+    return CachedKubeApi(inner, stores), watchers
+
+
+__all__ = ["CACHED_KINDS", "CachedKubeApi", "holds", "watched"]
