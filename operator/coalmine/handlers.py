@@ -1,11 +1,13 @@
-"""kopf registrations only: every event and every timer tick calls the same reconcile.
+"""kopf registrations only: every event and every scheduled tick calls the same reconcile.
 
 Registered into a fresh registry by :func:`register` (called by ``coalmine operator``) rather
-than at import time, so the timer's period comes from the settings and importing this module
+than at import time, so the tick period comes from the settings and importing this module
 has no side effects.
 
 The only in-memory state is a per-object lock (two handlers of one object never reconcile at
-once) and the time the next tick is due; a restart loses nothing but an early tick.
+once) and the time the next tick is due (``coalmine.schedule``: one task starts ticks as they
+fall due, instead of a kopf timer per object waking every few seconds); a restart loses nothing
+but an early tick (kopf's resume handler ticks every object at start).
 
 Reconciles run in the Ticker's own thread pool, sized by ``reconcileWorkers``, not in asyncio's
 default executor (``min(32, cpus + 4)`` threads: 6 on two cores, so six objects waiting on a
@@ -25,47 +27,76 @@ from typing import Any
 import kopf
 
 from coalmine.api import GROUP, PLURAL, VERSION
-from coalmine.k8s import ApiError
+from coalmine.health import Health
+from coalmine.k8s import ApiError, ConflictError, UnreachableError
 from coalmine.manifests import LABEL_MD, MANAGED_BY
 from coalmine.reconcile import Deps, reconcile
+from coalmine.schedule import Key, Schedule
 from coalmine.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 OURS = dict(MANAGED_BY)
-_TIMER_ID = "register.<locals>.on_timer"
 _DELETE_ID = "register.<locals>.on_delete"
 
 
 class Ticker:
-    """Serialises reconciles per object and skips timer ticks that come before they are due."""
+    """Serialises reconciles per object and schedules each object's next tick."""
 
-    def __init__(self, deps: Deps) -> None:
-        self._deps = deps
+    def __init__(
+        self, deps: Deps, health: Health, leading: Callable[[], bool] = lambda: True
+    ) -> None:
+        self._deps, self._health, self._leading = deps, health, leading
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._due: dict[str, float] = {}
+        self.schedule = Schedule()
+        self._known: set[Key] = set()  # objects kopf has shown us and not seen deleted
         self._pool = ThreadPoolExecutor(
             max_workers=deps.settings.reconcile_workers, thread_name_prefix="reconcile"
         )
-        self.last_success = time.monotonic()
+        health.overdue_since = self._overdue_since
 
-    async def tick(self, namespace: str, name: str, *, force: bool) -> None:
+    async def tick(self, namespace: str, name: str, *, due: float | None = None) -> None:
+        """Reconcile now (``due``: when it was due, for the lag metric) and plan the next."""
+        if due is None:  # kopf's create, update or resume: the object exists
+            self._known.add((namespace, name))
         key = f"{namespace}/{name}"
-        now = time.monotonic()
-        due = now if force else self._due.get(key, now)
-        if now < due:
+        if not self._leading():
+            # Stepping down (kopf runs only on the leader): from the renew deadline on,
+            # nothing starts; the client refuses the writes of a tick already running.
             return
+        due = time.monotonic() if due is None else due
+        requeue: float | None = None
+        self._health.tick_started(key)
         async with self._locks[key]:
             try:
                 loop = asyncio.get_running_loop()
                 requeue = await loop.run_in_executor(self._pool, self._timed, due, namespace, name)
-            except ApiError as exc:
+            except ConflictError:
+                # The object changed after this tick read it (kopf's own bookkeeping, a
+                # person, another writer): its status write was refused and its Events
+                # dropped; the next tick decides again from a fresh read.
+                log.info("%s/%s: changed during the tick; deciding again", namespace, name)
+                requeue = self._deps.settings.tick_seconds
+            except (ApiError, UnreachableError) as exc:
                 # The next tick retries from a fresh read; kopf's own retry back-off (60 s by
                 # default) would stall an analysis that runs every few seconds.
                 log.warning("%s/%s: API error, retrying next tick: %s", namespace, name, exc)
                 self._deps.metrics.error("api")
                 requeue = self._deps.settings.tick_seconds
-            self.last_success = time.monotonic()
-        self._due[key] = time.monotonic() + (requeue or self._deps.settings.tick_seconds)
+            finally:  # whatever happened, the object ticks again
+                later = time.monotonic() + (requeue or self._deps.settings.tick_seconds)
+                if (namespace, name) in self._known:  # deleted meanwhile: no more ticks
+                    self.schedule.set((namespace, name), later)
+                self._health.reconciled()
+                self._health.tick_done(key)
+
+    async def scheduled(self, key: Key, due: float) -> None:
+        await self.tick(*key, due=due)
+
+    def _overdue_since(self) -> float | None:
+        """When the earliest planned tick fell due, if it has: liveness fails when that is
+        long ago (the schedule's task died, or the loop is stuck)."""
+        next_at = self.schedule.next_at()
+        return next_at if next_at is not None and next_at <= time.monotonic() else None
 
     def _timed(self, due: float, namespace: str, name: str) -> float | None:
         """One reconcile in the pool, counted: how late it started (queued for a worker or the
@@ -76,8 +107,8 @@ class Ticker:
         metrics.seen((namespace, name))
         try:
             return reconcile(self._deps, namespace, name)
-        except ApiError:
-            raise
+        except (ApiError, UnreachableError):
+            raise  # counted by the tick as "api"
         except Exception:
             metrics.error("unexpected")
             raise
@@ -85,33 +116,49 @@ class Ticker:
             metrics.ticks.inc()
             metrics.tick_duration.observe(time.monotonic() - started)
 
+    def saw(self, body: Any) -> None:
+        """kopf saw this version of an object first: the tick it starts must not read an older
+        one from the operator's own watch cache (``coalmine.k8s.cached``)."""
+        witness = getattr(self._deps.kube, "saw", None)
+        if witness is not None:
+            witness(body)
+
     def poke(self, namespace: str, name: str) -> None:
         """A child changed (pods became ready, a rollout finished): tick at the next timer
         wake-up instead of waiting out the requeue time the engine asked for."""
-        self._due[f"{namespace}/{name}"] = time.monotonic()
+        if self.schedule.get((namespace, name)) is not None:  # not one of ours being deleted
+            self.schedule.sooner((namespace, name), time.monotonic())
 
     def forget(self, namespace: str, name: str) -> None:
+        self._known.discard((namespace, name))
         self._deps.metrics.forget((namespace, name))
-        self._due.pop(f"{namespace}/{name}", None)
+        self.schedule.forget((namespace, name))
         self._locks.pop(f"{namespace}/{name}", None)
+        self._health.forget(f"{namespace}/{name}")
 
     def close(self) -> None:
         """At shutdown: running reconciles finish, none start."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def register(settings: OperatorSettings, deps: Deps) -> kopf.OperatorRegistry:
-    """A registry with the operator's handlers, ready for ``kopf.run(registry=...)``."""
+def register(
+    settings: OperatorSettings,
+    deps: Deps,
+    health: Health,
+    leading: Callable[[], bool] = lambda: True,
+) -> kopf.OperatorRegistry:
+    """A registry with the operator's handlers, ready for ``kopf.run(registry=...)``.
+    ``leading`` is the elector's answer: a tick starts only while it is True."""
     registry = kopf.OperatorRegistry()
-    ticker = Ticker(deps)
-    _register_operator(registry, ticker)
-    _register_reconcile(registry, ticker, settings)
+    ticker = Ticker(deps, health, leading)
+    _register_operator(registry, ticker, health)
+    _register_reconcile(registry, ticker, settings, health)
     _register_child_watches(registry, ticker)
     return registry
 
 
-def _register_operator(registry: kopf.OperatorRegistry, ticker: Ticker) -> None:
-    """kopf's own settings, login and the liveness probe."""
+def _register_operator(registry: kopf.OperatorRegistry, ticker: Ticker, health: Health) -> None:
+    """kopf's own settings, login, the schedule's task and the event loop's heartbeat."""
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -123,42 +170,64 @@ def _register_operator(registry: kopf.OperatorRegistry, ticker: Ticker) -> None:
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = 30
         settings.execution.max_workers = 8
+        # Handler progress in annotations only: status is written by the operator alone, in
+        # one apply per tick with a resourceVersion precondition.
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
+
+    tasks: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(registry=registry)
+    async def heartbeat(**_: Any) -> None:
+        async def beat() -> None:  # liveness: the event loop still runs
+            while True:
+                health.loop_beat()
+                await asyncio.sleep(1.0)
+
+        tasks.append(asyncio.create_task(beat()))
+
+    @kopf.on.startup(registry=registry, id="schedule")
+    async def start_schedule(**_: Any) -> None:
+        tasks.append(asyncio.create_task(ticker.schedule.run(ticker.scheduled)))
 
     @kopf.on.cleanup(registry=registry)
     def stop(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
         ticker.close()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_via_client(**kwargs)
 
-    @kopf.on.probe(id="seconds_since_tick", registry=registry)
-    def liveness(**_: Any) -> float:
-        return round(time.monotonic() - ticker.last_success, 1)
-
 
 def _register_reconcile(
-    registry: kopf.OperatorRegistry, ticker: Ticker, settings: OperatorSettings
+    registry: kopf.OperatorRegistry, ticker: Ticker, settings: OperatorSettings, health: Health
 ) -> None:
-    """Create, update, resume and the timer all run the same reconcile."""
+    """Create, update and resume run the same reconcile as the schedule's ticks."""
     resource = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
 
-    async def on_change(namespace: str, name: str, **_: Any) -> None:
-        await ticker.tick(namespace, name, force=True)
+    async def on_change(namespace: str, name: str, body: Any, **_: Any) -> None:
+        ticker.saw(body)
+        await ticker.tick(namespace, name)
 
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
         _apply(decorator, on_change, resource)
 
-    # Ids pinned to what kopf derived while these lived in ``register``: kopf keys a handler's
+    # Id pinned to what kopf derived while this lived in ``register``: kopf keys a handler's
     # progress (kept in annotations across restarts) by its id.
-    @kopf.timer(**resource, id=_TIMER_ID, interval=settings.tick_seconds, idle=None)  # type: ignore[arg-type]
-    async def on_timer(namespace: str, name: str, **_: Any) -> None:
-        await ticker.tick(namespace, name, force=False)
-
     @kopf.on.delete(**resource, id=_DELETE_ID, optional=True)  # type: ignore[arg-type]
     async def on_delete(namespace: str, name: str, **_: Any) -> None:
         # Nothing to clean up: ownerReferences let the garbage collector remove the children.
         ticker.forget(namespace, name)
+
+    @kopf.on.event(**resource, id="watch-modeldeployments")  # type: ignore[arg-type]
+    async def on_event(namespace: str, name: str, body: Any, type: str, **_: Any) -> None:
+        if type == "DELETED":  # no finalizer, so on_delete may never run: plan no more ticks
+            ticker.forget(namespace, name)
+            return
+        # Liveness: each status write must come back on the watch, or the stream is dead.
+        version = str(body.get("metadata", {}).get("resourceVersion", ""))
+        health.watched(f"{namespace}/{name}", version)
 
 
 def _register_child_watches(registry: kopf.OperatorRegistry, ticker: Ticker) -> None:
@@ -167,6 +236,7 @@ def _register_child_watches(registry: kopf.OperatorRegistry, ticker: Ticker) -> 
     async def on_child_event(**kwargs: Any) -> None:
         owner, namespace = kwargs["labels"].get(LABEL_MD), kwargs["namespace"]
         if owner and namespace:
+            ticker.saw(kwargs["body"])
             ticker.poke(namespace, owner)
 
     for group_version, plural in (("apps/v1", "deployments"), ("v1", "services")):

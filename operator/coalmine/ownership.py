@@ -89,8 +89,10 @@ class ChildGuard:
         self._read.pop(ref, None)
         return self._kube.merge_patch(ref, patch)
 
-    def apply_status(self, ref: ObjectRef, api_version: str, status: Manifest) -> None:
-        self._kube.apply_status(ref, api_version, status)
+    def apply_status(
+        self, ref: ObjectRef, api_version: str, status: Manifest, *, resource_version: str
+    ) -> str:
+        return self._kube.apply_status(ref, api_version, status, resource_version=resource_version)
 
     def remove_annotations(self, ref: ObjectRef, keys: list[str]) -> None:
         self._read.pop(ref, None)

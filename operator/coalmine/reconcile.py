@@ -76,7 +76,8 @@ def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
         # Before the keys and the engine: a spec beyond the operator's policy changes no pod.
         _report_invalid(deps, ref, body, "; ".join(refused)[:1000])
         return None
-    subject = Subject.build(ref, body["metadata"]["uid"], md.spec)
+    meta = body["metadata"]
+    subject = Subject.build(ref, meta["uid"], md.spec, meta.get("resourceVersion", ""))
     now = deps.clock()
     stored = md.status or ModelDeploymentStatus()
     # The keys first: the Secret must exist before any Deployment that mounts it.
@@ -119,13 +120,14 @@ def run_tick(
         deps.metrics.analysis_duration.observe(time.monotonic() - started)
         decision = decide(md.spec, status, observed, now)
     decision = with_scale_status(decision, observed, subject)
-    log.info(
-        "%s/%s: %s %s weight %s->%s",
-        subject.ref.namespace, subject.ref.name, decision.action, decision.reason,
-        observed.canary_weight, decision.canary_weight,
-    )  # fmt: skip
-    act(deps.kube, router, subject, observed, decision, deps.settings)
     old = md.status or ModelDeploymentStatus()
+    if decision.status != old or decision.events:  # a tick that changed nothing says nothing
+        log.info(
+            "%s/%s: %s %s weight %s->%s",
+            subject.ref.namespace, subject.ref.name, decision.action, decision.reason,
+            observed.canary_weight, decision.canary_weight,
+        )  # fmt: skip
+    act(deps.kube, router, subject, observed, decision, deps.settings)
     write(deps.kube, subject, old, decision)
     key = (subject.ref.namespace, subject.ref.name)
     deps.metrics.written(key, old, decision.status, md.spec, now)
@@ -163,7 +165,7 @@ def hold(
     tick. Pods already running keep serving."""
     held = with_condition(status, blocking).model_copy(update={"message": blocking.message})
     if held != stored:
-        deps.kube.apply_status(subject.ref, API_VERSION, status_manifest(held))
+        write_status(deps.kube, subject, held)
     warn_once(deps.kube, subject, stored.conditions, blocking)
     deps.metrics.error("blocked")
     log.warning("%s/%s: %s", subject.ref.namespace, subject.ref.name, blocking.message)
@@ -197,11 +199,21 @@ def write(kube: KubeApi, subject: Subject, old: ModelDeploymentStatus, decision:
     controls: if the operator dies before the status lands, the control is still there and
     the next tick decides again from the same facts."""
     if decision.status != old:
-        kube.apply_status(subject.ref, API_VERSION, status_manifest(decision.status))
+        write_status(kube, subject, decision.status)
     involved = subject.involved_object()
     for event in decision.events:
         kube.post_event(involved, event.type, event.reason, event.message)
     kube.remove_annotations(subject.ref, annotations_for(decision.consumed_controls))
+
+
+def write_status(kube: KubeApi, subject: Subject, status: ModelDeploymentStatus) -> None:
+    """The tick's one status write, onto the version of the object it read. A 409 (the
+    object changed since: another writer, or kopf's own bookkeeping) propagates as an
+    ``ApiError``: the tick's Events and control removals are dropped with it, and the next
+    tick decides again from a fresh read."""
+    kube.apply_status(
+        subject.ref, API_VERSION, status_manifest(status), resource_version=subject.version
+    )
 
 
 def status_manifest(status: ModelDeploymentStatus) -> dict[str, Any]:
@@ -235,6 +247,7 @@ def _report_invalid(deps: Deps, ref: ObjectRef, body: dict[str, Any], message: s
         }
     )
     if updated != status:
-        deps.kube.apply_status(ref, API_VERSION, status_manifest(updated))
+        version = body["metadata"].get("resourceVersion", "")
+        deps.kube.apply_status(ref, API_VERSION, status_manifest(updated), resource_version=version)
     deps.metrics.error("invalid_spec")
     log.warning("%s/%s: invalid spec: %s", ref.namespace, ref.name, message)

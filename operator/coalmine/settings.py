@@ -237,6 +237,38 @@ class OperatorSettings(BaseSettings):
     liveness_port: int = Field(8081, ge=0, le=65535)
     """Port of the ``/healthz`` liveness endpoint (0 disables it)."""
 
+    liveness_stall_seconds: float = Field(120.0, ge=1.0, le=3600.0)
+    """``/healthz`` fails when an object's timer has not completed a wake-up, or the event
+    loop has not run, for this long. Above ``analysisBudget`` plus a few API timeouts: a
+    slow tick is not a stuck one."""
+
+    liveness_watch_grace_seconds: float = Field(60.0, ge=1.0, le=3600.0)
+    """``/healthz`` fails when a status the operator wrote has not come back on the watch
+    within this long (the watch stream is dead)."""
+
+    leader_election: bool = True
+    """Act only while holding the Lease (run several replicas; one acts). Off: this process
+    acts alone, unfenced (a local run against a cluster where no operator runs)."""
+
+    leader_election_namespace: str = ""
+    """Namespace of the Lease. Empty: ``$POD_NAMESPACE`` (the chart sets it to the release's
+    namespace), else the credentials' default namespace."""
+
+    leader_election_lease_name: str = Field("coalmine-operator", min_length=1)
+    """Name of the Lease; replicas of one release share it."""
+
+    lease_duration_seconds: float = Field(12.0, ge=2.0, le=300.0)
+    """How long a standby waits after the Lease last changed before taking it over. 12, not
+    client-go's 15: a takeover lands between this minus and plus one retry period after the
+    kill (10-14 s), inside the 15 s target (docs/reliability.md)."""
+
+    renew_deadline_seconds: float = Field(8.0, ge=1.0, le=300.0)
+    """How long the leader keeps acting without renewing (less than the lease duration; 4 s
+    less keeps the old leader stopped well before any standby may take over)."""
+
+    retry_period_seconds: float = Field(2.0, gt=0.0, le=60.0)
+    """How often the leader renews and a standby looks at the Lease."""
+
     metrics_port: int = Field(8080, ge=0, le=65535)
     """Port of the operator's own Prometheus ``/metrics`` (0 disables it); docs/operator.md
     lists the series."""

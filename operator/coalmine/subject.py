@@ -28,11 +28,17 @@ class Subject:
     """The owner of its children (ownerReferences, names, labels)."""
     target: RouteTarget
     """What the router routes for: the owner and this tick's spec."""
+    version: str = ""
+    """The resourceVersion this tick read: the precondition of its status write, so a tick
+    that decided from a status someone has since replaced writes nothing over it."""
 
     @classmethod
-    def build(cls, ref: ObjectRef, uid: str, spec: ModelDeploymentSpec) -> Subject:
+    def build(
+        cls, ref: ObjectRef, uid: str, spec: ModelDeploymentSpec, version: str = ""
+    ) -> Subject:
         owner = Owner(name=ref.name, namespace=ref.namespace, uid=uid)
-        return cls(ref=ref, uid=uid, owner=owner, target=RouteTarget(owner=owner, spec=spec))
+        target = RouteTarget(owner=owner, spec=spec)
+        return cls(ref=ref, uid=uid, owner=owner, target=target, version=version)
 
     @property
     def spec(self) -> ModelDeploymentSpec:

@@ -34,7 +34,13 @@ from coalmine.manifests.labels import (
     selector,
 )
 from coalmine.manifests.services import service
-from coalmine.manifests.template import TEMPLATE_ANNOTATION, spec_for_record, template_record
+from coalmine.manifests.template import (
+    REVISION_ANNOTATION,
+    TEMPLATE_ANNOTATION,
+    revision_from_record,
+    spec_for_record,
+    template_record,
+)
 
 __all__ = [
     "LABEL_MD",
@@ -43,6 +49,7 @@ __all__ = [
     "LABEL_VARIANT",
     "LABEL_VERSION",
     "MANAGED_BY",
+    "REVISION_ANNOTATION",
     "SERVING_PORT",
     "TEMPLATE_ANNOTATION",
     "Manifest",
@@ -55,6 +62,7 @@ __all__ = [
     "owned_by",
     "owner_reference",
     "pod_spec",
+    "revision_from_record",
     "selector",
     "server_args",
     "service",

@@ -18,7 +18,12 @@ from coalmine.manifests.labels import (
     selector,
 )
 from coalmine.manifests.receiptkeys import VOLUME, secret_name
-from coalmine.manifests.template import TEMPLATE_ANNOTATION, template_record
+from coalmine.manifests.template import (
+    REVISION_ANNOTATION,
+    TEMPLATE_ANNOTATION,
+    revision_record,
+    template_record,
+)
 from coalmine.settings import OperatorSettings
 
 NONROOT_UID = 10001  # the serving image's numeric non-root user (serving/Dockerfile)
@@ -39,7 +44,10 @@ def deployment(
     """
     pod_labels = _pod_labels(owner, spec, variant, revision)
     meta = metadata(owner, child_name(owner, variant), pod_labels)
-    meta["annotations"] = {TEMPLATE_ANNOTATION: template_record(spec)}
+    meta["annotations"] = {
+        TEMPLATE_ANNOTATION: template_record(spec),
+        REVISION_ANNOTATION: revision_record(revision),
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

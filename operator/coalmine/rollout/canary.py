@@ -203,7 +203,7 @@ def give_traffic(t: Tick) -> Plan:
         canary=status.canary,
         canary_sized_for=weight,
         reason="CanaryReady",
-        requeue_after=WAIT_FOR_OBSERVATION,
+        requeue_after=t.router_wait,
         events=_inexpressible(t, status.current_step or 0, weight),
     )
 
@@ -237,7 +237,7 @@ def await_router(t: Tick) -> Plan:
         status=status,
         action=Action.WAIT,
         reason="WaitingForRouter",
-        requeue_after=WAIT_FOR_OBSERVATION,
+        requeue_after=t.router_wait,
     )
 
 

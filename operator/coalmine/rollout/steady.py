@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from coalmine.api.status import ModelDeploymentStatus, Phase
 from coalmine.rollout.canary import start_canary
 from coalmine.rollout.plans import stable_only
@@ -22,7 +24,13 @@ from coalmine.rollout.types import Action, Event
 def first_deploy(t: Tick) -> Plan:
     """Nothing serves yet, so there is nothing to protect: the spec's revision goes straight
     to the stable Deployment (a new spec replaces it at once). Pending until ready; Failed
-    once ``progressDeadline`` passes; Healthy as soon as it is ready, even after Failed."""
+    once ``progressDeadline`` passes; Healthy as soon as it is ready, even after Failed.
+
+    Unless status was lost while a stable Deployment runs another revision (see
+    :func:`rebuilt`): then something serves, and the spec's revision must earn its place."""
+    recovered = rebuilt(t)
+    if recovered is not None:
+        return recovered
     status, target = t.status, t.target
     events: tuple[Event, ...] = ()
     if status.stable is None or status.stable.revision != target.revision:
@@ -52,6 +60,40 @@ def first_deploy(t: Tick) -> Plan:
         requeue_after=WAIT_FOR_OBSERVATION,
         until=deadline,
     )
+
+
+def rebuilt(t: Tick) -> Plan | None:
+    """Status names no stable revision, yet the stable Deployment runs one that is not the
+    spec's: status was lost (deleted, restored from an old backup, hand-edited) mid-rollout.
+    Shipping the spec's revision to stable would promote a canary nobody judged, so the
+    stable revision is read back from the Deployment's ``coalmine.dev/revision-ref`` record
+    and the spec's revision starts again as a canary at step 0 (its step, pause and analysis
+    were in the lost status). None when there is nothing to rebuild."""
+    running, target = t.obs.stable, t.target
+    if (
+        t.status.stable is not None
+        or running is None
+        or running.revision in (None, target.revision)
+    ):
+        return None
+    if running.revision_ref is None:
+        # No record to rebuild from (a Deployment written by an older operator): touch
+        # neither Deployment's revision, send every request to stable, and say so.
+        why = (
+            f"status lost and the stable Deployment's revision {running.revision} has no"
+            " coalmine.dev/revision-ref record: holding all traffic on it"
+        )
+        held = update(t.status, message=why)
+        events = () if t.status.message == why else (warning("StatusLost", why),)
+        return stable_only(status=held, action=Action.WAIT, reason="StatusLost", events=events)
+    stable = running.revision_ref
+    status = update(t.status, stable=stable, phase=Phase.HEALTHY, step_started_at=None, message="")
+    plan = steady(Tick(t.spec, status, t.obs, t.now))
+    why = (
+        f"status was empty: stable revision {stable.version} ({stable.revision}) read back from"
+        f" the stable Deployment; {target.version} starts again as a canary"
+    )
+    return replace(plan, events=(warning("StatusRebuilt", why), *plan.events))
 
 
 def _deploying(t: Tick) -> ModelDeploymentStatus:

@@ -32,6 +32,9 @@ class ChildObservation:
     """The runtime record its pods were built from (an opaque string the engine never reads):
     carried so the operator can rebuild this revision's pods without reading the Deployment
     again."""
+    revision_ref: RevisionRef | None = None
+    """The revision it runs, from its ``coalmine.dev/revision-ref`` annotation (None when
+    absent or not matching the label): what a lost status is rebuilt from."""
 
     def ready_on(self, revision: str) -> bool:
         """Runs ``revision``, fully rolled out and every desired pod ready."""

@@ -7,6 +7,7 @@ so a custom query of tenant A that could see tenant B's series would count 2, no
 from __future__ import annotations
 
 import http.server
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,9 @@ from coalmine.analysis.provider import QueryResult
 from coalmine.analysis.scope import Scope, SideScope
 from coalmine.api import Check
 from coalmine.api.checks import PromQLCheck
+from coalmine.rollout.judge import judge
 from coalmine.rollout.types import QueryProblem
+from coalmine.rollout.verdicts import Judging
 from e2e.devcluster.process import free_port
 from e2e.devcluster.prometheus import PrometheusServer
 
@@ -193,3 +196,27 @@ def timed(action: Callable[[], QueryResult]) -> tuple[float, QueryResult]:
     start = time.monotonic()
     result = action()
     return time.monotonic() - start, result
+
+
+@pytest.mark.parametrize(
+    ("query", "bound"),
+    [
+        ("vector(0) / vector(0)", {"max": 10.0}),  # NaN: a 0/0 rate, no requests at all
+        ("vector(1) / vector(0)", {"max": 10.0}),  # +Inf passes no `max`
+        ("vector(-1) / vector(0)", {"min": 0.0}),  # -Inf passes no `min`
+        ("vector(0) / vector(0)", {"min": 0.0}),  # NaN passes no `min` either
+    ],
+)
+def test_nan_and_infinity_from_prometheus_are_never_a_pass(
+    prometheus: PrometheusServer, query: str, bound: dict[str, float]
+) -> None:
+    """Failure scenario 5: what a real Prometheus answers for 0/0 and x/0 is judged like no
+    data (inconclusive), never as a value inside the threshold."""
+    check = Check(name="c", promql=PromQLCheck(query=query, **bound))
+    scope = Scope(canary=TEAM_A, stable=None, window=timedelta(minutes=1))
+    with PrometheusProvider(prometheus.url, 5 * SECOND) as provider:
+        measurement = measure_check(provider, scope, check)
+    value = measurement.canary.value
+    assert value is None or not math.isfinite(value), measurement
+    verdict = judge(check, measurement, Judging(min_samples=1))
+    assert verdict.verdict == "inconclusive", verdict

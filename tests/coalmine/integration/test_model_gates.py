@@ -135,10 +135,13 @@ def test_twice_stable_error_rate_is_rolled_back_by_error_rate_vs_stable(
     harness: Sandbox, models: ModelArtifacts
 ):
     h = harness
-    _serve_v1(h, models, env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.1"})
+    # Telling 20% from 10% at the check's default confidence (fail at e >= 40) takes about
+    # 700 requests a side for 97% power, 1,000 for 99.9% (simulated with
+    # coalmine.rollout.stats.share_worse_e_value); at the default 25 req/s a loaded machine
+    # sent ~300 a side in the step and the canary was, rightly, promoted for lack of
+    # evidence. So: one long step, and traffic fast enough to fill it.
+    _serve_v1(h, models, env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.1"}, rps=100)
     vs_stable = {"name": "errors-vs-stable", "errorRate": {"vsStable": {}}}  # no absolute max
-    # One long step: a comparison of two error rates needs a few hundred requests per side
-    # before it can tell 20% from 10% at the confidence the check asks for.
     worse = spec(
         models.model("v2"),
         env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"},
@@ -150,6 +153,7 @@ def test_twice_stable_error_rate_is_rolled_back_by_error_rate_vs_stable(
     done = _rolled_back(h)
     assert done["rollback"]["check"] == "errors-vs-stable", done["rollback"]
     record = done["rollback"]
+    print(f"\nerrors vs stable decided on: {record}")
     assert record["value"] > record["stableValue"] > 0, record
 
 

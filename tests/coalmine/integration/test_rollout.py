@@ -11,6 +11,12 @@ import pytest
 from e2e.devcluster.sandbox import Sandbox, wait_for
 from e2e.devcluster.specs import spec
 from e2e.devcluster.tinymodels import ModelArtifacts
+from tests.coalmine.integration.nothing_lost import (
+    decisions_have_one_event_each,
+    no_duplicate_or_orphan_children,
+    stable_served_everything,
+    weight_never_rose,
+)
 from tests.coalmine.integration.status_page import as_documented, check_doc_pages, plugin_page
 
 pytestmark = pytest.mark.integration
@@ -38,14 +44,21 @@ def test_good_version_promotes_through_every_step(harness: Sandbox, models: Mode
     stable = h.deployment("stable")
     assert stable is not None
     assert stable["metadata"]["labels"]["coalmine.dev/version"] == "v2"
-    reasons = [e["reason"] for e in h.events()]
-    assert "Promoted" in reasons or any("Promot" in r for r in reasons), reasons
+    reasons = [e["reason"] for e in h.events_with("Promoted")]
+    assert reasons.count("Promoted") == 1, reasons
     assert h.traffic is not None and h.traffic.sent["canary"] > 0
     # No duplicate children: exactly the two Deployments.
     assert sorted(d["metadata"]["name"] for d in h.deployments()) == ["iris-canary", "iris-stable"]
-    # kopf's liveness endpoint answers, with our probe's figure in it.
+    # The operator's own liveness endpoint answers: live, and leading.
     health = httpx.get(f"http://127.0.0.1:{h.liveness_port}/healthz", timeout=5)
-    assert health.status_code == 200 and "seconds_since_tick" in health.text
+    assert health.status_code == 200, health.text
+    answer = health.json()
+    assert {k: answer[k] for k in ("live", "role", "problems")} == {
+        "live": True,
+        "role": "leader",
+        "problems": [],
+    }
+    assert 0 <= answer["seconds_since_tick"] < 60, answer
     # Deleting the ModelDeployment removes everything it created (ownerReferences + GC).
     h.delete()
     wait_for(lambda: not h.deployments() and not h.services(), 60, "the children to be collected")
@@ -77,7 +90,9 @@ def test_injected_errors_roll_back_with_traffic_off_first(harness: Sandbox, mode
     assert 0.05 < record["value"] <= 0.5, record  # ~0.2 measured from real traffic
     assert "0.05" in record["threshold"]
     _rollback_order_holds(h)
-    messages = [e["message"] for e in h.events() if e["reason"] == "RolledBack"]
+    # Load through the whole canary: stable never failed a request, before or after the cut.
+    stable_served_everything(h)
+    messages = [e["message"] for e in h.events_with("RolledBack") if e["reason"] == "RolledBack"]
     assert any("error-rate" in m and "0.05" in m for m in messages), messages
     canary = h.deployment("canary")
     assert canary is not None and canary["spec"]["replicas"] == 0
@@ -198,7 +213,17 @@ def test_operator_killed_mid_rollback_completes_it(harness: Sandbox, models: Mod
     canary = h.deployment("canary")
     assert canary is not None and canary["spec"]["replicas"] == 0
     _rollback_order_holds(h)
-    assert sorted(d["metadata"]["name"] for d in h.deployments()) == ["iris-canary", "iris-stable"]
+    # Nothing lost across the crash: the weight never rose once the rollback began, the
+    # canary never took traffic again after it was cut, and RolledBack was announced once.
+    started = h.recorder.first(lambda s: s.phase == "RollingBack")
+    assert started is not None
+    since = [s for s in h.recorder.snapshots if s.seq >= started.seq]
+    weight_never_rose(since)
+    off = next(i for i, s in enumerate(since) if s.spans_both is False)
+    assert all(s.spans_both is False for s in since[off:]), [s.spans_both for s in since]
+    decisions_have_one_event_each(h, done)
+    stable_served_everything(h)
+    no_duplicate_or_orphan_children(h)
 
 
 def _condition(status: dict, kind: str) -> dict:

@@ -123,7 +123,7 @@ def test_a_canary_with_wrong_s3_keys_is_rolled_back_at_once_with_the_reason(
     assert artifact["observedGeneration"] == h.md()["metadata"]["generation"]
     assert _condition(done, "RolledBack")["reason"] == "ArtifactAccessDenied"
     _never_had_weight(h, done)
-    warnings = [e for e in h.events() if e["reason"] == "RolledBack"]
+    warnings = [e for e in h.events_with("RolledBack") if e["reason"] == "RolledBack"]
     assert any("ArtifactAccessDenied" in e["message"] for e in warnings), warnings
     # The operator read that from the pod's status (the canary's pods are gone by now): the
     # stand-in reported the fetch's output as a kubelet does, and the output holds no key.

@@ -20,6 +20,7 @@ from coalmine.api.status import (
     RevisionRef,
 )
 from coalmine.handlers import Ticker
+from coalmine.health import Health
 from coalmine.k8s import ApiError
 from coalmine.opmetrics import OperatorMetrics, absolute_limits
 from coalmine.reconcile import Deps
@@ -181,7 +182,7 @@ def _ticker(
         kube=FakeKube(), providers=lambda a, t: FakeProvider(),
         settings=OperatorSettings(tick_seconds=60), metrics=metrics,
     )  # fmt: skip
-    return Ticker(deps), registry
+    return Ticker(deps, Health(stall_after=60, watch_grace=60)), registry
 
 
 @pytest.mark.parametrize(
@@ -194,20 +195,20 @@ def test_every_tick_is_counted_timed_and_its_error_kind_named(
     ticker, registry = _ticker(monkeypatch, outcome)
     if isinstance(outcome, KeyError):
         with pytest.raises(KeyError):  # kopf logs it and retries
-            asyncio.run(ticker.tick("ml", "iris", force=True))
+            asyncio.run(ticker.tick("ml", "iris"))
     else:
-        asyncio.run(ticker.tick("ml", "iris", force=True))
+        asyncio.run(ticker.tick("ml", "iris"))
     assert _value(registry, "coalmine_ticks_total") == 1
     assert _value(registry, "coalmine_tick_duration_seconds_count") == 1
+    assert ticker.schedule.get(("ml", "iris")) is not None, "a failed tick is ticked again"
     for error_kind in ("api", "unexpected"):
         counted = _value(registry, "coalmine_reconcile_errors_total", kind=error_kind)
         assert counted == (1 if error_kind == kind else 0)
 
 
-def test_a_timer_tick_long_after_it_was_due_records_its_lag(monkeypatch: pytest.MonkeyPatch):
+def test_a_scheduled_tick_long_after_it_was_due_records_its_lag(monkeypatch: pytest.MonkeyPatch):
     ticker, registry = _ticker(monkeypatch, None)
-    ticker._due["ml/iris"] = handlers.time.monotonic() - 7.0
-    asyncio.run(ticker.tick("ml", "iris", force=False))
+    asyncio.run(ticker.scheduled(("ml", "iris"), handlers.time.monotonic() - 7.0))
     lag = _value(registry, "coalmine_tick_lag_seconds_sum")
     assert lag is not None and 7.0 <= lag < 9.0
 

@@ -13,7 +13,7 @@ import pytest
 from coalmine import reconcile as reconcile_module
 from coalmine.api import ModelDeploymentSpec, RevisionRef
 from coalmine.api.status import ModelDeploymentStatus, Phase
-from coalmine.k8s import ObjectRef
+from coalmine.k8s import ConflictError, ObjectRef
 from coalmine.reconcile import Deps, reconcile
 from coalmine.rollout import decide
 from coalmine.rollout.tick import WAIT_FOR_OBSERVATION
@@ -223,3 +223,31 @@ def test_a_spec_beyond_the_operator_policy_changes_no_pod(seen):
     assert ready["message"].startswith("spec.model.format: joblib is refused")
     assert "; spec.runtime.image: evil.example/serving:1 is not" in ready["message"]
     assert status["canary"]["revision"] == R2, "the rollout state is kept for when it is fixed"
+
+
+def test_a_tick_whose_read_went_stale_writes_no_status_no_event_and_keeps_the_control(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Another writer lands a status (here: RollingBack) between this tick's read and its
+    write: the write is refused (409) instead of overwriting it, and the tick's Events and
+    control removal go with it, for the next tick to decide again from a fresh read."""
+    kube = FakeKube()
+    body = _md(_in_flight(weight=33), {"coalmine.dev/abort": ""})
+    body["metadata"]["resourceVersion"] = "7"
+    kube.put(body)
+    _serving_canary(kube)
+    ref = ObjectRef("ModelDeployment", "ml", "iris")
+
+    def racing(spec: Any, status: Any, obs: Observations, now: datetime) -> Any:
+        newer = _in_flight(weight=33).model_copy(update={"phase": Phase.ROLLING_BACK})
+        kube.objects[ref]["status"] = newer.to_manifest()
+        kube.objects[ref]["metadata"]["resourceVersion"] = "8"
+        return decide(spec, status, obs, now)
+
+    monkeypatch.setattr(reconcile_module, "decide", racing)
+    with pytest.raises(ConflictError):
+        reconcile(_deps(kube), "ml", "iris")
+    stored = kube.objects[ref]
+    assert stored["status"]["phase"] == "RollingBack"  # the newer status stands
+    assert [e for e in kube.events if e[1] == "RollingBack"] == []
+    assert "coalmine.dev/abort" in stored["metadata"]["annotations"]

@@ -8,6 +8,7 @@ import pytest
 
 import coalmine.handlers as handlers
 from coalmine.handlers import Ticker
+from coalmine.health import Health
 from coalmine.k8s import ApiError
 from coalmine.reconcile import Deps
 from coalmine.settings import OperatorSettings, load_settings
@@ -23,7 +24,9 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch):
     assert settings.allow_pickle is True and settings.liveness_port == 0
 
 
-def _ticker(monkeypatch: pytest.MonkeyPatch, calls: list[str], fail: bool = False) -> Ticker:
+def _ticker(
+    monkeypatch: pytest.MonkeyPatch, calls: list[str], fail: bool = False, leading: bool = True
+) -> Ticker:
     def fake_reconcile(_deps: Deps, namespace: str, name: str) -> float:
         calls.append(name)
         if fail:
@@ -32,29 +35,71 @@ def _ticker(monkeypatch: pytest.MonkeyPatch, calls: list[str], fail: bool = Fals
 
     monkeypatch.setattr(handlers, "reconcile", fake_reconcile)
     settings = OperatorSettings(tick_seconds=60)
-    return Ticker(Deps(kube=FakeKube(), providers=lambda a, t: FakeProvider(), settings=settings))
+    return Ticker(
+        Deps(kube=FakeKube(), providers=lambda a, t: FakeProvider(), settings=settings),
+        Health(stall_after=60, watch_grace=60),
+        leading=lambda: leading,
+    )
 
 
-def test_timer_ticks_wait_for_the_requeue_time_and_pokes_cut_it_short(
+def test_scheduled_ticks_wait_for_the_requeue_time_and_pokes_cut_it_short(
     monkeypatch: pytest.MonkeyPatch,
 ):
     calls: list[str] = []
     ticker = _ticker(monkeypatch, calls)
 
     async def scenario() -> None:
-        await ticker.tick("ml", "iris", force=False)
-        await ticker.tick("ml", "iris", force=False)  # not due yet: skipped
-        ticker.poke("ml", "iris")
-        await ticker.tick("ml", "iris", force=False)
-        await ticker.tick("ml", "iris", force=True)
+        await ticker.tick("ml", "iris")  # an event's tick: the next is due in 60 s
+        assert ticker.schedule.due(time.monotonic()) == [], "not due yet"
+        ticker.poke("ml", "iris")  # a child changed
+        due = ticker.schedule.due(time.monotonic())
+        assert [key for key, _ in due] == [("ml", "iris")]
+        await ticker.scheduled(*due[0])
+        assert ticker.schedule.get(("ml", "iris")) is not None, "and the next one is planned"
 
     asyncio.run(scenario())
-    assert calls == ["iris", "iris", "iris"]
+    assert calls == ["iris", "iris"]
+
+
+def test_an_object_deleted_during_its_tick_is_not_planned_again(monkeypatch: pytest.MonkeyPatch):
+    """Without a finalizer kopf may never call on_delete: the watch's DELETED event forgets
+    the object, and a tick that was running then must not plan another."""
+    calls: list[str] = []
+    ticker = _ticker(monkeypatch, calls)
+
+    async def scenario() -> None:
+        await ticker.tick("ml", "iris")
+        due = ticker.schedule.get(("ml", "iris"))
+        assert due is not None
+        running = asyncio.create_task(ticker.scheduled(("ml", "iris"), due))
+        ticker.forget("ml", "iris")  # DELETED arrives while that tick runs
+        await running
+
+    asyncio.run(scenario())
+    assert calls == ["iris", "iris"]
+    assert ticker.schedule.get(("ml", "iris")) is None
+
+
+def test_a_poke_for_an_object_the_schedule_does_not_know_is_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A child's event for a ModelDeployment already forgotten (deleted) plans no tick."""
+    ticker = _ticker(monkeypatch, [])
+    ticker.poke("ml", "gone")
+    assert ticker.schedule.get(("ml", "gone")) is None
+
+
+def test_a_process_that_does_not_lead_reconciles_nothing(monkeypatch: pytest.MonkeyPatch):
+    calls: list[str] = []
+    ticker = _ticker(monkeypatch, calls, leading=False)
+    asyncio.run(ticker.tick("ml", "iris"))  # a change kopf saw
+    asyncio.run(ticker.scheduled(("ml", "iris"), 0.0))  # a planned tick
+    assert calls == []
 
 
 def test_api_errors_do_not_escape_to_kopf(monkeypatch: pytest.MonkeyPatch):
     calls: list[str] = []
-    asyncio.run(_ticker(monkeypatch, calls, fail=True).tick("ml", "iris", force=True))
+    asyncio.run(_ticker(monkeypatch, calls, fail=True).tick("ml", "iris"))
     assert calls == ["iris"]
 
 
@@ -74,15 +119,16 @@ def test_objects_stuck_on_a_slow_prometheus_do_not_stall_another_objects_tick(
 
     monkeypatch.setattr(handlers, "reconcile", fake_reconcile)
     settings = OperatorSettings(tick_seconds=60, reconcile_workers=16)
-    ticker = Ticker(Deps(kube=FakeKube(), providers=lambda a, t: FakeProvider(), settings=settings))
+    ticker = Ticker(
+        Deps(kube=FakeKube(), providers=lambda a, t: FakeProvider(), settings=settings),
+        Health(stall_after=60, watch_grace=60),
+    )
 
     async def scenario() -> float:
-        stuck = [
-            asyncio.create_task(ticker.tick("ml", f"stuck-{i}", force=True)) for i in range(12)
-        ]
+        stuck = [asyncio.create_task(ticker.tick("ml", f"stuck-{i}")) for i in range(12)]
         await asyncio.sleep(0.2)  # all twelve are in their reconcile now
         started = time.monotonic()
-        await asyncio.wait_for(ticker.tick("ml", "other", force=True), timeout=5)
+        await asyncio.wait_for(ticker.tick("ml", "other"), timeout=5)
         took = time.monotonic() - started
         release.set()
         await asyncio.gather(*stuck)

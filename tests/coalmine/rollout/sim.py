@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from coalmine.api import ModelDeploymentSpec, ModelDeploymentStatus, RouterKind
+from coalmine.api import ModelDeploymentSpec, ModelDeploymentStatus, RevisionRef, RouterKind
 from coalmine.rollout import (
     ChildObservation,
     ChildPlan,
@@ -55,10 +55,16 @@ class FakeDeployment:
     revision: str
     replicas: int
     ready: int = 0
+    ref: RevisionRef | None = None
+    """Its ``coalmine.dev/revision-ref`` record (None: written by an older operator)."""
 
     def observe(self) -> ChildObservation:
         return ChildObservation(
-            self.revision, self.replicas, self.ready, self.ready >= self.replicas
+            self.revision,
+            self.replicas,
+            self.ready,
+            self.ready >= self.replicas,
+            revision_ref=self.ref,
         )
 
 
@@ -151,7 +157,7 @@ class Sim:
         if plan is None:
             return None if current is None else replace(current, replicas=0, ready=0)
         if current is None or current.revision != plan.revision.revision:
-            return FakeDeployment(plan.revision.revision, plan.replicas, 0)
+            return FakeDeployment(plan.revision.revision, plan.replicas, 0, plan.revision)
         return replace(current, replicas=plan.replicas, ready=min(current.ready, plan.replicas))
 
     def _settle(self) -> None:

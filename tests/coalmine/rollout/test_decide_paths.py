@@ -15,6 +15,7 @@ from .scenarios import (
     FAIL,
     NAN,
     PASS,
+    STEPS,
     applied_weights,
     canary_on,
     canary_spec,
@@ -22,7 +23,7 @@ from .scenarios import (
     finished,
     script,
 )
-from .sim import Sim, with_version
+from .sim import VALUE_CHECK, Sim, spec_for, with_version
 
 
 def test_first_deploy_goes_pending_then_healthy_without_a_canary() -> None:
@@ -45,6 +46,24 @@ def test_first_deploy_that_never_gets_ready_fails_at_the_deadline_then_a_fix_dep
     sim.run_until(lambda s: s.status.phase == "Healthy")
     assert sim.status.stable is not None and sim.status.stable.version == "v1-fixed"
     assert all(d.canary is None for d in sim.decisions)
+
+
+@pytest.mark.parametrize(("interval", "wait"), [("1s", 1.0), ("30s", 5.0)])
+def test_after_setting_a_weight_the_next_tick_comes_within_the_interval(
+    interval: str, wait: float
+) -> None:
+    """The step (and its first look) starts once the router is seen at the weight: at a short
+    interval the canary's first answers must not wait the 5 s a pod start is given (B8)."""
+    spec = spec_for("v1", canary={"steps": list(STEPS), "analysis": {
+        "checks": list(VALUE_CHECK), "interval": interval,
+    }})  # fmt: skip
+    sim = Sim(spec)
+    sim.healthy_on("v1")
+    sim.spec = with_version(sim.spec, "v2")
+    sim.run_until(lambda s: s.decisions[-1].action == Action.SET_WEIGHT)
+    assert sim.decisions[-1].requeue_after == wait
+    started = sim.run_until(lambda s: s.decisions[-1].reason == "StepStarted")
+    assert started.status.step_started_at is not None
 
 
 def test_happy_promotion_through_all_steps() -> None:
