@@ -14,6 +14,7 @@ points with labels for half the requests), whole rollouts are simulated tick by 
     nice .venv/bin/python -m bench.power --latency  # latency vs stable: healthy, p99 x1.5/2/3
     nice .venv/bin/python -m bench.power --drift    # prediction drift: healthy, PSI 0.06, 0.26
     nice .venv/bin/python -m bench.power --limits   # errorRate.max: healthy, at the limit, 2x
+    nice .venv/bin/python -m bench.power --limits --runs 3000 100 --at-limit-runs 300
 """
 
 from __future__ import annotations
@@ -229,9 +230,19 @@ def row(cell: Cell, ends: Sequence[Outcome]) -> str:
 
 
 def cells(
-    healthy_runs: int, worse_runs: int, pause: str | None = None, study: str = "counts"
+    healthy_runs: int,
+    worse_runs: int,
+    pause: str | None = None,
+    study: str = "counts",
+    at_limit_runs: int | None = None,
 ) -> list[Cell]:
+    """``at_limit_runs``: runs per "at the limit" cell (default ``healthy_runs``). Those
+    canaries run until the inconclusive budget holds them (ten minutes, 60 looks), five times
+    a healthy rollout's cost, so a large healthy count may need a smaller one there."""
     one = STUDIES.get(study)
+    runs = dict.fromkeys(NULL_CANARIES, healthy_runs)
+    if at_limit_runs:
+        runs["at the limit"] = at_limit_runs
     methods, canaries, offset = (
         (one.methods, one.canaries, one.seed_offset) if one else (METHODS, CANARIES, 0)
     )
@@ -240,7 +251,7 @@ def cells(
             method,
             rps,
             canary,
-            healthy_runs if canary in NULL_CANARIES else worse_runs,
+            runs.get(canary, worse_runs),
             seed + offset,
             pause,
             study,
@@ -292,7 +303,13 @@ def main() -> None:
     parser.add_argument("--drift", action="store_true", help="the drift check's study")
     parser.add_argument("--limits", action="store_true", help="the absolute error-rate limit")
     parser.add_argument("--runs", type=int, nargs=2, metavar=("HEALTHY", "WORSE"))
+    parser.add_argument(
+        "--at-limit-runs", type=int, help="--limits: runs per at-the-limit cell (default HEALTHY)"
+    )
     parser.add_argument("--only", default="", help="only the methods whose name has this")
+    parser.add_argument(
+        "--rps", type=int, nargs="+", help="only these request rates (cells keep their seeds)"
+    )
     parser.add_argument("--ceiling", action="store_true", help="the best test's power, errors x2")
     args = parser.parse_args()
     if args.ceiling:
@@ -303,7 +320,8 @@ def main() -> None:
     print("| method | req/s | canary | runs | rolled back (95% CI) | median detect time | held |")
     print("|---|---|---|---|---|---|---|")
     with ProcessPoolExecutor(args.workers) as pool:
-        todo = [c for c in cells(healthy, worse, args.pause, study) if args.only in c.method]
+        every = cells(healthy, worse, args.pause, study, args.at_limit_runs)
+        todo = [c for c in every if args.only in c.method and c.rps in (args.rps or RPS)]
         for cell, ends in pool.map(run_cell, todo):
             print(row(cell, ends), flush=True)
 

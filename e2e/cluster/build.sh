@@ -7,7 +7,8 @@
 # (see docs/cluster.md for the version choice and measured cost).
 #
 # Env: COALMINE_CACHE (default ~/.cache/coalmine), GOMODCACHE/GOCACHE (Go defaults persist),
-#      BUILD_PARALLELISM (default 2: these machines have 2 cores and the links are memory-heavy).
+#      BUILD_PARALLELISM (default 2: these machines have 2 cores and the links are memory-heavy),
+#      EXTRA_KUBE_CMDS (e.g. "kubeadm", for e2e/kind/).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,6 +23,10 @@ etcd_version="$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print
 cache_root="${COALMINE_CACHE:-$HOME/.cache/coalmine}"
 bin_dir="$cache_root/kube-$kube_version/bin"
 kube_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+# EXTRA_KUBE_CMDS="kubeadm": also build these (the kind node image needs kubeadm; the
+# single-node cluster does not, so it is not built by default).
+read -r -a extra_cmds <<<"${EXTRA_KUBE_CMDS:-}"
+kube_cmds+=("${extra_cmds[@]}")
 
 missing_kube=()
 for cmd in "${kube_cmds[@]}"; do

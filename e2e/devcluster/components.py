@@ -45,9 +45,11 @@ def apiserver_argv(
     cert_dir: Path,
     advertise: str,
     bind: str = "127.0.0.1",
+    audit_dir: Path | None = None,
 ) -> list[str]:
     return [
         str(bin_dir / "kube-apiserver"),
+        *_audit(audit_dir),
         f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
         # 0.0.0.0 only with a node (e2e): pods reach the apiserver on the pod bridge's address.
         f"--bind-address={bind}",
@@ -73,6 +75,36 @@ def apiserver_argv(
         *_endpoint_reconciler(advertise),
         "--profiling=false",
         "--v=1",
+    ]
+
+
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  # Who wrote what, for service accounts only (the operators under test run as such): the HA
+  # tests assert that only the leader's account writes.
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+    verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  - level: None
+"""
+
+
+def _audit(audit_dir: Path | None) -> list[str]:
+    """The audit log (JSON lines, ``audit_dir/audit.log``) of service accounts' writes."""
+    if audit_dir is None:
+        return []
+    audit_dir.mkdir(parents=True, exist_ok=True)
+    policy = audit_dir / "audit-policy.yaml"
+    policy.write_text(AUDIT_POLICY)
+    return [
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={audit_dir / 'audit.log'}",
+        "--audit-log-format=json",
+        "--audit-log-maxsize=200",
+        "--audit-log-maxbackup=1",
     ]
 
 

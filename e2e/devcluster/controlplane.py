@@ -48,6 +48,8 @@ class ControlPlane:
         self.server = f"https://127.0.0.1:{self.ports.apiserver}"
         self.kubeconfig = workdir / "admin.kubeconfig"
         self.log_dir = workdir / "logs"
+        self.audit_log = workdir / "audit" / "audit.log"
+        """Service accounts' writes, one JSON audit event a line (see components.AUDIT_POLICY)."""
         self.startup_seconds: float | None = None
         self._pki: ControlPlanePki | None = None
         self._processes: list[ManagedProcess] = []
@@ -144,7 +146,7 @@ class ControlPlane:
     def _start_apiserver(self, pki: ControlPlanePki, timeout: float) -> None:
         argv = components.apiserver_argv(
             self.bin_dir, pki, self.ports, self.workdir / "apiserver-certs",
-            self.advertise_address, self.bind_address,
+            self.advertise_address, self.bind_address, self.audit_log.parent,
         )  # fmt: skip
         process = self._launch("kube-apiserver", argv)
         # /readyz turns 200 only after every post-start hook, including the RBAC bootstrap roles.

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,12 +26,47 @@ T = TypeVar("T")
 _LIVE: dict[int, ManagedProcess] = {}
 
 
+# Ports handed out by free_port: below the kernel's ephemeral range (32768-60999 by default),
+# so no client connection can take one as its source port between free_port and the server's
+# bind, and one block per pytest-xdist worker, so two workers never hand out the same port.
+# Within its block a process starts at a random place and moves on, skipping ports in use: two
+# runs with the same block (two test runs side by side) are unlikely to meet.
+PORTS_FIRST, PORTS_PER_WORKER, PORT_WORKERS = 10_000, 2_000, 11
+_port_cursor: itertools.count[int] | None = None
+
+
+def worker_index() -> int:
+    """This pytest-xdist worker's number (gw0 -> 0, gw1 -> 1 ...); 0 outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker[:2] == "gw" and worker[2:].isdigit() else 0
+
+
+def _port_block() -> range:
+    start = PORTS_FIRST + (worker_index() % PORT_WORKERS) * PORTS_PER_WORKER
+    return range(start, start + PORTS_PER_WORKER)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel picks it)."""
+    """A TCP port that nothing is bound to right now, from this worker's own block."""
+    global _port_cursor
+    block = _port_block()
+    if _port_cursor is None:
+        _port_cursor = itertools.count(random.SystemRandom().randrange(len(block)))
+    for _ in range(len(block)):
+        port = block[next(_port_cursor) % len(block)]
+        if _bindable(port):
+            return port
+    raise RuntimeError(f"no free TCP port in {block.start}-{block.stop - 1}")
+
+
+def _bindable(port: int) -> bool:
+    """Nothing is bound to `port` on any address (so a server may bind it on any)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
 
 
 def processes_mentioning(text: str) -> dict[int, str]:

@@ -22,14 +22,25 @@ from e2e.devcluster import PRODUCT_PYTHONPATH, REPO_ROOT
 from e2e.devcluster.controlplane import ControlPlane
 from e2e.devcluster.process import ManagedProcess, free_port
 from e2e.devcluster.prometheus import PrometheusServer
-from e2e.devcluster.standin import KubeletStandIn
+from e2e.devcluster.standin import KubeletStandIn, SubnetClaim
 from e2e.devcluster.traffic import Recorder, TrafficGenerator
 
 RULES = REPO_ROOT / "charts" / "coalmine" / "files" / "operator-rules.yaml"
+LEASE_RULES = REPO_ROOT / "charts" / "coalmine" / "files" / "leader-election-rules.yaml"
+OPERATOR_ACCOUNT = "coalmine-operator"
+# Short leases in the integration tier: a test that restarts the operator (SIGKILL, then a new
+# process) waits at most a few seconds for the dead one's Lease. The HA tests set the chart's.
+FAST_LEASE = {
+    "COALMINE_LEASE_DURATION_SECONDS": "4",
+    "COALMINE_RENEW_DEADLINE_SECONDS": "3",
+    "COALMINE_RETRY_PERIOD_SECONDS": "1",
+}
 CRD = REPO_ROOT / "crds" / "modeldeployment.yaml"
 OPERATOR_ROLE = "coalmine-operator-it"
 MD_PATH = "/apis/coalmine.dev/v1alpha1/namespaces/{ns}/modeldeployments"
-_subnets = itertools.count(1)
+_subnets = itertools.count(128)
+"""Where this process starts looking for a free stand-in subnet (``SubnetClaim``): from 128,
+away from the 1, 2, 3... that processes running an older sandbox (no claim) use."""
 T = TypeVar("T")
 
 
@@ -139,13 +150,18 @@ class Sandbox:
         self.operator: ManagedProcess | None = None
         # More COALMINE_* settings for the operator (a test sets them, then restarts it).
         self.operator_env: dict[str, str] = {}
+        # Another kubeconfig for the operator (e.g. through a fault proxy); else its own.
+        self.operator_kubeconfig: Path | None = None
         self.liveness_port = free_port()
         self.metrics_port = free_port()
+        # Machine-wide: other test processes run sandboxes at the same time.
+        self._subnet = SubnetClaim.take(start=next(_subnets))
         self.standin = KubeletStandIn(
-            self.api, namespace, workdir / "pods", prometheus, next(_subnets)
+            self.api, namespace, workdir / "pods", prometheus, self._subnet.subnet
         )
         self.recorder = Recorder(self.api, namespace, self.name)
         self.traffic: TrafficGenerator | None = None
+        self._bindings: list[str] = []
 
     # --- setup ---
 
@@ -159,44 +175,101 @@ class Sandbox:
             },
         }
         self.api.post("/api/v1/namespaces", json=namespace).raise_for_status()
-        self._kubeconfig = self.plane.kubeconfig_for_service_account(self.ns, "coalmine-operator")
+        role = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "coalmine-leader-election"},
+            "rules": yaml.safe_load(LEASE_RULES.read_text()),
+        }
+        self.api.post(
+            f"/apis/rbac.authorization.k8s.io/v1/namespaces/{self.ns}/roles", json=role
+        ).raise_for_status()
+        self._kubeconfig = self.operator_account(OPERATOR_ACCOUNT)
+        self.standin.start()
+        self.recorder.start()
+        self.start_operator()
+
+    def operator_account(self, account: str) -> Path:
+        """A ServiceAccount in the namespace with the operator's rights, as the chart grants
+        them (the ClusterRole, and the Lease Role in its own namespace, which here is the
+        watched one); its kubeconfig, whose default namespace is where the Lease lives."""
+        kubeconfig = self.plane.kubeconfig_for_service_account(self.ns, account)
+        subjects = [{"kind": "ServiceAccount", "name": account, "namespace": self.ns}]
+        binding_name = f"{account}-{self.ns}"
         binding = {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
-            "metadata": {"name": f"coalmine-operator-{self.ns}"},
+            "metadata": {"name": binding_name},
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
                 "kind": "ClusterRole",
                 "name": OPERATOR_ROLE,
             },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": "coalmine-operator", "namespace": self.ns}
-            ],
+            "subjects": subjects,
         }
         self.api.post(
             "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", json=binding
         ).raise_for_status()
-        self.standin.start()
-        self.recorder.start()
-        self.start_operator()
+        self._bindings.append(binding_name)
+        lease_binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": f"{account}-leader-election"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "coalmine-leader-election",
+            },
+            "subjects": subjects,
+        }
+        self.api.post(
+            f"/apis/rbac.authorization.k8s.io/v1/namespaces/{self.ns}/rolebindings",
+            json=lease_binding,
+        ).raise_for_status()
+        return kubeconfig
 
     def start_operator(self) -> None:
-        env = {
-            "KUBECONFIG": str(self._kubeconfig),
-            "COALMINE_DEFAULT_PROMETHEUS_ADDRESS": self.prometheus.url,
-            "COALMINE_TICK_SECONDS": "0.5",
-            "COALMINE_LIVENESS_PORT": str(self.liveness_port),
-            "COALMINE_METRICS_PORT": str(self.metrics_port),
-            "COALMINE_DEFAULT_SERVING_IMAGE": "coalmine/serving:it",
-            "PYTHONPATH": PRODUCT_PYTHONPATH,
-            **self.operator_env,
-        }
-        argv = ["/usr/bin/env", *(f"{k}={v}" for k, v in env.items()), sys.executable]
-        argv += ["-m", "coalmine.cli.operator", "--namespace", self.ns]
-        self.operator = ManagedProcess("operator", argv, self.workdir / "operator.log")
-        self.operator.start()
+        self.operator = self.spawn_operator(
+            self.operator_kubeconfig or self._kubeconfig,
+            self.liveness_port,
+            "operator",
+            metrics_port=self.metrics_port,
+        )
         # Its own /metrics too, as a PodMonitor would (the dashboard's operator panels).
         self.prometheus.set_targets([f"127.0.0.1:{self.metrics_port}"], job="coalmine-operator")
+
+    @property
+    def service_account_kubeconfig(self) -> Path:
+        """The operator's own credentials (its ServiceAccount's token), straight to the API."""
+        return self._kubeconfig
+
+    def spawn_operator(
+        self,
+        kubeconfig: Path,
+        liveness_port: int,
+        name: str,
+        env: dict[str, str] | None = None,
+        metrics_port: int = 0,
+    ) -> ManagedProcess:
+        """One more operator process (the HA tests run two, each under its own account);
+        ``metrics_port`` 0: no /metrics (two processes cannot share the sandbox's port)."""
+        settings = {
+            "KUBECONFIG": str(kubeconfig),
+            "COALMINE_DEFAULT_PROMETHEUS_ADDRESS": self.prometheus.url,
+            "COALMINE_TICK_SECONDS": "0.5",
+            "COALMINE_LIVENESS_PORT": str(liveness_port),
+            "COALMINE_METRICS_PORT": str(metrics_port),
+            "COALMINE_DEFAULT_SERVING_IMAGE": "coalmine/serving:it",
+            "PYTHONPATH": PRODUCT_PYTHONPATH,
+            **FAST_LEASE,
+            **self.operator_env,
+            **(env or {}),
+        }
+        argv = ["/usr/bin/env", *(f"{k}={v}" for k, v in settings.items()), sys.executable]
+        argv += ["-m", "coalmine.cli.operator", "--namespace", self.ns]
+        process = ManagedProcess(name, argv, self.workdir / f"{name}.log")
+        process.start()
+        return process
 
     def kill_operator(self) -> None:
         """SIGKILL: no cleanup, no final status write, exactly like a node dying."""
@@ -205,10 +278,10 @@ class Sandbox:
         self.operator.stop()
 
     def start_traffic(
-        self, skip_variant: str | None = None, canary_input_shift: float = 0.0
+        self, skip_variant: str | None = None, canary_input_shift: float = 0.0, rps: float = 25.0
     ) -> TrafficGenerator:
         self.traffic = TrafficGenerator(
-            self.api, self.standin, self.ns, self.name, "iris",
+            self.api, self.standin, self.ns, self.name, "iris", rps=rps,
             skip_variant=skip_variant, canary_input_shift=canary_input_shift,
         )  # fmt: skip
         self.traffic.start()
@@ -221,9 +294,9 @@ class Sandbox:
         if self.operator:
             self.operator.stop()
         self.standin.stop()
-        self.api.delete(
-            f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/coalmine-operator-{self.ns}"
-        )
+        self._subnet.release()  # after the pods' servers have exited
+        for binding in self._bindings:
+            self.api.delete(f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{binding}")
         self.api.delete(f"/api/v1/namespaces/{self.ns}")
         self.api.close()
 
@@ -252,10 +325,39 @@ class Sandbox:
         except TimeoutError as exc:
             raise TimeoutError(
                 f"{exc}\nlast status: {self.status()}\nstand-in errors: {self.standin.errors}"
+                f"\n{self._scrape_diagnosis()}"
             ) from exc
+
+    def _scrape_diagnosis(self) -> str:
+        """What Prometheus scrapes and which request-counter series it holds now: why an
+        analysis saw a side as stale or empty."""
+        try:
+            pods = [
+                (p.name, p.address, p.labels.get("coalmine.dev/revision"))
+                for p in self.standin.ready_pods()
+            ]
+            targets = self.prometheus.targets_health()
+            series = self.prometheus.query(
+                "count by (instance, variant, version, revision) (coalmine_requests_total)"
+            )
+            labels = [s["metric"] for s in series]
+            return f"ready pods: {pods}\nscrape targets: {targets}\nseries: {labels}"
+        except Exception as exc:  # a diagnosis must not hide the timeout
+            return f"(no scrape diagnosis: {exc})"
 
     def events(self) -> list[dict[str, Any]]:
         return model_deployment_events(self.api, self.ns)
+
+    def events_with(self, reason: str, timeout: float = 20) -> list[dict[str, Any]]:
+        """The Events, once one with ``reason`` is among them. The operator posts a tick's
+        Events after its status write, so a test that has just seen the status can look
+        before they land."""
+
+        def landed() -> list[dict[str, Any]] | None:
+            events = self.events()
+            return events if any(e["reason"] == reason for e in events) else None
+
+        return wait_for(landed, timeout, f"a {reason} Event")
 
     def deployment(self, variant: str) -> dict[str, Any] | None:
         response = self.api.get(

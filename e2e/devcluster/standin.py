@@ -21,8 +21,10 @@ the API's admission checks those). Failed init containers are not restarted.
 from __future__ import annotations
 
 import base64
+import fcntl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +43,44 @@ POLL_SECONDS = 0.25
 READY_TIMEOUT = 60.0
 TERMINATION_LINES, TERMINATION_BYTES = 80, 2048
 """The kubelet's ``FallbackToLogsOnError`` tail: the last 80 lines, at most 2048 bytes."""
+
+
+SUBNET_LOCKS = Path(tempfile.gettempdir()) / "coalmine-standin-subnets"
+"""One lock file per third octet of 127.77.x.y, held by the process whose pods use it."""
+
+
+@dataclass
+class SubnetClaim:
+    """A third octet no other process on this machine uses while this claim is held.
+
+    Each pytest process (two integration slots, xdist workers, the demo) counts its sandboxes
+    from 1, so without a machine-wide claim two processes gave pods the same 127.77.1.y:8080:
+    the second server could not bind, its stand-in found the other process's server answering
+    /v2/health/ready, marked the pod Ready, and Prometheus scraped the other test's series,
+    leaving this test's canary with no samples at all ("canary stale").
+    """
+
+    subnet: int
+    _lock: Any
+
+    @classmethod
+    def take(cls, start: int = 1) -> SubnetClaim:
+        """The first free octet from ``start`` on (wrapping): an flock, released when the
+        claim is released or the process dies."""
+        SUBNET_LOCKS.mkdir(parents=True, exist_ok=True)
+        for offset in range(254):
+            subnet = (start - 1 + offset) % 254 + 1
+            handle = (SUBNET_LOCKS / str(subnet)).open("a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            return cls(subnet, handle)
+        raise RuntimeError(f"all 254 stand-in subnets are in use ({SUBNET_LOCKS})")
+
+    def release(self) -> None:
+        self._lock.close()
 
 
 @dataclass
@@ -75,7 +115,7 @@ class KubeletStandIn:
         self._namespace = namespace
         self._workdir = workdir
         self._prometheus = prometheus
-        self._subnet = subnet  # third octet, one per test so addresses never collide
+        self._subnet = subnet  # third octet, one per sandbox (SubnetClaim): no address collides
         self._next_host = 1
         self._pods: dict[str, StandInPod] = {}
         self._draining: list[StandInPod] = []
@@ -184,6 +224,11 @@ class KubeletStandIn:
                 self._run_init(pod, init, mounts)
             server = pod_body["spec"]["containers"][0]
             pod.processes.append(self._spawn(pod, server, mounts, "server"))
+            if self._stop.is_set():
+                # Stopped while this pod booted (its init container outlived the test):
+                # stop() killed what it saw, perhaps before this server existed.
+                _kill(pod)
+                return
             self._wait_ready(pod)
             self._mark_ready(pod)
         except Exception as exc:

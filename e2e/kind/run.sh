@@ -1,60 +1,98 @@
 #!/usr/bin/env bash
-# Run the coalmine e2e suite on a kind cluster: create the cluster, build the images from the
-# project's Dockerfiles, load them into kind, run `pytest -m e2e e2e/` against it.
-# Needs Docker, kind and a Python venv with the project (`pip install -e '.[dev]'`).
-# Does not run in the coalmine sandbox (no registry for kindest/node or python:3.11-slim);
-# there, use e2e/run.sh, which runs the same suite on a single-node cluster made from parts.
+# The coalmine e2e suite on a three-node kind cluster built here (docs/e2e.md, "kind"): a
+# private Docker engine, the node image from e2e/kind/build.sh (no registry pull), the cluster,
+# its pod network (e2e/kind/cni.sh), our images `kind load`ed, routes from this machine to the
+# pods and Services, then `pytest -m e2e e2e/` against it. Root.
 #
-#   e2e/kind/run.sh [pytest args...]      KEEP_CLUSTER=1 keeps the cluster afterwards.
+#   e2e/kind/run.sh [pytest args...]   KEEP_CLUSTER=1 keeps the cluster (and the lock's
+#                                      reason to exist: remove it with `e2e/kind/run.sh down`)
+#   e2e/kind/run.sh up                 cluster only, kept; prints the kubeconfig path
+#   e2e/kind/run.sh down               delete the cluster, routes, stop the Docker engine
+#
+# On a machine shared with single-node runs, hold their lock for as long as the cluster exists
+# (the kind network's bridge and routes come and go with it).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+here="$root/e2e/kind"
 name="${KIND_CLUSTER_NAME:-coalmine-e2e}"
 python="${PYTHON:-$root/.venv/bin/python}"
-tag="e2e-$(git -C "$root" rev-parse --short HEAD)"
-serving="coalmine/serving:$tag"
-operator="coalmine/operator:$tag"
+cache_root="${COALMINE_CACHE:-$HOME/.cache/coalmine}"
+state="${KIND_STATE:-/tmp/coalmine-kind}"
+kubeconfig="$state/kubeconfig"
+pod_subnet=10.245.0.0/16      # networking.podSubnet in cluster.yaml
+service_subnet=10.97.0.0/16   # networking.serviceSubnet in cluster.yaml
+export PATH="$cache_root/kind-v0.33.0/bin:$cache_root/kube-v1.35.4/bin:$PATH"
+eval "$("$here/dockerd.sh" start)"
+mkdir -p "$state"
 
-if ! kind get clusters | grep -qx "$name"; then
-  kind create cluster --name "$name" --config "$root/e2e/kind/cluster.yaml" --wait 180s
-fi
-if [[ -z "${KEEP_CLUSTER:-}" ]]; then
-  trap 'kind delete cluster --name "$name"' EXIT
-fi
-kubeconfig="$(mktemp)"
-kind get kubeconfig --name "$name" > "$kubeconfig"
+log() { echo "kind/run.sh: $*" >&2; }
 
-docker build -f "$root/serving/Dockerfile" -t "$serving" "$root"
-docker build -f "$root/operator/Dockerfile" -t "$operator" "$root"
-kind load docker-image --name "$name" "$serving" "$operator"
+down() {
+  kind delete cluster --name "$name" >&2 || true
+  docker network rm kind >/dev/null 2>&1 || true   # its bridge outlives the engine otherwise
+  ip route show | awk -v p="$pod_subnet" -v s="$service_subnet" \
+    '$1 == s || index($1, substr(p, 1, 7)) == 1 {print $1}' \
+    | while read -r cidr; do ip route del "$cidr" 2>/dev/null || true; done
+  "$here/dockerd.sh" stop
+  [[ "$(iptables -S FORWARD | head -1)" == "-P FORWARD ACCEPT" ]] \
+    || log "WARNING: iptables FORWARD policy is no longer ACCEPT"
+}
 
-# The operator scenarios need both directions between this machine and the pods (see
-# e2e/support/clusters.py): routes to the pod and Service ranges via the kind node (root, once
-# per cluster), and the Docker network's gateway, which pods reach, for the model artifacts and
-# Prometheus served from here. NO_ROUTES=1 skips the routes: those scenarios then skip too, and
-# requests go through the API server's service/pod proxy.
-routable=0
-gateway=""
-if [[ -z "${NO_ROUTES:-}" ]]; then
-  node_ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' \
-    "${name}-control-plane")"
-  gateway="$(docker network inspect kind -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' \
-    | tr ' ' '\n' | grep -m1 '\.')"
-  sudo=""
-  (( EUID == 0 )) || sudo="sudo"
-  for cidr in 10.245.0.0/16 10.97.0.0/16; do  # podSubnet, serviceSubnet in cluster.yaml
-    $sudo ip route replace "$cidr" via "$node_ip"
-  done
-  if [[ -z "${KEEP_CLUSTER:-}" ]]; then
-    trap '$sudo ip route del 10.245.0.0/16 2>/dev/null; $sudo ip route del 10.97.0.0/16 \
-      2>/dev/null; kind delete cluster --name "$name"' EXIT
+up() {
+  local node start
+  start=$SECONDS
+  node="$("$here/build.sh" | tail -1)"
+  log "node image $node ($((SECONDS - start)) s)"
+  start=$SECONDS
+  if ! kind get clusters 2>/dev/null | grep -qx "$name"; then
+    kind create cluster --name "$name" --image "$node" --config "$here/cluster.yaml" >&2
   fi
-  routable=1
-fi
+  kind get kubeconfig --name "$name" > "$kubeconfig"
+  "$here/cni.sh" "$name" "$kubeconfig" >&2
+  kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=180s >&2
+  kubectl --kubeconfig "$kubeconfig" -n kube-system rollout status deploy/coredns --timeout=180s >&2
+  # This machine routes to the pods (each node's podCIDR via that node) and the Services (via
+  # the control-plane node, whose kube-proxy DNATs them).
+  local n ip cidr cp_ip=""
+  for n in $(kind get nodes --name "$name"); do
+    ip="$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$n")"
+    cidr="$(kubectl --kubeconfig "$kubeconfig" get node "$n" -o jsonpath='{.spec.podCIDR}')"
+    ip route replace "$cidr" via "$ip"
+    [[ "$n" == *-control-plane ]] && cp_ip="$ip"
+  done
+  ip route replace "$service_subnet" via "$cp_ip"
+  log "cluster Ready ($((SECONDS - start)) s)"
+}
 
+load_images() {
+  local image archive
+  "$python" -m e2e.devcluster.images > "$state/images"
+  while read -r image; do
+    archive="$state/$(basename "${image%%:*}").tar"
+    rm -f "$archive"
+    buildah --root="$cache_root/images/buildah/root" --runroot="$cache_root/images/buildah/runroot" \
+      --storage-driver=overlay push -q "$image" "docker-archive:$archive:$image" >&2
+    kind load image-archive --name "$name" "$archive" >&2
+    rm -f "$archive"
+  done < "$state/images"
+}
+
+case "${1:-}" in
+  down) down; exit 0 ;;
+  up) up; echo "$kubeconfig"; exit 0 ;;
+esac
+
+[[ -n "${KEEP_CLUSTER:-}" ]] || trap down EXIT
+up
+start=$SECONDS
+load_images
+log "images loaded ($((SECONDS - start)) s)"
+gateway="$(docker network inspect kind -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' \
+  | tr ' ' '\n' | grep -m1 '\.')"
 COALMINE_E2E_KUBECONFIG="$kubeconfig" \
-COALMINE_E2E_SERVING_IMAGE="$serving" \
-COALMINE_E2E_OPERATOR_IMAGE="$operator" \
-COALMINE_E2E_ROUTABLE="$routable" \
+COALMINE_E2E_SERVING_IMAGE="$(sed -n 1p "$state/images")" \
+COALMINE_E2E_OPERATOR_IMAGE="$(sed -n 2p "$state/images")" \
+COALMINE_E2E_ROUTABLE=1 \
 COALMINE_E2E_HOST_ADDRESS="$gateway" \
   "$python" -m pytest -m e2e "$root/e2e" "$@"

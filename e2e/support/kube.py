@@ -27,7 +27,9 @@ class PodRef:
     ip: str
 
 
-def eventually(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
+def eventually(
+    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.5
+) -> T:
     """Poll until `probe` returns non-None; the TimeoutError says what was awaited and the last
     error seen. Only pacing, never a fixed sleep in place of an observation."""
     deadline, last_error = time.monotonic() + timeout, None
@@ -40,7 +42,7 @@ def eventually(probe: Callable[[], T | None], *, timeout: float, what: str) -> T
             last_error = exc
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what} ({last_error})")
-        time.sleep(0.5)
+        time.sleep(interval)
 
 
 class Kube:
@@ -79,8 +81,17 @@ class Kube:
         self._resource("v1", "Namespace").create(body=body)
         return name
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
-        self._resource(api_version, kind).delete(name=name, namespace=namespace)
+    def delete(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        namespace: str | None,
+        grace_period_seconds: int | None = None,
+    ) -> None:
+        """``grace_period_seconds=0``: a force delete, the object gone at once."""
+        body = {} if grace_period_seconds is None else {"gracePeriodSeconds": grace_period_seconds}
+        self._resource(api_version, kind).delete(name=name, namespace=namespace, body=body)
 
     def delete_namespace(self, name: str) -> None:
         self._resource("v1", "Namespace").delete(name=name)

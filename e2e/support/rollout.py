@@ -40,6 +40,13 @@ class World:
     def events(self, ns: str, reason: str) -> list[str]:
         return [e for e in self.kube.events(ns) if f": {reason}: " in e]
 
+    def events_with(self, ns: str, reason: str, timeout: float = 20) -> list[str]:
+        """The ``reason`` Events, once there is one: the operator posts a tick's Events just
+        after its status write, so a test that has just seen the status can look too soon."""
+        return eventually(
+            lambda: self.events(ns, reason) or None, timeout=timeout, what=f"a {reason} Event"
+        )
+
 
 def given_v1_serving(world: World, ns: str, **kw: Any) -> dict[str, Any]:
     world.apply_version(ns, "v1", **kw)

@@ -38,12 +38,57 @@ def test_lint_strict_passes_for_defaults_and_every_optional_part(
         assert "0 chart(s) failed" in done.stdout
 
 
-def test_operator_runs_as_exactly_one_pod_replaced_with_recreate(helm: Helm) -> None:
-    deployment = one(helm.template(), "Deployment")
+LEASE_RULES = yaml.safe_load((CHART / "files" / "leader-election-rules.yaml").read_text())
+
+
+def test_two_leader_elected_pods_rolled_one_at_a_time_under_a_disruption_budget(
+    helm: Helm,
+) -> None:
+    objects = helm.template()
+    deployment = one(objects, "Deployment")
+
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    assert deployment["metadata"]["namespace"] == "coalmine-system"
+    settings = env(container_of(objects))
+    assert settings["COALMINE_LEADER_ELECTION"] == "true"
+    assert settings["COALMINE_LEADER_ELECTION_LEASE_NAME"] == "demo-coalmine"
+    assert settings["COALMINE_LEASE_DURATION_SECONDS"] == "12"
+    budget = one(objects, "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_the_lease_rights_are_a_role_in_the_release_namespace_only(helm: Helm) -> None:
+    objects = helm.template()
+    role = one(objects, "Role", "coalmine-system")
+    assert role["rules"] == LEASE_RULES
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "update"],
+        }
+    ]
+    binding = one(objects, "RoleBinding", "coalmine-system")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    (cluster_role,) = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert all("leases" not in rule["resources"] for rule in cluster_role["rules"])
+
+
+def test_without_leader_election_exactly_one_pod_replaced_with_recreate(
+    helm: Helm, tmp_path: Path
+) -> None:
+    objects = helm.template({"leaderElection": {"enabled": False}}, tmp_path)
+    deployment = one(objects, "Deployment")
 
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
-    assert deployment["metadata"]["namespace"] == "coalmine-system"
+    assert env(container_of(objects))["COALMINE_LEADER_ELECTION"] == "false"
+    assert not [o for o in objects if o["kind"] in ("PodDisruptionBudget", "Role")]
 
 
 def test_probes_hit_the_liveness_endpoint_on_the_configured_port(
@@ -117,6 +162,12 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
         "COALMINE_NOTIFICATION_ATTEMPTS": "5",
         "COALMINE_METRICS_PORT": "8080",
         "POD_NAMESPACE": None,
+        "POD_NAME": None,
+        "COALMINE_LEADER_ELECTION": "true",
+        "COALMINE_LEADER_ELECTION_LEASE_NAME": "demo-coalmine",
+        "COALMINE_LEASE_DURATION_SECONDS": "12",
+        "COALMINE_RENEW_DEADLINE_SECONDS": "8",
+        "COALMINE_RETRY_PERIOD_SECONDS": "2",
         "COALMINE_MAX_REPLICAS": "20",
     }
     # The admission policy's parameters come from the very same values.

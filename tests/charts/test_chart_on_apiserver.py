@@ -70,11 +70,18 @@ def test_install_is_accepted_and_the_pod_passes_restricted_admission(
     ns, _ = release
 
     pods = wait_until(
-        lambda: items(control_plane, "pods", ns) or None, timeout=60, what="the operator pod"
+        lambda: (found := items(control_plane, "pods", ns)) and len(found) >= 2 and found,
+        timeout=60,
+        what="the two operator pods (leader and standby)",
     )
 
-    assert len(pods) == 1
-    assert pods[0]["spec"]["serviceAccountName"] == f"coalmine-{ns}"
+    assert len(pods) == 2
+    assert {p["spec"]["serviceAccountName"] for p in pods} == {f"coalmine-{ns}"}
+    # The API server accepted the Lease Role and the PodDisruptionBudget as rendered.
+    budgets = items(control_plane, "poddisruptionbudgets", ns)
+    assert [b["spec"]["minAvailable"] for b in budgets] == [1]
+    roles = items(control_plane, "roles", ns)
+    assert [r["rules"][0]["resources"] for r in roles] == [["leases"]]
     # Nothing was refused on the way (a refused pod leaves a FailedCreate event instead).
     reasons = {e["reason"] for e in items(control_plane, "events", ns)}
     assert "FailedCreate" not in reasons

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import httpx
 import numpy as np
 
 from coalmine_serving.artifacts.integrity import sha256_file
+from e2e.devcluster.process import free_port
 
 N_FEATURES = 4
 
@@ -73,12 +73,6 @@ def onnx_artifact(tmp: Path, estimator: object, name: str = "model.onnx") -> Art
     model = to_onnx(estimator, sample, options=options, target_opset=17)
     (tmp / name).write_bytes(model.SerializeToString())
     return _artifact(tmp / name, "onnx")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerProcess:

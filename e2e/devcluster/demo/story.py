@@ -26,6 +26,8 @@ from e2e.devcluster.demo.worlds import StandInWorld, World, choose
 from e2e.devcluster.specs import DEFAULT_CHECKS, spec
 
 STEPS = [{"weight": 20, "pause": "4s"}, {"weight": 50, "pause": "4s"}]
+EVENT_GRACE_SECONDS = 15.0
+"""How long a stage waits, once its status is final, for the Event that announces it."""
 # v3's gate: the lower bound of its accuracy, over at least 20 labels, must reach 0.8. The
 # request-level checks stay on and must pass: v3 is fast and never fails a request.
 ACCURACY = {"name": "accuracy", "quality": {"metric": "accuracy", "min": 0.8, "minLabels": 20}}
@@ -98,13 +100,13 @@ def _story(world: World) -> None:
 
     say("== v2: a good new version, under traffic ==")
     world.apply(spec(world.model("v2"), steps=STEPS, prometheus=url))
-    _watch(world, stages[1], lambda s: _healthy_on(s, "v2"))
+    _watch(world, stages[1], lambda s: _healthy_on(s, "v2"), announced="Promoted")
     stages[1].outcome = "promoted, stable v2"
 
     say("\n== v3: a wrong model (HTTP 200 to every request, the opposite class), with an")
     say("   accuracy gate on the true labels next to the error-rate and latency checks ==")
     world.apply(spec(world.model("v3", "inverted"), steps=STEPS, checks=V3_CHECKS, prometheus=url))
-    last = _watch(world, stages[2], _rolled_back)
+    last = _watch(world, stages[2], _rolled_back, announced="RolledBack")
     stages[2].outcome = "rolled back on accuracy, stable v2"
     record = (_status(world).get("analysis") or {}).get("checks") or stages[2].checks
     _confirm_the_gate_did_it(last, record, stages[2])
@@ -151,13 +153,21 @@ def _rolled_back(status: dict[str, Any]) -> bool:
     return status.get("phase") == "Degraded" and rollback.get("stage") == "Done"
 
 
-def _watch(world: World, stage: Stage, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """Print a line per change and every new Event until `done`; count the clients' requests."""
+def _watch(
+    world: World,
+    stage: Stage,
+    done: Callable[[dict[str, Any]], bool],
+    announced: str | None = None,
+) -> dict[str, Any]:
+    """Print a line per change and every new Event until `done` (and, when ``announced`` is
+    given, until the Event with that reason is printed too: the operator posts a tick's
+    Events just after its status write); count the clients' requests."""
     began = time.monotonic()
     counts_before, labels_before = world.client_counts(), world.label_counts()
     phase, phase_began = "", began
     seen_key: tuple[Any, ...] | None = None
     seen_events = {e["metadata"]["uid"] for e in world.events()}
+    printed: list[str] = []  # reasons of the Events printed in this stage
     while True:
         elapsed = time.monotonic() - began
         failure = world.operator_failure()
@@ -176,18 +186,30 @@ def _watch(world: World, stage: Stage, done: Callable[[dict[str, Any]], bool]) -
             say(progress_line(elapsed, status, steps))
         if (status.get("analysis") or {}).get("checks"):
             stage.checks = list(status["analysis"]["checks"])
-        for event in world.events():
-            if event["metadata"]["uid"] not in seen_events:
-                seen_events.add(event["metadata"]["uid"])
-                say(f"          event {event['reason']}: {event['message']}")
+        printed += _say_new_events(world, seen_events)
         if done(status):
             break
         time.sleep(0.25)
+    announce_by = time.monotonic() + EVENT_GRACE_SECONDS
+    while announced and announced not in printed and time.monotonic() < announce_by:
+        time.sleep(0.25)
+        printed += _say_new_events(world, seen_events)
     stage.seconds = time.monotonic() - began
     _account(stage, phase, time.monotonic() - phase_began)
     stage.clients = world.client_counts() - counts_before
     stage.labels = world.label_counts() - labels_before
     return status
+
+
+def _say_new_events(world: World, seen: set[str]) -> list[str]:
+    """Print the Events not printed yet; their reasons."""
+    reasons = []
+    for event in world.events():
+        if event["metadata"]["uid"] not in seen:
+            seen.add(event["metadata"]["uid"])
+            reasons.append(event["reason"])
+            say(f"          event {event['reason']}: {event['message']}")
+    return reasons
 
 
 def _account(stage: Stage, phase: str, seconds: float) -> None:
