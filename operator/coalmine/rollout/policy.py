@@ -225,17 +225,19 @@ def fold_analysis(
     before = {c.name: c for c in previous.checks} if previous else {}
     same_step = previous is not None and previous.step == step
     checks = [fold_check(before.get(v.name), v, same_step) for v in verdicts]
-    # A check in dry run is recorded but never acted on: it neither holds nor advances a step.
-    verdict = overall([c.verdict for c in checks if not c.dry_run])
+    # A check in dry run is recorded but never acted on: it neither holds nor advances a step,
+    # and its missing data or failing queries start no inconclusive or provider-error clock.
+    acting = [c for c in checks if not c.dry_run]
+    verdict = overall([c.verdict for c in acting])
     since = previous.inconclusive_since if previous else None
     passed_at = previous.passed_at if previous and previous.step == step else None
-    no_data = any(c.verdict == "inconclusive" and not c.provider_error for c in checks)
+    no_data = any(c.verdict == "inconclusive" and not c.provider_error for c in acting)
     if verdict == "pass":
         since, passed_at = None, now
     elif verdict == "inconclusive" and no_data and since is None:
         since = now
     errors_since = previous.provider_error_since if previous else None
-    if not any(c.provider_error for c in checks):
+    if not any(c.provider_error for c in acting):
         errors_since = None
     elif errors_since is None:
         errors_since = now

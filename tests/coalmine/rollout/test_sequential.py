@@ -8,6 +8,7 @@ is in ``bench/power.py`` and docs/analysis.md.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from coalmine.rollout.policy import (
 )
 from coalmine.rollout.stats import share_worse_e_value, wilson_bounds
 from coalmine.rollout.types import Measurement, SideMeasurement
-from coalmine.rollout.verdicts import Judging
+from coalmine.rollout.verdicts import CheckVerdict, Judging
 
 from .sim import T0, Sim, spec_for, value_check, with_version
 
@@ -158,6 +159,31 @@ def test_a_rollback_outranks_a_pause() -> None:
     assert assess(alone, Policy(), T0).assessment == Assessment.PAUSE
     dry = analysis.model_copy(update={"checks": [rolled.model_copy(update={"dry_run": True})]})
     assert assess(dry, Policy(), T0).assessment != Assessment.ROLL_BACK
+
+
+def test_a_dry_run_check_without_data_or_answers_starts_no_clock() -> None:
+    """Its failing queries and missing data are recorded, but neither the provider-error nor
+    the inconclusive budget runs out because of it: the acting check passes, so it promotes."""
+    acting = CheckVerdict(name="errors", kind="errorRate", verdict="pass", value=0.0)
+    failing = CheckVerdict(
+        name="new-gate", kind="promql", verdict="inconclusive", dry_run=True, provider_error=True
+    )
+    no_data = CheckVerdict(name="newer-gate", kind="promql", verdict="inconclusive", dry_run=True)
+    analysis, now = None, T0
+    for look in range(30):  # 30 minutes of looks, past both 10-minute budgets
+        now = T0 + timedelta(minutes=look)
+        analysis = fold_analysis(analysis, [acting, failing, no_data], 0, 10, now)
+    assert analysis is not None and analysis.verdict == "pass"
+    assert analysis.provider_error_since is None and analysis.inconclusive_since is None
+    assert [c.provider_error for c in analysis.checks] == [False, True, False]  # still shown
+    assert assess(analysis, Policy(), now).assessment == Assessment.PASSING
+    # The same failing query on an acting check does run the budget out.
+    acting_failing = replace(failing, dry_run=False)
+    analysis = None
+    for look in range(30):
+        now = T0 + timedelta(minutes=look)
+        analysis = fold_analysis(analysis, [acting, acting_failing], 0, 10, now)
+    assert assess(analysis, Policy(), now).assessment == Assessment.PROVIDER_ERROR_LIMIT
 
 
 def test_carried_evidence_stays_finite_and_status_refuses_nonsense() -> None:
