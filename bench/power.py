@@ -14,7 +14,7 @@ points with labels for half the requests), whole rollouts are simulated tick by 
     nice .venv/bin/python -m bench.power --latency  # latency vs stable: healthy, p99 x1.5/2/3
     nice .venv/bin/python -m bench.power --drift    # prediction drift: healthy, PSI 0.06, 0.26
     nice .venv/bin/python -m bench.power --limits   # errorRate.max: healthy, at the limit, 2x
-    nice .venv/bin/python -m bench.power --limits --runs 3000 100 --at-limit-runs 300
+    nice .venv/bin/python -m bench.power --limits --runs 3000 100 --at-limit-runs 200
 """
 
 from __future__ import annotations
