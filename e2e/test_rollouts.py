@@ -109,8 +109,6 @@ def _wait_requests(traffic: SteadyTraffic, count: int) -> None:
 LEASE = "coalmine"
 """The chart's Lease: its full name, in the release's namespace."""
 OPERATOR_PODS = "app.kubernetes.io/component=operator"
-TAKEOVER_TARGET = 15.0
-"""Seconds from the leader's SIGKILL to the standby holding the Lease (issue 15)."""
 LONG_STEP = [{"weight": 20, "pause": "6s"}, {"weight": 50, "pause": "60s"}]
 """Step 1 outlasts the takeover, so the new leader is seen continuing it."""
 
@@ -140,7 +138,7 @@ def test_the_standby_continues_the_rollout_when_the_leader_is_killed(
             lambda: _other_holder(world.kube, leader),
             timeout=60, what="the standby to take the Lease", interval=0.2,
         )  # fmt: skip
-        took = time.monotonic() - killed
+        took = time.monotonic() - killed  # printed only: its target is bench.takeover's (B10)
         print(f"\nHA takeover on the node: {leader} killed, {standby} holds the Lease "
               f"after {took:.1f}s")  # fmt: skip
         # Then the standby continues from there: same canary, same step and pause start
@@ -153,7 +151,6 @@ def test_the_standby_continues_the_rollout_when_the_leader_is_killed(
         wait_status(world.kube, ns, NAME, promoted, 420, "v2 to be promoted after the kill")
     finally:
         traffic.stop()
-    assert took <= TAKEOVER_TARGET, took
     # Step 1, not the promotion after it (which is Progressing too, with stable already v2
     # and its own start time in stepStartedAt)
     during = [s for s in seen if s.get("phase") == "Progressing" and not _promoting(s)]

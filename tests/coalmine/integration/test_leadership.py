@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import signal
 import socket
 import threading
 import time
@@ -22,78 +20,17 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from coalmine.k8s import ConflictError, ObjectRef
 from coalmine.k8s.client import connect
-from e2e.devcluster import REPO_ROOT
-from e2e.devcluster.process import ManagedProcess, free_port
+from e2e.devcluster.leaderpair import CHART_LEASE, Pair
 from e2e.devcluster.sandbox import Sandbox, wait_for
 from e2e.devcluster.specs import spec
 from e2e.devcluster.tinymodels import ModelArtifacts
 
 pytestmark = pytest.mark.integration
 
-# The chart's defaults, read from its values.yaml: the figures measured here are the ones a
-# cluster gets.
-_ELECTION = yaml.safe_load((REPO_ROOT / "charts/coalmine/values.yaml").read_text())[
-    "leaderElection"
-]
-CHART_LEASE = {
-    "COALMINE_LEASE_DURATION_SECONDS": str(_ELECTION["leaseDurationSeconds"]),
-    "COALMINE_RENEW_DEADLINE_SECONDS": str(_ELECTION["renewDeadlineSeconds"]),
-    "COALMINE_RETRY_PERIOD_SECONDS": str(_ELECTION["retryPeriodSeconds"]),
-}
-TAKEOVER_TARGET = 15.0
-"""Seconds from the leader's SIGKILL to the standby holding the Lease (issue 15)."""
-LEASE_NAME = "coalmine-operator"
 WRITES = {"create", "update", "patch", "delete", "deletecollection"}
-
-
-class Pair:
-    """Operator ``a`` (leading first) and ``b`` (standby), each under its own account."""
-
-    def __init__(self, h: Sandbox, env: dict[str, str]) -> None:
-        self.h = h
-        assert h.operator is not None
-        h.operator.stop()  # the sandbox's own operator releases its Lease on SIGTERM
-        self.ports = {"a": free_port(), "b": free_port()}
-        self.accounts = {"a": "coalmine-operator", "b": "coalmine-operator-b"}
-        kubeconfigs = {"a": h._kubeconfig, "b": h.operator_account("coalmine-operator-b")}
-        self.processes: dict[str, ManagedProcess] = {}
-        for name in ("a", "b"):
-            self.processes[name] = h.spawn_operator(
-                kubeconfigs[name], self.ports[name], f"operator-{name}",
-                {**env, "POD_NAME": f"operator-{name}"},
-            )  # fmt: skip
-            if name == "a":
-                wait_for(lambda: self.holder() == "a", 30, "operator a to take the Lease")
-        h.operator = self.processes["a"]  # wait_status fails fast if the leader exits
-
-    def holder(self) -> str | None:
-        response = self.h.api.get(
-            f"/apis/coordination.k8s.io/v1/namespaces/{self.h.ns}/leases/{LEASE_NAME}"
-        )
-        if response.status_code != 200:
-            return None
-        identity = response.json()["spec"].get("holderIdentity") or ""
-        return identity.removeprefix("operator-").split("_")[0] or None
-
-    def health(self, name: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.ports[name]}/healthz", timeout=5)
-
-    def kill(self, name: str) -> float:
-        """SIGKILL, like a node dying: no release, no last write. Returns when."""
-        process = self.processes[name]
-        assert process.pid is not None
-        os.killpg(process.pid, signal.SIGKILL)
-        killed = time.monotonic()
-        process.stop()
-        return killed
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            process.stop()
 
 
 @pytest.fixture
@@ -164,13 +101,15 @@ def test_one_acts_and_the_standby_takes_over_a_killed_leader_mid_step(
         "b to measure",
     )
     acting = time.monotonic() - killed
+    # Printed, not asserted: how fast is bench.takeover's figure (B10), measured over many
+    # kills; here only that b takes over, continues and is the only writer.
     print(f"\nHA takeover after SIGKILL: Lease in {took_lease:.1f}s, first write in {acting:.1f}s")
     # The same step and the same start time: the pause was not restarted by the takeover.
     assert resumed["currentStep"] == before["currentStep"] == 0
     assert resumed["stepStartedAt"] == before["stepStartedAt"]
     done = h.wait_status(
         lambda s: s.get("phase") == "Healthy" and s.get("stable", {}).get("version") == "v2",
-        120,
+        240,
         "v2 to be promoted by b",
     )
     assert done["stable"]["version"] == "v2"
@@ -184,7 +123,6 @@ def test_one_acts_and_the_standby_takes_over_a_killed_leader_mid_step(
     first_b = min(_at(e) for e in b_writes)
     assert max(_at(e) for e in _audit_writes(h, pair.accounts["a"])) < first_b
     assert b_writes[0]["objectRef"]["resource"] == "leases"  # its first write took the Lease
-    assert took_lease <= TAKEOVER_TARGET, took_lease  # last: the rest is checked regardless
 
 
 def test_a_rollback_straddling_the_leader_kill_finishes_once(
@@ -203,6 +141,7 @@ def test_a_rollback_straddling_the_leader_kill_finishes_once(
         lambda s: s.get("phase") == "RollingBack", 120, "the rollback to start"
     )
     started = len(h.recorder.snapshots)
+    h.events_with("RollingBack")  # a posts it just after the status; b never posts it again
     assert _audit_writes(h, pair.accounts["b"]) == []  # the standby wrote nothing so far
     pair.kill("a")
     h.operator = pair.processes["b"]
