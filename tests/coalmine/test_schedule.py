@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from coalmine.schedule import Key, Schedule
 
@@ -40,6 +41,13 @@ def test_sooner_only_moves_a_tick_earlier():
     assert schedule.get(A) == 5.0
 
 
+async def _until(seen: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Waits for an observation, so a descheduled test process cannot cancel the loop first."""
+    deadline = time.monotonic() + timeout
+    while not seen() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
 def test_the_loop_ticks_due_objects_wakes_for_an_earlier_one_and_survives_a_failure():
     async def scenario() -> list[Key]:
         schedule, ticked = Schedule(), []
@@ -53,9 +61,9 @@ def test_the_loop_ticks_due_objects_wakes_for_an_earlier_one_and_survives_a_fail
         schedule.set(A, now)
         schedule.set(B, now + 3600)  # the loop sleeps for an hour...
         loop = asyncio.create_task(schedule.run(tick))
-        await asyncio.sleep(0.05)
+        await _until(lambda: A in ticked)
         schedule.sooner(B, time.monotonic())  # ...and is woken for B
-        await asyncio.sleep(0.05)
+        await _until(lambda: B in ticked)
         loop.cancel()
         return ticked
 

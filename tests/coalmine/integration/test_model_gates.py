@@ -139,18 +139,22 @@ def test_twice_stable_error_rate_is_rolled_back_by_error_rate_vs_stable(
     # 700 requests a side for 97% power, 1,000 for 99.9% (simulated with
     # coalmine.rollout.stats.share_worse_e_value); at the default 25 req/s a loaded machine
     # sent ~300 a side in the step and the canary was, rightly, promoted for lack of
-    # evidence. So: one long step, and traffic fast enough to fill it.
+    # evidence. So: one long step, traffic fast enough to fill it, and no verdict before
+    # 1,000 canary requests however slowly they come (the step holds, inconclusive, until then).
     _serve_v1(h, models, env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.1"}, rps=100)
-    vs_stable = {"name": "errors-vs-stable", "errorRate": {"vsStable": {}}}  # no absolute max
+    vs_stable = {  # no absolute max
+        "name": "errors-vs-stable", "errorRate": {"vsStable": {}}, "minSamples": 1000,
+    }  # fmt: skip
     worse = spec(
         models.model("v2"),
         env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"},
         checks=[vs_stable],
         steps=[{"weight": 50, "pause": "40s"}],
+        policy={"inconclusiveLimit": "5m"},
         prometheus=h.prometheus.url,
     )
     h.apply(worse)
-    done = _rolled_back(h)
+    done = _rolled_back(h, timeout=360)
     assert done["rollback"]["check"] == "errors-vs-stable", done["rollback"]
     record = done["rollback"]
     print(f"\nerrors vs stable decided on: {record}")

@@ -216,7 +216,9 @@ def test_a_renewal_hanging_on_a_silent_api_server_does_not_delay_the_step_down()
     try:
         assert lost.wait(5)
         stepped_down = time.monotonic() - renewed
-        assert 1.0 <= stepped_down <= 1.0 + 0.5 + 0.3, stepped_down
+        # At the renew deadline (1 s), and before any standby may take the Lease (3 s), with
+        # room for a loaded machine's thread scheduling; the hung read would take 30 s.
+        assert 1.0 <= stepped_down < 2.9, stepped_down
         assert not elector.is_leader()
     finally:
         hang.set()
