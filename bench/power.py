@@ -6,6 +6,7 @@ points with labels for half the requests), whole rollouts are simulated tick by 
 (``tests/coalmine/rollout/errorsim.py``): the false-rollback rate of healthy canaries with its
 95% interval, the detection rate, and the median time from the canary's start to the rollback.
 
+    nice .venv/bin/python -m bench.power --all      # every published table (about 1.5 h)
     nice .venv/bin/python -m bench.power            # quick: 300 runs per cell, a few minutes
     nice .venv/bin/python -m bench.power --full     # the table: 3000 healthy, 1000 worse runs
     nice .venv/bin/python -m bench.power --pause 2m # the same with two-minute steps
@@ -49,6 +50,9 @@ LATENCY_CANARIES = {
 }
 SEQUENTIAL_LATENCY = {"name": "latency", "latency": {"quantile": 0.99, "vsStable": {}}}
 RATIO_LATENCY = {"name": "latency-ratio", "promql": {"query": "p99 ratio", "max": 1.5}}
+THRESHOLD_LATENCY = {
+    "name": "latency-threshold", "promql": {"query": "p99 ratio, last minute", "max": 1.5}
+}  # fmt: skip
 LATENCY_METHODS: dict[str, dict[str, Any]] = {
     "sequential, every 10s": {"interval": "10s", "window": "10s", "checks": [SEQUENTIAL_LATENCY]},
     # coalmine until now: canary p99 / stable p99 <= 1.5 over the step's window, per look
@@ -62,6 +66,9 @@ LATENCY_METHODS: dict[str, dict[str, Any]] = {
             {"name": "latency", "latency": {"quantile": 0.99, "vsStable": {"maxRatio": 1.0}}}
         ],
     },
+    # Argo/Flagger style: canary p99 / stable p99 of the last minute, per look (appended last,
+    # so the rows above keep their seeds)
+    "threshold per look, every 30s": {"interval": "30s", "checks": [THRESHOLD_LATENCY]},
 }
 
 
@@ -311,17 +318,41 @@ def main() -> None:
         "--rps", type=int, nargs="+", help="only these request rates (cells keep their seeds)"
     )
     parser.add_argument("--ceiling", action="store_true", help="the best test's power, errors x2")
+    parser.add_argument(
+        "--all", action="store_true", help="every table of docs/analysis.md, at its run counts"
+    )
     args = parser.parse_args()
     if args.ceiling:
         print_ceiling()
         return
+    if args.all:
+        for study, (healthy, worse, at_limit) in PUBLISHED.items():
+            print(f"\n{study}: {healthy} healthy, {worse} worse runs a cell\n")
+            every = cells(healthy, worse, args.pause, study, at_limit)
+            print_table(every, args.workers, args.only, args.rps)
+        print()
+        print_ceiling()
+        return
     study = next((name for name in STUDIES if getattr(args, name)), "counts")
     healthy, worse = args.runs or ((3000, 1000) if args.full else (300, 100))
+    every = cells(healthy, worse, args.pause, study, args.at_limit_runs)
+    print_table(every, args.workers, args.only, args.rps)
+
+
+PUBLISHED = {
+    "counts": (3000, 1000, None),
+    "latency": (3000, 1000, None),
+    "drift": (3000, 1000, None),
+    "limits": (3000, 100, 200),
+}
+"""--all: each table's runs (healthy, worse, at the limit), as docs/analysis.md publishes them."""
+
+
+def print_table(every: list[Cell], workers: int, only: str, rps: list[int] | None) -> None:
     print("| method | req/s | canary | runs | rolled back (95% CI) | median detect time | held |")
     print("|---|---|---|---|---|---|---|")
-    with ProcessPoolExecutor(args.workers) as pool:
-        every = cells(healthy, worse, args.pause, study, args.at_limit_runs)
-        todo = [c for c in every if args.only in c.method and c.rps in (args.rps or RPS)]
+    todo = [c for c in every if only in c.method and c.rps in (rps or RPS)]
+    with ProcessPoolExecutor(workers) as pool:
         for cell, ends in pool.map(run_cell, todo):
             print(row(cell, ends), flush=True)
 

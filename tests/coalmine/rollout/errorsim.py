@@ -159,6 +159,11 @@ class Traffic:
             )
         return tuple(sides)
 
+    def _p99_ratio(self, name: str, now: datetime, window: timedelta) -> Measurement:
+        canary, stable = self._latency(now, window)
+        ratio = (canary.value or 0) / stable.value if stable.value else float("nan")
+        return Measurement(name, SideMeasurement(value=ratio, samples=canary.samples))
+
     def _measurement(
         self, name: str, kind: CheckKind, now: datetime, step: timedelta, sliding: timedelta
     ) -> Measurement:
@@ -167,9 +172,9 @@ class Traffic:
         if kind == CheckKind.DRIFT:
             return self._drift(name, now, step)
         if name == "latency-ratio":  # coalmine until now: the p99 ratio over the step's window
-            canary, stable = self._latency(now, step)
-            ratio = (canary.value or 0) / stable.value if stable.value else float("nan")
-            return Measurement(name, SideMeasurement(value=ratio, samples=canary.samples))
+            return self._p99_ratio(name, now, step)
+        if name == "latency-threshold":  # Argo/Flagger style: the p99 ratio of the last window
+            return self._p99_ratio(name, now, sliding)
         if kind == CheckKind.PROMQL:  # Argo/Flagger style: the last window only, a point value
             n, e, nl, ok, sn, se, snl, sok = self._sum(now, sliding)[:8]
             if name == "error-rate":
