@@ -16,6 +16,7 @@ points with labels for half the requests), whole rollouts are simulated tick by 
     nice .venv/bin/python -m bench.power --drift    # prediction drift: healthy, PSI 0.06, 0.26
     nice .venv/bin/python -m bench.power --limits   # errorRate.max: healthy, at the limit, 2x
     nice .venv/bin/python -m bench.power --limits --runs 3000 100 --at-limit-runs 200
+    nice .venv/bin/python -m bench.power --saturation  # refused for load: healthy, limit, flood
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ DRIFT_METHODS: dict[str, dict[str, Any]] = {
 }
 
 
-NULL_CANARIES = ("healthy", "at the limit")
+NULL_CANARIES = ("healthy", "at the limit", "both flooded")
 """Canaries that must not be rolled back: every rollback of theirs is false (run as often as
 healthy ones, since their rate is the bound to check)."""
 
@@ -134,6 +135,27 @@ LIMIT_METHODS: dict[str, dict[str, Any]] = {
     "today: Wilson per look, every 10s": _limit("perLook", "10s"),
 }
 
+# --saturation: the saturation check alone (max 0.05): requests refused for load (503/504),
+# stable refusing 1%; "both flooded": the cluster, not the canary, so any rollback is false.
+SATURATION_CANARIES = {
+    "healthy": Canary(canary_refused=0.01, stable_refused=0.01),
+    "at the limit": Canary(canary_refused=0.05, stable_refused=0.01),
+    "2x the limit": Canary(canary_refused=0.10, stable_refused=0.01),
+    "both flooded": Canary(canary_refused=0.10, stable_refused=0.10),
+}
+
+
+def _saturation(method: str, interval: str) -> dict[str, Any]:
+    check = {"name": "saturation", "saturation": {"max": 0.05, "limitMethod": method}}
+    window = {"window": interval} if interval == "10s" else {}
+    return {"interval": interval, **window, "checks": [check]}
+
+
+SATURATION_METHODS: dict[str, dict[str, Any]] = {
+    "confidence sequence, every 10s": _saturation("sequential", "10s"),
+    "Wilson per look, every 30s": _saturation("perLook", "30s"),
+}
+
 
 @dataclass(frozen=True)
 class Study:
@@ -149,6 +171,7 @@ STUDIES = {
     "latency": Study(LATENCY_METHODS, LATENCY_CANARIES, 1000),
     "drift": Study(DRIFT_METHODS, DRIFT_CANARIES, 2000),
     "limits": Study(LIMIT_METHODS, LIMIT_CANARIES, 3000),
+    "saturation": Study(SATURATION_METHODS, SATURATION_CANARIES, 4000),
 }
 
 
@@ -309,6 +332,7 @@ def main() -> None:
     parser.add_argument("--latency", action="store_true", help="the latency check's study")
     parser.add_argument("--drift", action="store_true", help="the drift check's study")
     parser.add_argument("--limits", action="store_true", help="the absolute error-rate limit")
+    parser.add_argument("--saturation", action="store_true", help="requests refused for load")
     parser.add_argument("--runs", type=int, nargs=2, metavar=("HEALTHY", "WORSE"))
     parser.add_argument(
         "--at-limit-runs", type=int, help="--limits: runs per at-the-limit cell (default HEALTHY)"
@@ -344,6 +368,7 @@ PUBLISHED = {
     "latency": (3000, 1000, None),
     "drift": (3000, 1000, None),
     "limits": (3000, 100, 200),
+    "saturation": (3000, 1000, 200),
 }
 """--all: each table's runs (healthy, worse, at the limit), as docs/analysis.md publishes them."""
 

@@ -61,6 +61,14 @@ class Canary:
     """Share of predictions in each class on stable (empty: predictions are not simulated)..."""
     canary_classes: tuple[float, ...] = ()
     """...and on the canary (empty: as stable)."""
+    canary_refused: float = 0.0
+    """Share of the canary's requests refused for load (503/504, the saturation check)..."""
+    stable_refused: float = 0.0
+    """...and of stable's (both 0: refusals are not simulated)."""
+
+    @property
+    def refusals(self) -> bool:
+        return bool(self.canary_refused or self.stable_refused)
 
     def latency_shares(self, slowdown: float) -> np.typing.NDArray[np.float64]:
         """Share of requests in each of the server's latency buckets (+Inf last)."""
@@ -100,17 +108,22 @@ class Traffic:
         counts: list[int] = []
         latency: list[int] = []
         classes: list[int] = []
-        for share, errors, accuracy, slowdown, predicted in (
-            (weight, c.canary_errors, c.canary_accuracy, c.canary_slowdown, c.canary_classes),
-            (1 - weight, c.stable_errors, c.stable_accuracy, 1.0, c.stable_classes),
-        ):
+        refused: list[int] = []
+        for share, errors, accuracy, slowdown, predicted, shed in (
+            (weight, c.canary_errors, c.canary_accuracy, c.canary_slowdown, c.canary_classes,
+             c.canary_refused),
+            (1 - weight, c.stable_errors, c.stable_accuracy, 1.0, c.stable_classes,
+             c.stable_refused),
+        ):  # fmt: skip
             n = int(rng.poisson(self.rps * share * seconds))
             labels = int(rng.binomial(n, c.labelled))
             counts += [n, int(rng.binomial(n, errors)), labels, int(rng.binomial(labels, accuracy))]
             latency += [int(k) for k in rng.multinomial(n, self._shares(slowdown))]
             if c.stable_classes:  # drawn only then, so the other studies keep their numbers
                 classes += [int(k) for k in rng.multinomial(n, predicted or c.stable_classes)]
-        return (*counts, *latency, *classes)
+            if c.refusals:  # likewise: drawn only when simulated
+                refused.append(int(rng.binomial(n, shed)))
+        return (*counts, *latency, *classes, *refused)
 
     def _shares(self, slowdown: float) -> np.typing.NDArray[np.float64]:
         if slowdown not in self.shares:
@@ -125,8 +138,9 @@ class Traffic:
 
     def _classes(self, now: datetime, window: timedelta) -> tuple[list[int], list[int]]:
         """Each side's predictions per class over ``window``."""
-        counts = list(self._sum(now, window)[8 + 2 * len(EDGES) :])
-        k = len(counts) // 2
+        k = len(self.canary.stable_classes)
+        start = 8 + 2 * len(EDGES)
+        counts = list(self._sum(now, window)[start : start + 2 * k])
         return counts[:k], counts[k:]
 
     def _drift(self, name: str, now: datetime, window: timedelta) -> Measurement:
@@ -191,9 +205,12 @@ class Traffic:
                 SideMeasurement(samples=nl, correct=ok),
                 SideMeasurement(samples=snl, correct=sok),
             )
-        if kind == CheckKind.SATURATION:  # nothing is refused for load in this simulation
+        if kind == CheckKind.SATURATION:  # refused for load: the last two counts, when drawn
+            refused, stable_refused = self._sum(now, step)[-2:] if self.canary.refusals else (0, 0)
             return Measurement(
-                name, SideMeasurement(samples=n, errors=0), SideMeasurement(samples=sn, errors=0)
+                name,
+                SideMeasurement(samples=n, errors=refused),
+                SideMeasurement(samples=sn, errors=stable_refused),
             )
         return Measurement(
             name, SideMeasurement(samples=n, errors=e), SideMeasurement(samples=sn, errors=se)
