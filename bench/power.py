@@ -123,10 +123,16 @@ LIMIT_CANARIES = {
 }
 
 
-def _limit(method: str, interval: str) -> dict[str, Any]:
-    check = {"name": "error-max", "errorRate": {"max": 0.05, "limitMethod": method}}
+def _max_check(name: str, kind: str, method: str, interval: str) -> dict[str, Any]:
+    """One check with ``max: 0.05`` judged by ``limitMethod`` ``method``, every ``interval``
+    (at 10s, the window grows from the step's start as in the other studies)."""
+    check = {"name": name, kind: {"max": 0.05, "limitMethod": method}}
     window = {"window": interval} if interval == "10s" else {}
     return {"interval": interval, **window, "checks": [check]}
+
+
+def _limit(method: str, interval: str) -> dict[str, Any]:
+    return _max_check("error-max", "errorRate", method, interval)
 
 
 LIMIT_METHODS: dict[str, dict[str, Any]] = {
@@ -146,9 +152,7 @@ SATURATION_CANARIES = {
 
 
 def _saturation(method: str, interval: str) -> dict[str, Any]:
-    check = {"name": "saturation", "saturation": {"max": 0.05, "limitMethod": method}}
-    window = {"window": interval} if interval == "10s" else {}
-    return {"interval": interval, **window, "checks": [check]}
+    return _max_check("saturation", "saturation", method, interval)
 
 
 SATURATION_METHODS: dict[str, dict[str, Any]] = {
