@@ -25,6 +25,40 @@ from e2e.devcluster.traffic import truth_of
 NO_REPLY = 0  # the status recorded when the connection was refused, reset or timed out
 
 
+def wait_until_routed(
+    service_url: str, model: str, version: str, consecutive: int = 5, timeout: float = 30.0
+) -> int:
+    """Until ``consecutive`` predictions in a row through the Service, each on a new
+    connection, are answered by ``version``; returns the requests it took.
+
+    The operator reports a model Healthy once its Deployment is available, which the pods'
+    readiness decides. kube-proxy programs the new Service's endpoints after that, at most
+    once a second (``--iptables-min-sync-period``): a client that starts in between is refused
+    (no endpoints yet), or, when the ClusterIP was just freed by a deleted Service, reaches
+    that Service's last pods. Tests that measure their clients from the first request wait
+    for the route first, as a user's rollout would start on a Service that serves."""
+    row = [0.5] * N_FEATURES
+    body = {"inputs": [{"name": "x", "shape": [1, N_FEATURES], "datatype": "FP64",
+                        "data": [row]}]}  # fmt: skip
+    deadline, in_a_row, sent, last = time.monotonic() + timeout, 0, 0, ""
+    with httpx.Client(timeout=5.0, limits=httpx.Limits(max_keepalive_connections=0)) as http:
+        while in_a_row < consecutive:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{service_url} not answered by {version} {consecutive} "
+                                   f"times in a row within {timeout}s (last: {last})")  # fmt: skip
+            sent += 1
+            try:
+                reply = http.post(f"{service_url}/v2/models/{model}/infer", json=body)
+                answered = reply.json().get("model_version") if reply.status_code == 200 else None
+                last = f"HTTP {reply.status_code} from {answered}"
+            except (httpx.TransportError, ValueError) as exc:
+                answered, last = None, f"{type(exc).__name__}: {exc}"
+            in_a_row = in_a_row + 1 if answered == version else 0
+            if in_a_row == 0:
+                time.sleep(0.2)
+    return sent
+
+
 @dataclass
 class SteadyTraffic:
     service_url: str  # http://<ClusterIP>:<port>

@@ -12,6 +12,7 @@ from typing import Any
 
 from e2e.devcluster.binaries import kube_bin_dir
 from e2e.devcluster.product import InstalledProduct
+from e2e.devcluster.servicetraffic import wait_until_routed
 from e2e.devcluster.specs import DEFAULT_CHECKS as CHECKS
 from e2e.support.kube import Kube, eventually
 
@@ -49,9 +50,12 @@ class World:
 
 
 def given_v1_serving(world: World, ns: str, **kw: Any) -> dict[str, Any]:
+    """v1 Healthy, and its Service routing to it (kube-proxy has programmed the endpoints)."""
     world.apply_version(ns, "v1", **kw)
-    return wait_status(world.kube, ns, NAME, lambda s: s.get("phase") == "Healthy", 300,
-                       "v1 to become Healthy")  # fmt: skip
+    status = wait_status(world.kube, ns, NAME, lambda s: s.get("phase") == "Healthy", 300,
+                         "v1 to become Healthy")  # fmt: skip
+    wait_until_routed(world.kube.service_url(ns, NAME), NAME, "v1")
+    return status
 
 
 def rolled_back(world: World, ns: str, version: str, timeout: float = 420) -> dict[str, Any]:
