@@ -34,9 +34,10 @@ def wait_until_routed(
     The operator reports a model Healthy once its Deployment is available, which the pods'
     readiness decides. kube-proxy programs the new Service's endpoints after that, at most
     once a second (``--iptables-min-sync-period``): a client that starts in between is refused
-    (no endpoints yet), or, when the ClusterIP was just freed by a deleted Service, reaches
-    that Service's last pods. Tests that measure their clients from the first request wait
-    for the route first, as a user's rollout would start on a Service that serves."""
+    (no endpoints yet), or, probably when the ClusterIP was just freed by a deleted Service,
+    answered by something else (one 404 seen). Tests that measure their clients from the
+    first request wait for the route first, as a user's rollout starts on a Service that
+    serves."""
     row = [0.5] * N_FEATURES
     body = {"inputs": [{"name": "x", "shape": [1, N_FEATURES], "datatype": "FP64",
                         "data": [row]}]}  # fmt: skip
