@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from e2e.devcluster.binaries import kube_bin_dir
-from e2e.devcluster.dashboardprocess import DashboardProcess, charted, judged, rendered_dom, text_of
+from e2e.devcluster.dashboardprocess import (
+    DashboardProcess,
+    charted,
+    check_shows_value_and_limit,
+    judged,
+    rendered_dom,
+    rendered_dom_when,
+    text_of,
+)
 from e2e.devcluster.grafana import panel_queries, shipped_dashboard, variables_for, without_numbers
 from e2e.devcluster.servicetraffic import SteadyTraffic
 from e2e.support.rollout import NAME, World, given_v1_serving, rolled_back
@@ -53,7 +61,12 @@ def test_dashboard_and_grafana_panels_show_a_real_rollback(
                 and charted(d, "error-rate"),
                 "the failing canary to be measured", timeout=240,
             )  # fmt: skip
-            _shows_the_canary(rendered_dom(board.page_url(ns, NAME)), ns)
+            page = rendered_dom_when(
+                board.page_url(ns, NAME),
+                lambda dom: check_shows_value_and_limit(dom, "error-rate", "0.05"),
+                "the page to show the error rate's value and threshold",
+            )
+            _shows_the_canary(page, ns)
             # And after the rollback, the decision with the check that made it
             rolled_back(world, ns, "v3")
             board.detail_when(ns, NAME, lambda d: d["phase"] == "Degraded", "Degraded")

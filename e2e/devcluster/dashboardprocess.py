@@ -146,6 +146,35 @@ def rendered_dom(url: str) -> str:
     return chromium(url, "--dump-dom")
 
 
+def rendered_dom_when(
+    url: str, shows: Callable[[str], bool], what: str, timeout: float = 90
+) -> str:
+    """The rendered page once ``shows`` holds of it. The operator looks again every interval,
+    and a look may be inconclusive (a failing canary whose bound has not yet cleared the
+    limit shows no value) just after the one a test waited for on the API: the page is
+    rendered again until it shows the state, not once."""
+    seen = [""]
+
+    def probe() -> str | None:
+        seen[0] = rendered_dom(url)
+        return seen[0] if shows(seen[0]) else None
+
+    try:
+        return wait_until(probe, timeout=timeout, what=what, interval=0.5)
+    except TimeoutError as error:
+        raise AssertionError(f"{error}; the page last showed:\n{seen[0][:4000]}") from error
+
+
+def check_shows_value_and_limit(dom: str, check: str, limit: str) -> bool:
+    """Whether the page's row of ``check`` has a measured value (its ``value`` cell) and a
+    threshold naming ``limit`` (its ``threshold`` cell); an inconclusive look shows neither."""
+    found = re.search(rf'<tr data-check="{check}">.*?</tr>', dom, re.S)
+    row = found.group(0) if found else ""
+    value = re.search(r'<td class="value">\s*\d[^<]*</td>', row)  # "-" when not measured
+    threshold = re.search(r'<td class="threshold">([^<]*)</td>', row)
+    return bool(value and threshold and limit in html.unescape(threshold.group(1)))
+
+
 def screenshot(url: str, path: Path, size: str = "1280,1500") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     chromium(url, f"--screenshot={path}", f"--window-size={size}")

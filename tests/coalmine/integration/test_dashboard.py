@@ -14,8 +14,10 @@ import pytest
 from e2e.devcluster.dashboardprocess import (
     DashboardProcess,
     charted,
+    check_shows_value_and_limit,
     judged,
     rendered_dom,
+    rendered_dom_when,
     screenshot,
     text_of,
 )
@@ -117,7 +119,11 @@ def test_chromium_shows_the_rollout_during_and_after_a_rollback(
             and charted(d, "error-rate"),
             "the failing canary to be judged on its error rate",
         )  # fmt: skip
-        during = rendered_dom(board.page_url(h.ns, "iris"))
+        during = rendered_dom_when(
+            board.page_url(h.ns, "iris"),
+            lambda dom: check_shows_value_and_limit(dom, "error-rate", "0.05"),
+            "the page to show the error rate's value and threshold",
+        )
         assert text_of(during, r'<span[^>]*id="phase"[^>]*>.*?</span>').strip() == "Progressing"
         row = text_of(during, rf'<tr[^>]*data-namespace="{h.ns}" data-name="iris".*?</tr>')
         assert h.ns in row and "Progressing" in row and "v2" in row
