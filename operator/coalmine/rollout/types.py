@@ -26,8 +26,9 @@ class ChildObservation:
     ready_replicas: int
     """``status.readyReplicas``."""
     updated: bool
-    """``status.observedGeneration >= metadata.generation`` and ``updatedReplicas == replicas``:
-    the Deployment's rollout to its current template has finished."""
+    """``status.observedGeneration >= metadata.generation`` and ``updatedReplicas ==
+    replicas == status.replicas``: the Deployment's rollout to its current template has
+    finished, with no pod of an older template left (``kubectl rollout status``)."""
     template: str | None = None
     """The runtime record its pods were built from (an opaque string the engine never reads):
     carried so the operator can rebuild this revision's pods without reading the Deployment

@@ -83,7 +83,7 @@ def _serving_canary(kube: FakeKube) -> None:
                          "labels": {"coalmine.dev/revision": revision}, "ownerReferences": OURS},
             "spec": {"replicas": replicas},
             "status": {"observedGeneration": 1, "updatedReplicas": replicas,
-                       "readyReplicas": replicas},
+                       "readyReplicas": replicas, "replicas": replicas},
         })  # fmt: skip
     kube.put({
         "apiVersion": "v1", "kind": "Service",
