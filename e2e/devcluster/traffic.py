@@ -184,6 +184,7 @@ class Recorder:
                 key = (
                     snap.spans_both, snap.canary_replicas, snap.route_weight,
                     snap.phase, snap.weight, snap.step,
+                    snap.stable_revision, snap.canary_revision,
                 )  # fmt: skip
                 if key != last:
                     self.snapshots.append(snap)
