@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from kubernetes import client
@@ -30,7 +32,6 @@ UNKNOWN: Final = object()
 """``Store.get``'s answer when the store cannot vouch for the object (not synced)."""
 WATCH_SECONDS = 300  # the server ends each watch after this; we then resume from the last rv
 READ_TIMEOUT = WATCH_SECONDS + 30  # no byte for this long (bookmarks come every minute): dead
-RETRY_SECONDS = 2.0
 
 
 def rv_of(manifest: Manifest) -> int:
@@ -88,11 +89,40 @@ class Store:
             self.synced = False
 
 
+class Backoff:
+    """How long to wait before listing again after a failure: client-go's reflector's back-off
+    (0.8 s, doubling to 30 s, each wait stretched by up to as much again at random, back to
+    0.8 s once 2 minutes pass without a failure). A fixed short retry would have every store
+    (three kinds times the watched namespaces) re-list an API server that is down or
+    throttling every couple of seconds, in step; reads fall back to the API server meanwhile,
+    so a longer wait costs those reads, never a stale answer."""
+
+    INITIAL, CAP, RESET_AFTER = 0.8, 30.0, 120.0
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._clock, self._jitter = clock, jitter
+        self._delay = 0.0
+        self._last_failure: float | None = None
+
+    def failed(self) -> float:
+        """Seconds to wait after the failure that just happened."""
+        now = self._clock()
+        calm = self._last_failure is None or now - self._last_failure >= self.RESET_AFTER
+        self._delay = self.INITIAL if calm else min(self.CAP, self._delay * 2)
+        self._last_failure = now
+        return self._delay * (1 + self._jitter())
+
+
 class Watcher:
     """Keeps one ``Store`` current from the API server, in a daemon thread."""
 
-    def __init__(self, api: client.ApiClient, store: Store) -> None:
+    def __init__(self, api: client.ApiClient, store: Store, backoff: Backoff | None = None) -> None:
         self._api, self.store = api, store
+        self._backoff = backoff or Backoff()
         self._path = collection_path(store.kind, store.namespace)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"watch-{store.kind}", daemon=True)
@@ -111,8 +141,9 @@ class Watcher:
                     version = self._follow(version)
             except Exception as exc:  # any failure: say we do not know, then list again
                 self.store.lost()
-                log.warning("watch of %s lost, re-listing: %s", self._path, exc)
-                self._stop.wait(RETRY_SECONDS)
+                wait = self._backoff.failed()
+                log.warning("watch of %s lost, re-listing in %.1f s: %s", self._path, wait, exc)
+                self._stop.wait(wait)
 
     def _list(self) -> str:
         found = json.loads(self._request([]).read())
@@ -173,4 +204,4 @@ def _slim(manifest: Manifest) -> Manifest:
     return {**manifest, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
-__all__ = ["UNKNOWN", "Store", "Watcher", "rv_of"]
+__all__ = ["UNKNOWN", "Backoff", "Store", "Watcher", "rv_of"]
