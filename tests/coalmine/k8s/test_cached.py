@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from coalmine.k8s import ConflictError, ObjectRef
-from coalmine.k8s.cached import CachedKubeApi, holds
+from coalmine.k8s.cached import CachedKubeApi, copied, holds
 from coalmine.k8s.watchcache import UNKNOWN, Store
 from tests.coalmine.fakes import FakeKube
 
@@ -49,6 +49,15 @@ def cached(synced: bool = True) -> tuple[CachedKubeApi, CountingKube, Store]:
     if synced:
         store.replace([deployment("5")])
     return CachedKubeApi(inner, [store]), inner, store
+
+
+def test_copied_documents_share_no_dict_or_list_with_the_original():
+    original = {"spec": {"containers": [{"args": ["a"], "env": [{"name": "X"}]}]}, "n": 1}
+    duplicate = copied(original)
+    assert duplicate == original
+    duplicate["spec"]["containers"][0]["args"].append("b")
+    duplicate["spec"]["containers"][0]["env"][0]["name"] = "Y"
+    assert original == {"spec": {"containers": [{"args": ["a"], "env": [{"name": "X"}]}]}, "n": 1}
 
 
 def test_a_synced_store_answers_without_the_api_server_and_hands_out_copies():
