@@ -7,7 +7,7 @@ has no side effects.
 The only in-memory state is a per-object lock (two handlers of one object never reconcile at
 once) and the time the next tick is due (``coalmine.schedule``: one task starts ticks as they
 fall due, instead of a kopf timer per object waking every few seconds); a restart loses nothing
-but an early tick (kopf's resume handler ticks every object at start).
+but an early tick (kopf's first list shows every object at start, and each ticks then).
 
 Reconciles run in the Ticker's own thread pool, sized by ``reconcileWorkers``, not in asyncio's
 default executor (``min(32, cpus + 4)`` threads: 6 on two cores, so six objects waiting on a
@@ -36,7 +36,7 @@ from coalmine.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 OURS = dict(MANAGED_BY)
-_DELETE_ID = "register.<locals>.on_delete"
+KOPF_ANNOTATIONS = "kopf.zalando.org/"
 
 
 class Ticker:
@@ -49,6 +49,7 @@ class Ticker:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.schedule = Schedule()
         self._known: set[Key] = set()  # objects kopf has shown us and not seen deleted
+        self._essence: dict[Key, tuple[Any, ...]] = {}  # what last made each object tick
         self._pool = ThreadPoolExecutor(
             max_workers=deps.settings.reconcile_workers, thread_name_prefix="reconcile"
         )
@@ -56,7 +57,7 @@ class Ticker:
 
     async def tick(self, namespace: str, name: str, *, due: float | None = None) -> None:
         """Reconcile now (``due``: when it was due, for the lag metric) and plan the next."""
-        if due is None:  # kopf's create, update or resume: the object exists
+        if due is None:  # an event's tick: the object exists
             self._known.add((namespace, name))
         key = f"{namespace}/{name}"
         if not self._leading():
@@ -71,7 +72,7 @@ class Ticker:
                 loop = asyncio.get_running_loop()
                 requeue = await loop.run_in_executor(self._pool, self._timed, due, namespace, name)
             except ConflictError:
-                # The object changed after this tick read it (kopf's own bookkeeping, a
+                # The object changed after this tick read it (a control annotation, a
                 # person, another writer): its status write was refused and its Events
                 # dropped; the next tick decides again from a fresh read.
                 log.info("%s/%s: changed during the tick; deciding again", namespace, name)
@@ -123,6 +124,26 @@ class Ticker:
         if witness is not None:
             witness(body)
 
+    def changed(self, namespace: str, name: str, body: Any) -> bool:
+        """First sight of this object, or a new spec (generation), labels, annotations (the
+        manual controls) or deletion since the last time this said so. A status write (every
+        analysis makes one) changes none of these."""
+        meta = body.get("metadata", {})
+        annotations = {
+            key: value
+            for key, value in (meta.get("annotations") or {}).items()
+            if not key.startswith(KOPF_ANNOTATIONS)  # an older operator's kopf bookkeeping
+        }
+        essence = (
+            meta.get("uid"), meta.get("generation"), meta.get("deletionTimestamp"),
+            meta.get("labels") or {}, annotations,
+        )  # fmt: skip
+        key = (namespace, name)
+        if self._essence.get(key) == essence:
+            return False
+        self._essence[key] = essence
+        return True
+
     def poke(self, namespace: str, name: str) -> None:
         """A child changed (pods became ready, a rollout finished): tick at the next timer
         wake-up instead of waiting out the requeue time the engine asked for."""
@@ -131,6 +152,7 @@ class Ticker:
 
     def forget(self, namespace: str, name: str) -> None:
         self._known.discard((namespace, name))
+        self._essence.pop((namespace, name), None)
         self._deps.metrics.forget((namespace, name))
         self.schedule.forget((namespace, name))
         self._locks.pop(f"{namespace}/{name}", None)
@@ -164,15 +186,11 @@ def _register_operator(registry: kopf.OperatorRegistry, ticker: Ticker, health: 
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # kopf's own Events only for problems: ours already tell the rollout's story.
         settings.posting.level = logging.WARNING
-        settings.persistence.finalizer = "coalmine.dev/finalizer"
         # Dead watch streams made kopf operators zombies (kopf #1276): time them out.
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.watching.connect_timeout = 30
         settings.execution.max_workers = 8
-        # Handler progress in annotations only: status is written by the operator alone, in
-        # one apply per tick with a resourceVersion precondition.
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
 
     tasks: list[asyncio.Task[None]] = []
 
@@ -203,31 +221,27 @@ def _register_operator(registry: kopf.OperatorRegistry, ticker: Ticker, health: 
 def _register_reconcile(
     registry: kopf.OperatorRegistry, ticker: Ticker, settings: OperatorSettings, health: Health
 ) -> None:
-    """Create, update and resume run the same reconcile as the schedule's ticks."""
+    """One watch handler does what create, update, resume and delete handlers would: an
+    object seen for the first time (kopf's first list at start, or created since) or whose
+    spec, labels or annotations changed ticks now; a deleted one ticks no more.
+
+    kopf's change handlers would cost each watch event a diff of the object against the last
+    configuration kopf stored in an annotation (and an annotation patch after each change):
+    with canaries writing status every few seconds, 14% of the operator's CPU for nothing a
+    tick needs (docs/benchmarks.md, B9). The generation says whether the spec changed."""
     resource = {"group": GROUP, "version": VERSION, "plural": PLURAL, "registry": registry}
-
-    async def on_change(namespace: str, name: str, body: Any, **_: Any) -> None:
-        ticker.saw(body)
-        await ticker.tick(namespace, name)
-
-    for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
-        _apply(decorator, on_change, resource)
-
-    # Id pinned to what kopf derived while this lived in ``register``: kopf keys a handler's
-    # progress (kept in annotations across restarts) by its id.
-    @kopf.on.delete(**resource, id=_DELETE_ID, optional=True)  # type: ignore[arg-type]
-    async def on_delete(namespace: str, name: str, **_: Any) -> None:
-        # Nothing to clean up: ownerReferences let the garbage collector remove the children.
-        ticker.forget(namespace, name)
 
     @kopf.on.event(**resource, id="watch-modeldeployments")  # type: ignore[arg-type]
     async def on_event(namespace: str, name: str, body: Any, type: str, **_: Any) -> None:
-        if type == "DELETED":  # no finalizer, so on_delete may never run: plan no more ticks
+        if type == "DELETED":  # no finalizer: plan no more ticks
             ticker.forget(namespace, name)
             return
         # Liveness: each status write must come back on the watch, or the stream is dead.
         version = str(body.get("metadata", {}).get("resourceVersion", ""))
         health.watched(f"{namespace}/{name}", version)
+        if ticker.changed(namespace, name, body):
+            ticker.saw(body)
+            await ticker.tick(namespace, name)
 
 
 def _register_child_watches(registry: kopf.OperatorRegistry, ticker: Ticker) -> None:
@@ -244,10 +258,6 @@ def _register_child_watches(registry: kopf.OperatorRegistry, ticker: Ticker) -> 
             group_version, plural, labels=OURS, registry=registry, id=f"watch-{plural}"
         )
         watch(on_child_event)
-
-
-def _apply(decorator: Callable[..., Any], fn: Callable[..., Any], resource: dict[str, Any]) -> None:
-    decorator(**resource, id=f"reconcile-{decorator.__name__}")(fn)
 
 
 __all__ = ["Ticker", "register"]

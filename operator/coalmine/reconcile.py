@@ -62,8 +62,12 @@ def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
     (None when the object is gone or cannot be acted on)."""
     ref = ObjectRef(KIND, namespace, name)
     body = deps.kube.get(ref)
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return None  # being deleted: ownerReferences and the garbage collector clean up
+    if body is None:
+        return None
+    if body["metadata"].get("deletionTimestamp"):
+        # Being deleted: ownerReferences and the garbage collector clean up.
+        release_legacy_finalizer(deps.kube, ref, body)
+        return None
     try:
         md = ModelDeployment.from_manifest(body)
     except ValidationError as exc:
@@ -97,6 +101,22 @@ def reconcile(deps: Deps, namespace: str, name: str) -> float | None:
         status = with_condition(status, children.condition)
     decision = run_tick(replace(deps, kube=guard), subject, md, router, now, status, keys.secret)
     return _sooner(decision.requeue_after, keys, now)
+
+
+LEGACY_FINALIZER = "coalmine.dev/finalizer"
+"""Put on by operators that ran kopf's timers; this one uses none, so nothing would take it
+off, and a delete would wait for it forever."""
+
+
+def release_legacy_finalizer(kube: KubeApi, ref: ObjectRef, body: Manifest) -> None:
+    meta = body["metadata"]
+    finalizers = meta.get("finalizers") or []
+    if LEGACY_FINALIZER not in finalizers:
+        return
+    kept = [f for f in finalizers if f != LEGACY_FINALIZER]
+    # resourceVersion: a precondition, so another writer's finalizer added since is not lost.
+    patch = {"metadata": {"finalizers": kept, "resourceVersion": meta["resourceVersion"]}}
+    kube.merge_patch(ref, patch)
 
 
 def run_tick(
@@ -208,7 +228,7 @@ def write(kube: KubeApi, subject: Subject, old: ModelDeploymentStatus, decision:
 
 def write_status(kube: KubeApi, subject: Subject, status: ModelDeploymentStatus) -> None:
     """The tick's one status write, onto the version of the object it read. A 409 (the
-    object changed since: another writer, or kopf's own bookkeeping) propagates as an
+    object changed since: another writer, a person) propagates as an
     ``ApiError``: the tick's Events and control removals are dropped with it, and the next
     tick decides again from a fresh read."""
     kube.apply_status(

@@ -185,6 +185,23 @@ def test_a_deleted_object_is_left_to_the_garbage_collector(seen):
     assert seen == []
 
 
+def test_a_deleted_object_loses_the_finalizer_an_older_operator_put_on(seen):
+    kube = FakeKube()
+    body = _md(None)
+    body["metadata"] |= {
+        "resourceVersion": "5",
+        "deletionTimestamp": "2026-01-01T00:00:00Z",
+        "finalizers": ["example.com/keep", "coalmine.dev/finalizer"],
+    }
+    kube.put(body)
+    assert reconcile(_deps(kube), "ml", "iris") is None
+    left = kube.get(ObjectRef("ModelDeployment", "ml", "iris"))
+    assert left is not None and left["metadata"]["finalizers"] == ["example.com/keep"]
+    assert reconcile(_deps(kube), "ml", "iris") is None
+    assert kube.calls == [("patch", "ModelDeployment", "iris")], "once, then nothing to do"
+    assert seen == []
+
+
 def test_an_invalid_spec_is_reported_in_status(seen):
     kube = FakeKube()
     body = _md(None)

@@ -149,3 +149,32 @@ def test_the_reconcile_pool_is_sized_by_the_setting(monkeypatch: pytest.MonkeyPa
     settings = load_settings(liveness_port=0)
     assert settings.reconcile_workers == 48
     assert settings.analysis_budget.total_seconds() == 30
+
+
+def test_an_object_ticks_on_first_sight_and_on_spec_labels_or_annotations_not_on_status(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    ticker = _ticker(monkeypatch, [])
+    body = {
+        "metadata": {"uid": "u1", "generation": 1, "labels": {"team": "a"}, "annotations": {}},
+        "status": {"phase": "Progressing"},
+    }
+
+    def changed() -> bool:
+        return ticker.changed("ml", "iris", body)
+
+    assert changed(), "first sight: kopf's first list, or a new object"
+    body["status"] = {"phase": "Progressing", "weight": 20}  # the operator's own status write
+    assert not changed()
+    body["metadata"]["generation"] = 2  # a new spec
+    assert changed() and not changed()
+    body["metadata"]["annotations"] = {"coalmine.dev/promote": "true"}  # a manual control
+    assert changed()
+    body["metadata"]["annotations"]["kopf.zalando.org/last-handled-configuration"] = "{}"
+    assert not changed(), "an older operator's kopf bookkeeping is nobody's request"
+    body["metadata"]["labels"] = {"team": "b"}
+    assert changed()
+    body["metadata"]["deletionTimestamp"] = "2026-12-02T00:00:00Z"
+    assert changed(), "a delete waiting on a finalizer ticks (to release an old one)"
+    ticker.forget("ml", "iris")
+    assert changed(), "seen again after a delete: a new object of the same name"
