@@ -177,8 +177,8 @@ class CachedKubeApi:
 def copied(document: Manifest) -> Manifest:
     """A copy of a JSON document (dicts, lists and immutable scalars, as a watch decodes
     them): what ``copy.deepcopy`` makes of it, in a fifth of the CPU (no memo, no copy
-    protocol). Every cached read pays one: with deepcopy, 6% of the operator's CPU with 30
-    canaries analysing (py-spy, docs/benchmarks.md B9)."""
+    protocol). Every cached read pays one: with deepcopy, 6% of the operator's CPU samples
+    with 30 canaries analysing (py-spy --gil, docs/benchmarks.md B9)."""
     return {key: _copy_value(value) for key, value in document.items()}
 
 
