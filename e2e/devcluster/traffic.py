@@ -170,8 +170,17 @@ class Recorder:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def first(self, predicate: Callable[[Snapshot], bool]) -> Snapshot | None:
-        return next((s for s in list(self.snapshots) if predicate(s)), None)
+    def first(self, predicate: Callable[[Snapshot], bool], within: float = 0.0) -> Snapshot | None:
+        """The first snapshot ``predicate`` holds for; waiting up to ``within`` seconds for one.
+        A test that has just read the state it waits for from the API server can be ahead of
+        this 100 ms poll: the operator scales the canary to 0 and writes ``Degraded`` 50 ms
+        apart, so the scaled canary may not be recorded yet when the test sees Degraded."""
+        deadline = time.monotonic() + within
+        while True:
+            found = next((s for s in list(self.snapshots) if predicate(s)), None)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
 
     def _run(self) -> None:
         last: tuple[Any, ...] | None = None

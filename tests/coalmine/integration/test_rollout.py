@@ -68,8 +68,8 @@ def _rollback_order_holds(h: Sandbox) -> None:
     """Traffic left the canary (Service selects stable only) BEFORE its replicas went to 0."""
     started = h.recorder.first(lambda s: s.phase == "RollingBack")
     assert started is not None, [s.phase for s in h.recorder.snapshots]
-    off = h.recorder.first(lambda s: s.seq >= started.seq and s.spans_both is False)
-    scaled = h.recorder.first(lambda s: s.seq >= started.seq and s.canary_replicas == 0)
+    off = h.recorder.first(lambda s: s.seq >= started.seq and s.spans_both is False, within=10)
+    scaled = h.recorder.first(lambda s: s.seq >= started.seq and s.canary_replicas == 0, within=10)
     assert off is not None and scaled is not None
     assert off.seq < scaled.seq, (off, scaled)
 
