@@ -25,6 +25,7 @@ from e2e.support.rollout import (
     World,
     given_v1_serving,
     kubectl_coalmine,
+    md_status,
     wait_status,
 )
 
@@ -167,6 +168,73 @@ def test_the_standby_continues_the_rollout_when_the_leader_is_killed(
     assert traffic.failures == 0, (traffic.statuses, traffic.errors)
 
 
+SLOW_SCALE_DOWN = {"scaleDownDelay": "40s"}
+"""The rollback waits this long between traffic off and the canary scaled down: it outlasts
+the takeover, so the leader dies inside the rollback and the standby finishes it."""
+
+
+def test_the_standby_finishes_a_rollback_the_leader_was_killed_in(
+    world: World, ns: str, cluster: ClusterUnderTest
+) -> None:
+    # Given the chart's two operator pods, v1 serving steady traffic, and a v3 failing a
+    # fifth of its requests, rolled back: traffic is on stable, the scale-down delay runs
+    leader = _wait_two_operator_pods_and_a_leader(world.kube)
+    given_v1_serving(world, ns, rollback=SLOW_SCALE_DOWN)
+    traffic = SteadyTraffic(world.kube.service_url(ns, NAME), NAME).start()
+    seen: list[dict[str, Any]] = []
+    try:
+        world.apply_version(
+            ns, "v3", env={"COALMINE_SERVING_FAULT_ERROR_RATE": "0.2"}, rollback=SLOW_SCALE_DOWN
+        )
+        rolling = wait_status(
+            world.kube, ns, NAME,
+            lambda s: s.get("phase") == "RollingBack"
+            and bool((s.get("rollback") or {}).get("trafficOnStableAt")),
+            420, "v3's traffic to be on stable, its scale-down delay running",
+        )  # fmt: skip
+        # When the leader's process is killed, like a node dying: no release, no last write
+        killed_at = datetime.now(UTC)
+        killed = _kill_ungracefully(world.kube, leader, cluster)
+        standby = eventually(
+            lambda: _other_holder(world.kube, leader),
+            timeout=60, what="the standby to take the Lease", interval=0.2,
+        )  # fmt: skip
+        print(f"\nHA takeover mid-rollback: {leader} killed, {standby} holds the Lease "
+              f"after {time.monotonic() - killed:.1f}s")  # fmt: skip
+        # Client traffic from here on: the canary has had none since trafficOnStableAt
+        traffic.statuses.clear()
+        traffic.by_version.clear()
+
+        def degraded(status: dict[str, Any]) -> bool:
+            seen.append(status)
+            return status.get("phase") == "Degraded"
+
+        # Then the standby finishes the same rollback
+        done = wait_status(world.kube, ns, NAME, degraded, 180, "the standby's rollback")
+        world.events_with(ns, "RolledBack")  # posted just after the Degraded status
+        # Negative checks, polled over a 10 s window after the end
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            assert len(world.events(ns, "RolledBack")) == 1, world.kube.events(ns)
+            assert len(world.events(ns, "RollingBack")) == 1, world.kube.events(ns)
+            canary = world.kube.get("apps/v1", "Deployment", f"{NAME}-canary", ns)
+            assert canary["spec"]["replicas"] == 0, canary["spec"]
+            assert (md_status(world.kube, ns, NAME).get("weight") or 0) == 0
+            time.sleep(0.5)
+    finally:
+        traffic.stop()
+    # The same decision, resumed, not a new one: same check, start, and scale-down delay start
+    for key in ("check", "startedAt", "trafficOnStableAt", "revision"):
+        assert done["rollback"][key] == rolling["rollback"][key], (key, rolling, done)
+    assert done["rollback"]["stage"] == "Done", done["rollback"]
+    assert _stamp(done["rollback"]["completedAt"]) > killed_at, done["rollback"]  # by the standby
+    # The weight never rose: every status from the kill to the end says 0
+    assert seen and all((s.get("weight") or 0) == 0 for s in seen), seen
+    # And stable served every request through the takeover
+    assert traffic.failures == 0, (traffic.statuses, traffic.errors)
+    assert set(traffic.by_version) == {"v1"}, traffic.by_version
+
+
 def _promoting(status: dict[str, Any]) -> bool:
     """A promotion in flight: stable already names the canary's revision."""
     stable, canary = status.get("stable") or {}, status.get("canary") or {}
@@ -177,7 +245,11 @@ def _measured_at(status: dict[str, Any]) -> datetime:
     stamp = (status.get("analysis") or {}).get("measuredAt")
     if not stamp:
         return datetime.min.replace(tzinfo=UTC)
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return _stamp(stamp)
+
+
+def _stamp(rfc3339: str) -> datetime:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
 
 
 def _wait_two_operator_pods_and_a_leader(kube: Kube) -> str:

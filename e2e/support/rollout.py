@@ -101,6 +101,7 @@ def model_deployment(
     steps: list[dict[str, Any]] | None = None,
     analysis: dict[str, Any] | None = None,
     policy: dict[str, Any] | None = None,
+    rollback: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     spec = {
         "model": model,
@@ -120,7 +121,7 @@ def model_deployment(
             },
             "progressDeadline": "180s",
         },
-        "rollback": {"scaleDownDelay": "2s"},
+        "rollback": {"scaleDownDelay": "2s", **(rollback or {})},
     }
     return {"apiVersion": GROUP_VERSION, "kind": "ModelDeployment",
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}  # fmt: skip
