@@ -358,7 +358,10 @@ def _now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def run(objects: int, canaries: int, window: float, settle: float, workdir: Path) -> list[Window]:
+def run(
+    objects: int, canaries: int, window: float, settle: float, workdir: Path,
+    steady_window: float | None = None,
+) -> list[Window]:  # fmt: skip
     bench = Bench(workdir, objects, canaries)
     with bench.running():
         began = time.monotonic()
@@ -366,7 +369,7 @@ def run(objects: int, canaries: int, window: float, settle: float, workdir: Path
         bench.wait(bench.all_healthy, 600 + 6.0 * objects, f"{objects} ModelDeployments Healthy")
         print(f"all {objects} Healthy after {time.monotonic() - began:.0f}s", file=sys.stderr)
         time.sleep(settle)
-        steady = bench.measure("steady", window)
+        steady = bench.measure("steady", steady_window or window)
         print(json.dumps(asdict(steady)), file=sys.stderr)
         bench.start_canaries()
         bench.wait(bench.canaries_analysing, 300 + 6.0 * canaries, f"{canaries} canaries analysed")
@@ -382,6 +385,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--objects", type=int, default=500)
     parser.add_argument("--canaries", type=int, default=None, help="default: a tenth of --objects")
     parser.add_argument("--window", type=float, default=60.0, help="seconds per measured window")
+    parser.add_argument(
+        "--steady-window", type=float, default=None,
+        help="seconds of the steady window (default: --window); over 300 it sees every steady "
+        "object's own tick, which a Healthy object asks for 300 s after its last",
+    )  # fmt: skip
     parser.add_argument("--settle", type=float, default=15.0, help="seconds before each window")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--logs", type=Path, default=None, help="keep the operators' logs here")
@@ -391,7 +399,9 @@ def main(argv: list[str] | None = None) -> None:
     canaries = args.canaries if args.canaries is not None else max(1, args.objects // 10)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         try:
-            windows = run(args.objects, canaries, args.window, args.settle, Path(tmp))
+            windows = run(
+                args.objects, canaries, args.window, args.settle, Path(tmp), args.steady_window
+            )
         finally:
             if args.logs:
                 args.logs.mkdir(parents=True, exist_ok=True)
