@@ -23,8 +23,16 @@ Services). It is skipped only when both hold:
   defaults (``protocol: TCP``) are extra keys and do not matter; a value the server rewrites
   (a quantity ``0.5`` read back as ``500m``) never matches, and is simply applied every time.
 
-Every other kind (Secrets: the operator may not list them; Pods; Events) and every other
-write go straight to the wrapped client.
+Secrets the operator may get by name but not list or watch (least privilege). A Secret of a
+ModelDeployment's (its receipt keys and mirror file, read by every tick) is remembered for
+``SECRET_MEMO_SECONDS`` after this client read or wrote it, so a canary ticking every few
+seconds reads it about once a minute instead of on every tick. Our writes' answers replace
+it, a failed write forgets it (a 409 means someone else changed it: read again), and a
+Secret nobody of ours owns is never remembered (a tick blocked on it must see it go).
+A Secret changed or deleted by someone else is seen within the memo's minute; one that is
+ours keeps serving the pods that mount it meanwhile.
+
+Every other kind (Pods; Events) and every other write go straight to the wrapped client.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from kubernetes import client
@@ -41,17 +50,27 @@ from coalmine.k8s.protocol import KubeApi, Manifest, ObjectRef
 from coalmine.k8s.watchcache import UNKNOWN, Store, Watcher, rv_of, version_number
 
 CACHED_KINDS = ("ModelDeployment", "Deployment", "Service")
+SECRET_MEMO_SECONDS = 60.0
+"""How long a ModelDeployment's Secret read or written by us is reused (a Healthy object ticks
+every 300 s, so only canaries, which tick every analysis interval, reuse it)."""
 
 
 class CachedKubeApi:
     """A ``KubeApi`` whose ``get`` comes from watch-backed stores when they can vouch for it."""
 
-    def __init__(self, inner: KubeApi, stores: Iterable[Store]) -> None:
+    def __init__(
+        self,
+        inner: KubeApi,
+        stores: Iterable[Store],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._inner = inner
         self._stores = list(stores)
         self._dirty: set[ObjectRef] = set()
         self._seen: dict[ObjectRef, int] = {}
         self._applied: dict[ObjectRef, str] = {}  # the digest of what we last applied
+        self._secrets: dict[ObjectRef, tuple[float, Manifest]] = {}  # when, what
+        self._clock = clock
         self._lock = threading.Lock()
 
     def saw(self, manifest: Manifest) -> None:
@@ -82,6 +101,8 @@ class CachedKubeApi:
         return cached
 
     def get(self, ref: ObjectRef) -> Manifest | None:
+        if ref.kind == "Secret":
+            return self._secret(ref)
         store = self._store_for(ref)
         with self._lock:
             dirty = ref in self._dirty
@@ -95,7 +116,40 @@ class CachedKubeApi:
             store.update(found)
         return found
 
+    def _secret(self, ref: ObjectRef) -> Manifest | None:
+        with self._lock:
+            kept = self._secrets.get(ref)
+        if kept is not None and self._still_valid(*kept):
+            return copied(kept[1])
+        found = self._inner.get(ref)
+        self._remember(ref, found)
+        return found
+
+    def _still_valid(self, kept_at: float, secret: Manifest) -> bool:
+        """Young enough, and its ModelDeployment is still the one that controls it: one
+        deleted and made again under the same name has a new uid, and must not be shown
+        its predecessor's Secret (the garbage collector is removing that one)."""
+        if self._clock() - kept_at >= SECRET_MEMO_SECONDS:
+            return False
+        owner = _controller(secret)
+        meta = secret["metadata"]
+        parent = ObjectRef("ModelDeployment", meta.get("namespace", ""), owner.get("name", ""))
+        live = self._vouched(parent)
+        return live is not None and live["metadata"].get("uid") == owner.get("uid")
+
+    def _remember(self, ref: ObjectRef, secret: Manifest | None) -> None:
+        """Keep ``secret`` (read or written just now) if it is a ModelDeployment's; forget
+        ``ref`` otherwise."""
+        with self._lock:
+            if secret is not None and _controller(secret):
+                self._secrets[ref] = (self._clock(), copied(secret))
+            else:
+                self._secrets.pop(ref, None)
+
     def _wrote(self, ref: ObjectRef, answer: Manifest | None = None) -> None:
+        if ref.kind == "Secret":
+            self._remember(ref, answer if _has_version(answer) else None)
+            return
         store = self._store_for(ref)
         if store is None:
             return
@@ -125,12 +179,21 @@ class CachedKubeApi:
         return cached if isinstance(cached, dict) else None
 
     def create(self, manifest: Manifest) -> Manifest:
-        answer = self._inner.create(manifest)
-        self._wrote(ObjectRef.of(manifest), answer)
+        ref = ObjectRef.of(manifest)
+        try:
+            answer = self._inner.create(manifest)
+        except BaseException:  # it exists already (409), or unknown: read it next time
+            self._wrote(ref)
+            raise
+        self._wrote(ref, answer)
         return answer
 
     def merge_patch(self, ref: ObjectRef, patch: Manifest) -> Manifest:
-        answer = self._inner.merge_patch(ref, patch)
+        try:
+            answer = self._inner.merge_patch(ref, patch)
+        except BaseException:  # a stale precondition (409), or unknown: read it next time
+            self._wrote(ref)
+            raise
         self._wrote(ref, answer)
         return answer
 
@@ -188,6 +251,22 @@ def _copy_value(value: object) -> object:
     if isinstance(value, list):
         return [_copy_value(item) for item in value]
     return value
+
+
+def _has_version(answer: Manifest | None) -> bool:
+    return bool(answer and answer.get("metadata", {}).get("resourceVersion"))
+
+
+def _controller(secret: Manifest) -> Manifest:
+    """The ModelDeployment that controls ``secret`` ({} when none does)."""
+    owners = secret.get("metadata", {}).get("ownerReferences") or []
+    found: Manifest = next(
+        (o for o in owners
+         if o.get("controller") and o.get("kind") == "ModelDeployment"
+         and str(o.get("apiVersion", "")).startswith("coalmine.dev/")),
+        {},
+    )  # fmt: skip
+    return found
 
 
 def _older(cached: object, version: int) -> bool:

@@ -193,3 +193,97 @@ def test_a_refused_status_write_sends_the_next_read_to_the_server():
         api.apply_status(REF, "apps/v1", {"phase": "x"}, resource_version="6")
     assert api.get(REF)["metadata"]["resourceVersion"] == "7"  # type: ignore[index]
     assert inner.reads == 1
+
+
+# --- Secrets: get by name only (no watch), remembered for a minute when a ModelDeployment's ---
+
+SECRET = ObjectRef("Secret", "ml", "iris-receipt-keys")
+MD = ObjectRef("ModelDeployment", "ml", "iris")
+
+
+def model_deployment(uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "coalmine.dev/v1alpha1", "kind": "ModelDeployment",
+        "metadata": {"name": "iris", "namespace": "ml", "uid": uid, "resourceVersion": "3"},
+    }  # fmt: skip
+
+
+def secret(owner_uid: str | None = "uid-1", value: str = "a") -> dict[str, Any]:
+    owners = [{"apiVersion": "coalmine.dev/v1alpha1", "kind": "ModelDeployment",
+               "name": "iris", "uid": owner_uid, "controller": True}]  # fmt: skip
+    return {
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": SECRET.name, "namespace": "ml", "resourceVersion": "4",
+                     "ownerReferences": owners if owner_uid else []},
+        "data": {"keys.json": value},
+    }  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+MDS = Store("ModelDeployment", "ml")
+
+
+def with_secret(stored: dict[str, Any]) -> tuple[CachedKubeApi, CountingKube, Clock]:
+    inner, clock = CountingKube(), Clock()
+    inner.put(stored)
+    MDS.replace([model_deployment("uid-1")])
+    return CachedKubeApi(inner, [MDS], clock=clock), inner, clock
+
+
+def test_a_model_deployments_secret_is_read_once_a_minute_not_every_tick():
+    api, inner, clock = with_secret(secret())
+    for _ in range(6):  # a canary ticking every 10 s
+        assert api.get(SECRET)["data"] == {"keys.json": "a"}  # type: ignore[index]
+        clock.now += 9.9
+    assert inner.reads == 1
+    clock.now += 1  # 60.4 s after the read
+    api.get(SECRET)
+    assert inner.reads == 2
+
+
+def test_a_remembered_secret_is_handed_out_as_a_copy():
+    api, _, _ = with_secret(secret())
+    api.get(SECRET)["data"]["keys.json"] = "changed by a caller"  # type: ignore[index]
+    assert api.get(SECRET)["data"] == {"keys.json": "a"}  # type: ignore[index]
+
+
+def test_our_writes_answer_is_the_next_read_and_a_failed_write_forgets():
+    api, inner, _ = with_secret(secret())
+    api.get(SECRET)
+    patched = api.merge_patch(SECRET, {"metadata": {"resourceVersion": "4"}, "data": {"m": "1"}})
+    assert api.get(SECRET) == patched and inner.reads == 1
+    with pytest.raises(ConflictError):  # someone else's write came between: 409
+        api.merge_patch(SECRET, {"metadata": {"resourceVersion": "4"}, "data": {"m": "2"}})
+    api.get(SECRET)
+    assert inner.reads == 2, "after a 409 the next read is the server's"
+
+
+def test_a_secret_no_model_deployment_controls_is_never_remembered():
+    api, inner, _ = with_secret(secret(owner_uid=None))  # a person's: the tick is blocked on it
+    api.get(SECRET)
+    api.get(SECRET)
+    assert inner.reads == 2
+
+
+def test_a_model_deployment_made_again_under_the_same_name_is_not_shown_the_old_secret():
+    api, inner, _ = with_secret(secret(owner_uid="uid-1"))
+    api.get(SECRET)
+    MDS.replace([model_deployment("uid-2")])  # deleted and applied again
+    api.get(SECRET)
+    assert inner.reads == 2
+
+
+def test_an_absent_secret_is_read_again_and_a_created_one_is_remembered():
+    api, inner, _ = with_secret(secret())
+    inner.objects.pop(SECRET)
+    assert api.get(SECRET) is None and api.get(SECRET) is None
+    assert inner.reads == 2
+    created = api.create(secret(value="b"))
+    assert api.get(SECRET) == created and inner.reads == 2
