@@ -134,6 +134,19 @@ _ANALYSIS_CONDITION: dict[str, tuple[ConditionStatus, str]] = {
 }
 
 
+def settled_reason(before: ModelDeploymentStatus, after: ModelDeploymentStatus, reason: str) -> str:
+    """The ``Progressing`` reason for a tick that moves ``before`` to ``after``: a tick that
+    finds an object Healthy and leaves it so keeps the reason that says how it got there
+    (``Promoted``, ``Ready``, ``Reverted``). Its own (``StableServing``) would replace it on
+    the first steady tick, 300 s later, and cost a status write and a log line for nothing
+    (B9). Degraded needs no such rule: the tick after a rollback settles on
+    ``RevisionFailedBefore``, whose message says how to retry, and every later one agrees."""
+    if not before.phase == after.phase == Phase.HEALTHY:
+        return reason
+    old = next((c for c in before.conditions if c.type == PROGRESSING), None)
+    return old.reason if old is not None and old.status == "False" else reason
+
+
 def derive_conditions(
     status: ModelDeploymentStatus,
     obs: Observations,

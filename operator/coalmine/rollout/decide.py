@@ -16,7 +16,7 @@ from datetime import datetime
 from coalmine.api.spec import ModelDeploymentSpec
 from coalmine.api.status import ModelDeploymentStatus, Phase
 from coalmine.rollout.canary import interrupt, progressing, promote_control
-from coalmine.rollout.conditions import derive_conditions
+from coalmine.rollout.conditions import derive_conditions, settled_reason
 from coalmine.rollout.paused import paused
 from coalmine.rollout.pods import plan_replicas
 from coalmine.rollout.promotion import promoting
@@ -90,7 +90,8 @@ def finalize(t: Tick, plan: Plan) -> Decision:
         # Shown beside the target weight: the replicas router applies a pod ratio instead.
         applied_weight=t.obs.canary_weight if plan.status.canary is not None else None,
     )
-    status = update(status, conditions=derive_conditions(status, t.obs, plan.reason, t.now))
+    reason = settled_reason(t.status, status, plan.reason)
+    status = update(status, conditions=derive_conditions(status, t.obs, reason, t.now))
     stable, canary = _child_plans(t, plan, status)
     return Decision(
         action=plan.action,

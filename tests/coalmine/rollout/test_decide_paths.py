@@ -348,3 +348,32 @@ def test_a_stalled_promotion_is_reported_once_and_the_canary_keeps_serving() -> 
     assert event_reasons(sim).count("PromotionStalled") == 1
     assert sim.status.phase == "Progressing" and sim.decisions[-1].canary_weight == 60
     assert {c.type: c.reason for c in sim.status.conditions}["Progressing"] == "PromotionStalled"
+
+
+SETTLED_ENDINGS = {
+    "first revision ready": (lambda: Sim(canary_spec()), "Healthy", "Ready", 0),
+    "canary promoted": (lambda: canary_on(measure=script(0.0)), "Healthy", "Promoted", 0),
+    # The tick after a rollback's last adds how to retry (reason RevisionFailedBefore).
+    "canary rolled back": (
+        lambda: canary_on(measure=script(5.0)),
+        "Degraded",
+        "RevisionFailedBefore",
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("ending", SETTLED_ENDINGS, ids=list(SETTLED_ENDINGS))
+def test_a_settled_objects_later_ticks_change_nothing_in_its_status(ending: str) -> None:
+    """A Healthy or Degraded object ticks every 300 s: none of those ticks may change its
+    status (a write and a log line for nothing, B9), and Progressing keeps saying how the
+    last rollout ended."""
+    make, phase, reason, settling = SETTLED_ENDINGS[ending]
+    sim = make()
+    sim.run_until(lambda s: s.status.phase == phase and s.status.canary is None)
+    sim.run(settling)
+    settled = sim.status
+    later = sim.run(3)
+    assert all(d.status == settled for d in later), [d.reason for d in later]
+    progressing = {c.type: c for c in settled.conditions}["Progressing"]
+    assert (progressing.status, progressing.reason) == ("False", reason)
