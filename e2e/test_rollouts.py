@@ -133,15 +133,7 @@ def test_the_standby_continues_the_rollout_when_the_leader_is_killed(
             300, "v2's step 1 to start",
         )  # fmt: skip
         # When the leader's process is killed, like a node dying: no release, no last write
-        killed_at = datetime.now(UTC)
-        killed = _kill_ungracefully(world.kube, leader, cluster)
-        standby = eventually(
-            lambda: _other_holder(world.kube, leader),
-            timeout=60, what="the standby to take the Lease", interval=0.2,
-        )  # fmt: skip
-        took = time.monotonic() - killed  # printed only: its target is bench.takeover's (B10)
-        print(f"\nHA takeover on the node: {leader} killed, {standby} holds the Lease "
-              f"after {took:.1f}s")  # fmt: skip
+        killed_at = _kill_the_leader_until_the_standby_leads(world, leader, cluster, "mid-step")
         # Then the standby continues from there: same canary, same step and pause start
         seen: list[dict[str, Any]] = []
 
@@ -193,14 +185,7 @@ def test_the_standby_finishes_a_rollback_the_leader_was_killed_in(
             420, "v3's traffic to be on stable, its scale-down delay running",
         )  # fmt: skip
         # When the leader's process is killed, like a node dying: no release, no last write
-        killed_at = datetime.now(UTC)
-        killed = _kill_ungracefully(world.kube, leader, cluster)
-        standby = eventually(
-            lambda: _other_holder(world.kube, leader),
-            timeout=60, what="the standby to take the Lease", interval=0.2,
-        )  # fmt: skip
-        print(f"\nHA takeover mid-rollback: {leader} killed, {standby} holds the Lease "
-              f"after {time.monotonic() - killed:.1f}s")  # fmt: skip
+        killed_at = _kill_the_leader_until_the_standby_leads(world, leader, cluster, "mid-rollback")
         # Client traffic from here on: the canary has had none since trafficOnStableAt
         traffic.statuses.clear()
         traffic.by_version.clear()
@@ -264,6 +249,22 @@ def _wait_two_operator_pods_and_a_leader(kube: Kube) -> str:
         timeout=60, what="one of them to hold the Lease",
     )  # fmt: skip
     return leader
+
+
+def _kill_the_leader_until_the_standby_leads(
+    world: World, leader: str, cluster: ClusterUnderTest, when: str
+) -> datetime:
+    """SIGKILL ``leader`` and wait for the other pod to hold the Lease; prints how long that
+    took (its target is bench.takeover's, B10). Returns when the kill was sent."""
+    killed_at = datetime.now(UTC)
+    killed = _kill_ungracefully(world.kube, leader, cluster)
+    standby = eventually(
+        lambda: _other_holder(world.kube, leader),
+        timeout=60, what="the standby to take the Lease", interval=0.2,
+    )  # fmt: skip
+    print(f"\nHA takeover {when}: {leader} killed, {standby} holds the Lease "
+          f"after {time.monotonic() - killed:.1f}s")  # fmt: skip
+    return killed_at
 
 
 def _other_holder(kube: Kube, old: str) -> str | None:
