@@ -22,7 +22,13 @@ state="${KIND_STATE:-/tmp/coalmine-kind}"
 kubeconfig="$state/kubeconfig"
 pod_subnet=10.245.0.0/16      # networking.podSubnet in cluster.yaml
 service_subnet=10.97.0.0/16   # networking.serviceSubnet in cluster.yaml
+# Our two images are built in a buildah store of their own: the single-node runs' store names
+# its work image `<repository>:building` and untags every older build, so two runs sharing one
+# store (the machine is shared) could push each other's images. The base archive is shared.
+images_dir="${KIND_IMAGES:-$cache_root/kind/images}"
 export PATH="$cache_root/kind-v0.33.0/bin:$cache_root/kube-v1.35.4/bin:$PATH"
+cd "$root"
+[[ "${1:-}" == down ]] || "$here/deps.sh"
 eval "$("$here/dockerd.sh" start)"
 mkdir -p "$state"
 
@@ -67,13 +73,32 @@ up() {
 
 load_images() {
   local image archive
-  "$python" -m e2e.devcluster.images > "$state/images"
+  mkdir -p "$images_dir"
+  ln -f "$cache_root"/images/*.oci.tar "$images_dir/" 2>/dev/null || true   # the base archive
+  "$python" - "$images_dir" > "$state/images" <<'PY'
+import sys
+from pathlib import Path
+
+from e2e.devcluster.images import OPERATOR, SERVING, ImageBuilder
+
+builder = ImageBuilder(Path(sys.argv[1]))
+for spec in (SERVING, OPERATOR):  # the order the suite's variables below read them in
+    print(builder.build(spec), flush=True)
+PY
+  local node missing
   while read -r image; do
+    # The tag is the image id, so a node that has the name has the image (a kept cluster):
+    # load only where it is missing.
+    missing=()
+    for node in $(kind get nodes --name "$name"); do
+      docker exec "$node" crictl inspecti "$image" >/dev/null 2>&1 || missing+=("$node")
+    done
+    (( ${#missing[@]} > 0 )) || continue
     archive="$state/$(basename "${image%%:*}").tar"
     rm -f "$archive"
-    buildah --root="$cache_root/images/buildah/root" --runroot="$cache_root/images/buildah/runroot" \
+    buildah --root="$images_dir/buildah/root" --runroot="$images_dir/buildah/runroot" \
       --storage-driver=overlay push -q "$image" "docker-archive:$archive:$image" >&2
-    kind load image-archive --name "$name" "$archive" >&2
+    kind load image-archive --name "$name" --nodes "$(IFS=,; echo "${missing[*]}")" "$archive" >&2
     rm -f "$archive"
   done < "$state/images"
 }
@@ -83,6 +108,8 @@ case "${1:-}" in
   up) up; echo "$kubeconfig"; exit 0 ;;
 esac
 
+e2e/cluster/install-deps.sh   # as e2e/run.sh: chromium for the views test
+charts/install-helm.sh >/dev/null
 [[ -n "${KEEP_CLUSTER:-}" ]] || trap down EXIT
 up
 start=$SECONDS
