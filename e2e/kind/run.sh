@@ -9,8 +9,8 @@
 #   e2e/kind/run.sh up                 cluster only, kept; prints the kubeconfig path
 #   e2e/kind/run.sh down               delete the cluster, routes, stop the Docker engine
 #
-# On a machine shared with single-node runs, hold their lock for as long as the cluster exists
-# (the kind network's bridge and routes come and go with it).
+# It may run beside single-node runs (e2e/run.sh) on one machine: other address ranges, a
+# Docker engine that leaves iptables alone, a buildah store of its own (docs/e2e.md, "kind").
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
