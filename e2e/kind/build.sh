@@ -27,7 +27,7 @@ etcd_tag=3.6.6-0          # kubeadm v1.35's DefaultEtcdVersion; the binary is ou
 suite=bookworm
 base_packages=systemd,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,bash,ca-certificates,curl,jq,procps,containerd,runc,containernetworking-plugins
 
-log() { echo "kind/build.sh: $*" >&2; }
+log() { echo "kind/build.sh: [$SECONDS s] $*" >&2; }   # seconds since the start: the cold times
 docker version >/dev/null 2>&1 || { log "no Docker engine: eval \"\$(e2e/kind/dockerd.sh start)\""; exit 1; }
 has_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -42,6 +42,7 @@ kind_src="$(cd "$root" && GOFLAGS=-mod=mod go env GOMODCACHE)/sigs.k8s.io/kind@$
 [[ -d "$kind_src/images/base/files" ]] || (cd /tmp && go mod download "sigs.k8s.io/kind@$kind_version")
 kube_bin="$(EXTRA_KUBE_CMDS=kubeadm bash "$root/e2e/cluster/build.sh" | tail -1)"
 kube_version="$("$kube_bin/kubeadm" version -o short)"
+log "Kubernetes $kube_version binaries with kubeadm ready"
 bash "$root/e2e/cluster/node-deps.sh" >&2   # crictl, debootstrap, containerd (for `ctr oci spec`)
 crictl="$cache_root/crictl-v1.34.0/bin/crictl"
 # Contents only: the file names (a temporary dir, /dev/fd/N) differ from run to run.
@@ -111,6 +112,7 @@ PY
 fi
 
 # --- 2. the images the node runs -------------------------------------------------------------
+log "base image ready"
 coredns_bin="$cache_root/coredns-$coredns_version/bin"
 if [[ ! -x "$coredns_bin/coredns" ]]; then
   log "building coredns $coredns_version (a few minutes cold)"
@@ -118,6 +120,7 @@ if [[ ! -x "$coredns_bin/coredns" ]]; then
   GOBIN="$coredns_bin" CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false" \
     go install -ldflags "-s -w" "github.com/coredns/coredns@$coredns_version" >&2
 fi
+log "coredns ready"
 
 # A one-binary image: FROM scratch, the binary in /usr/local/bin, PATH set (kubeadm's static
 # pods run `kube-apiserver ...`, not a path).
@@ -181,4 +184,5 @@ if ! has_image "$node"; then
   sleep 1
   docker commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' "$c" "$node" >&2
 fi
+log "node image ready"
 echo "$node"

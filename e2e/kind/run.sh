@@ -9,8 +9,8 @@
 #   e2e/kind/run.sh up                 cluster only, kept; prints the kubeconfig path
 #   e2e/kind/run.sh down               delete the cluster, routes, stop the Docker engine
 #
-# On a machine shared with single-node runs, hold their lock for as long as the cluster exists
-# (the kind network's bridge and routes come and go with it).
+# It may run beside single-node runs (e2e/run.sh) on one machine: other address ranges, a
+# Docker engine that leaves iptables alone, a buildah store of its own (docs/e2e.md, "kind").
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -22,7 +22,13 @@ state="${KIND_STATE:-/tmp/coalmine-kind}"
 kubeconfig="$state/kubeconfig"
 pod_subnet=10.245.0.0/16      # networking.podSubnet in cluster.yaml
 service_subnet=10.97.0.0/16   # networking.serviceSubnet in cluster.yaml
+# Our two images are built in a buildah store of their own: the single-node runs' store names
+# its work image `<repository>:building` and untags every older build, so two runs sharing one
+# store (the machine is shared) could push each other's images. The base archive is shared.
+images_dir="${KIND_IMAGES:-$cache_root/kind/images}"
 export PATH="$cache_root/kind-v0.33.0/bin:$cache_root/kube-v1.35.4/bin:$PATH"
+cd "$root"
+[[ "${1:-}" == down ]] || "$here/deps.sh"
 eval "$("$here/dockerd.sh" start)"
 mkdir -p "$state"
 
@@ -39,16 +45,37 @@ down() {
     || log "WARNING: iptables FORWARD policy is no longer ACCEPT"
 }
 
+restart_apiserver() {
+  local cp="$name-control-plane" id
+  id="$(docker exec "$cp" crictl ps --name kube-apiserver -q)"
+  [[ -n "$id" ]] && docker exec "$cp" crictl stop "$id" >/dev/null
+  for _ in $(seq 1 120); do
+    [[ "$(docker exec "$cp" crictl ps --name kube-apiserver -q)" != "$id" ]] \
+      && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  log "kube-apiserver not ready again after its restart"; return 1
+}
+
 up() {
   local node start
   start=$SECONDS
   node="$("$here/build.sh" | tail -1)"
   log "node image $node ($((SECONDS - start)) s)"
   start=$SECONDS
+  local kept=""
   if ! kind get clusters 2>/dev/null | grep -qx "$name"; then
     kind create cluster --name "$name" --image "$node" --config "$here/cluster.yaml" >&2
+  else
+    kept=1
   fi
   kind get kubeconfig --name "$name" > "$kubeconfig"
+  # A kept cluster where the suite ran before: its `helm uninstall` and the next `helm install`
+  # delete and recreate the admission policy, its binding and its params ConfigMap together,
+  # after which the API server finds no params and refuses every ModelDeployment ("no params
+  # found for policy binding with `Deny` parameterNotFoundAction", kubernetes/kubernetes#133827)
+  # until it restarts. Restart it (kubelet starts the static pod's container again).
+  [[ -z "$kept" ]] || restart_apiserver
   "$here/cni.sh" "$name" "$kubeconfig" >&2
   kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=180s >&2
   kubectl --kubeconfig "$kubeconfig" -n kube-system rollout status deploy/coredns --timeout=180s >&2
@@ -67,13 +94,32 @@ up() {
 
 load_images() {
   local image archive
-  "$python" -m e2e.devcluster.images > "$state/images"
+  mkdir -p "$images_dir"
+  ln -f "$cache_root"/images/*.oci.tar "$images_dir/" 2>/dev/null || true   # the base archive
+  "$python" - "$images_dir" > "$state/images" <<'PY'
+import sys
+from pathlib import Path
+
+from e2e.devcluster.images import OPERATOR, SERVING, ImageBuilder
+
+builder = ImageBuilder(Path(sys.argv[1]))
+for spec in (SERVING, OPERATOR):  # the order the suite's variables below read them in
+    print(builder.build(spec), flush=True)
+PY
+  local node missing
   while read -r image; do
+    # The tag is the image id, so a node that has the name has the image (a kept cluster):
+    # load only where it is missing.
+    missing=()
+    for node in $(kind get nodes --name "$name"); do
+      docker exec "$node" crictl inspecti "$image" >/dev/null 2>&1 || missing+=("$node")
+    done
+    (( ${#missing[@]} > 0 )) || continue
     archive="$state/$(basename "${image%%:*}").tar"
     rm -f "$archive"
-    buildah --root="$cache_root/images/buildah/root" --runroot="$cache_root/images/buildah/runroot" \
+    buildah --root="$images_dir/buildah/root" --runroot="$images_dir/buildah/runroot" \
       --storage-driver=overlay push -q "$image" "docker-archive:$archive:$image" >&2
-    kind load image-archive --name "$name" "$archive" >&2
+    kind load image-archive --name "$name" --nodes "$(IFS=,; echo "${missing[*]}")" "$archive" >&2
     rm -f "$archive"
   done < "$state/images"
 }
@@ -83,6 +129,8 @@ case "${1:-}" in
   up) up; echo "$kubeconfig"; exit 0 ;;
 esac
 
+e2e/cluster/install-deps.sh   # as e2e/run.sh: chromium for the views test
+charts/install-helm.sh >/dev/null
 [[ -n "${KEEP_CLUSTER:-}" ]] || trap down EXIT
 up
 start=$SECONDS

@@ -74,6 +74,10 @@ class Kube:
         items: list[dict[str, Any]] = found.to_dict()["items"]
         return items
 
+    def nodes(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._resource("v1", "Node").get().to_dict()["items"]
+        return items
+
     def create_namespace(self, prefix: str, labels: dict[str, str] | None = None) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:6]}"
         meta = {"name": name, "labels": labels or {}}

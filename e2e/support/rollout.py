@@ -102,12 +102,15 @@ def model_deployment(
     analysis: dict[str, Any] | None = None,
     policy: dict[str, Any] | None = None,
     rollback: dict[str, Any] | None = None,
+    placement: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``placement``: more ``spec.runtime`` fields (``topologySpreadConstraints``, ...)."""
     spec = {
         "model": model,
         "runtime": {
             "replicas": replicas,
             "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
+            **(placement or {}),
         },
         "canary": {
             "steps": steps or STEPS,
