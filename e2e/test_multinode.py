@@ -44,7 +44,7 @@ def _schedulable_nodes(kube: Kube) -> list[str]:
     keep_out = ("NoSchedule", "NoExecute")
     return sorted(
         n["metadata"]["name"]
-        for n in kube.nodes()
+        for n in kube.list_objects("v1", "Node", None)
         if not n["spec"].get("unschedulable")
         and not any(t["effect"] in keep_out for t in n["spec"].get("taints") or [])
     )

@@ -201,14 +201,17 @@ class ImageBuilder:
         runtime.remove_untagged_images()
 
 
-def main() -> None:
-    """`python -m e2e.devcluster.images`: build (or reuse) every image; print the names.
+def main(argv: list[str] | None = None) -> None:
+    """`python -m e2e.devcluster.images [STORE]`: build (or reuse) every image; print the
+    names. STORE is the image store's directory (default: the cache's ``images``; the kind
+    tier keeps a store of its own, e2e/kind/run.sh).
 
     Run before pytest: a cold build takes minutes, more than a test's timeout should cover.
     """
     from e2e.devcluster.runtime import cache_root
 
-    builder = ImageBuilder(cache_root() / "images")
+    args = sys.argv[1:] if argv is None else argv
+    builder = ImageBuilder(Path(args[0]) if args else cache_root() / "images")
     for spec in (SERVING, OPERATOR):
         if (builder.context / spec.dockerfile).is_file():
             print(builder.build(spec), flush=True)

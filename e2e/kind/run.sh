@@ -96,16 +96,7 @@ load_images() {
   local image archive
   mkdir -p "$images_dir"
   ln -f "$cache_root"/images/*.oci.tar "$images_dir/" 2>/dev/null || true   # the base archive
-  "$python" - "$images_dir" > "$state/images" <<'PY'
-import sys
-from pathlib import Path
-
-from e2e.devcluster.images import OPERATOR, SERVING, ImageBuilder
-
-builder = ImageBuilder(Path(sys.argv[1]))
-for spec in (SERVING, OPERATOR):  # the order the suite's variables below read them in
-    print(builder.build(spec), flush=True)
-PY
+  "$python" -m e2e.devcluster.images "$images_dir" > "$state/images"   # serving, then operator
   local node missing
   while read -r image; do
     # The tag is the image id, so a node that has the name has the image (a kept cluster):

@@ -68,14 +68,11 @@ class Kube:
         return found
 
     def list_objects(
-        self, api_version: str, kind: str, namespace: str, selector: str | None = None
+        self, api_version: str, kind: str, namespace: str | None, selector: str | None = None
     ) -> list[dict[str, Any]]:
+        """Objects of ``kind`` in ``namespace`` (None: cluster-scoped, or all namespaces)."""
         found = self._resource(api_version, kind).get(namespace=namespace, label_selector=selector)
         items: list[dict[str, Any]] = found.to_dict()["items"]
-        return items
-
-    def nodes(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self._resource("v1", "Node").get().to_dict()["items"]
         return items
 
     def create_namespace(self, prefix: str, labels: dict[str, str] | None = None) -> str:
