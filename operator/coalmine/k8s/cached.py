@@ -53,6 +53,8 @@ CACHED_KINDS = ("ModelDeployment", "Deployment", "Service")
 SECRET_MEMO_SECONDS = 60.0
 """How long a ModelDeployment's Secret read or written by us is reused (a Healthy object ticks
 every 300 s, so only canaries, which tick every analysis interval, reuse it)."""
+PRUNE_SECONDS = 60.0
+"""How often what this client keeps of objects is checked for objects that are gone."""
 
 
 class CachedKubeApi:
@@ -72,6 +74,8 @@ class CachedKubeApi:
         self._secrets: dict[ObjectRef, tuple[float, Manifest]] = {}  # when, what
         self._clock = clock
         self._lock = threading.Lock()
+        self._pruned_at = clock()
+        self._absent: set[ObjectRef] = set()  # gone from their store at the last pruning
 
     def saw(self, manifest: Manifest) -> None:
         """kopf's event for ``manifest`` came first: until the store holds this version (or a
@@ -100,7 +104,38 @@ class CachedKubeApi:
             return UNKNOWN  # the watch is behind the event that woke this tick
         return cached
 
+    def _prune_now_and_then(self) -> None:
+        """Forget what is kept of objects that are gone (their digests, pending versions and
+        forced reads; expired Secrets), at most every ``PRUNE_SECONDS``: a ModelDeployment
+        deleted leaves four children and a Secret, and an operator that runs for months sees
+        many. An object counts as gone when its synced store has lacked it at two prunings in a
+        row (one just created is in its store within milliseconds). Forgetting costs at most
+        one request the cache would have saved, never a stale answer."""
+        now = self._clock()
+        with self._lock:
+            if now - self._pruned_at < PRUNE_SECONDS:
+                return
+            self._pruned_at = now
+            self._secrets = {
+                ref: kept
+                for ref, kept in self._secrets.items()
+                if now - kept[0] < SECRET_MEMO_SECONDS
+            }
+            kept_refs = {*self._seen, *self._applied, *self._dirty}
+        absent = {ref for ref in kept_refs if self._gone(ref)}
+        with self._lock:
+            for ref in absent & self._absent:
+                self._seen.pop(ref, None)
+                self._applied.pop(ref, None)
+                self._dirty.discard(ref)
+            self._absent = absent - self._absent
+
+    def _gone(self, ref: ObjectRef) -> bool:
+        store = self._store_for(ref)
+        return store is not None and store.get(ref) is None
+
     def get(self, ref: ObjectRef) -> Manifest | None:
+        self._prune_now_and_then()
         if ref.kind == "Secret":
             return self._secret(ref)
         store = self._store_for(ref)

@@ -287,3 +287,30 @@ def test_an_absent_secret_is_read_again_and_a_created_one_is_remembered():
     assert inner.reads == 2
     created = api.create(secret(value="b"))
     assert api.get(SECRET) == created and inner.reads == 2
+
+
+def test_what_is_kept_of_objects_that_are_gone_is_dropped_and_the_rest_kept():
+    """A deleted ModelDeployment's children and Secret leave nothing behind after two prunings
+    (a minute apart); a live object keeps its applied digest, so it is not applied again."""
+    inner, store, clock = CountingKube(), Store("Deployment", "ml"), Clock()
+    api = CachedKubeApi(inner, [store, MDS], clock=clock)
+    MDS.replace([model_deployment("uid-1")])
+    store.replace([])
+    live, gone = wanted(), wanted()
+    gone["metadata"] = {**gone["metadata"], "name": "old-stable"}
+    for manifest in (live, gone):
+        store.update(api.apply(manifest))
+    api.saw({**gone, "metadata": {**gone["metadata"], "resourceVersion": "99"}})
+    inner.put(secret())
+    api.get(SECRET)
+    gone_ref = ObjectRef.of(gone)
+    # Its owner deleted: the garbage collector took it, the watch said so.
+    store.update(store.get(gone_ref), deleted=True)  # type: ignore[arg-type]
+    for _ in range(2):
+        clock.now += 61
+        api.get(MD)
+    assert gone_ref not in api._applied and gone_ref not in api._seen
+    assert api._secrets == {}
+    calls = len(inner.calls)
+    api.apply(live)
+    assert len(inner.calls) == calls, "a live object's digest was forgotten"
