@@ -7,11 +7,11 @@ observations and the decision.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from coalmine import manifests
 from coalmine.analysis import (
@@ -50,6 +50,14 @@ from coalmine.subject import Subject
 
 class ClosableProvider(MetricProvider, Protocol):
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PooledProvider(Protocol):
+    """A provider with threads of its own for the queries of a tick (the operator's shared
+    ones, ``coalmine.analysis.prometheus.SharedProviders``)."""
+
+    pool: Executor
 
 
 ProviderFactory = Callable[[str, timedelta], ClosableProvider]
@@ -154,7 +162,8 @@ def measure(
         return refused_checks(checks, refused.reason)
     timeout = query_timeout(endpoint.timeout, settings.analysis_budget)
     with closing(providers(endpoint.url, timeout)) as provider:
-        return measure_within(provider, scope, checks, 2 * timeout.total_seconds())
+        pool = provider.pool if isinstance(provider, PooledProvider) else None
+        return measure_within(provider, scope, checks, 2 * timeout.total_seconds(), pool)
 
 
 def query_timeout(asked: timedelta, budget: timedelta) -> timedelta:
@@ -172,24 +181,33 @@ def query_timeout(asked: timedelta, budget: timedelta) -> timedelta:
 
 
 def measure_within(
-    provider: MetricProvider, scope: Scope, checks: Sequence[Check], budget: float
+    provider: MetricProvider,
+    scope: Scope,
+    checks: Sequence[Check],
+    budget: float,
+    pool: Executor | None = None,
 ) -> tuple[Measurement, ...]:
-    """Every check measured at once, each in its own thread, beside the freshness query of each
-    side; a check that has not answered within ``budget`` seconds is a provider error, so a
-    slow or silent Prometheus costs a tick at most ``budget``. Threads of one tick only:
-    nothing is shared with another object's tick, so it can never queue behind this one. A
-    late thread is left to finish on its own (its query times out) and its answer is dropped."""
+    """Every check measured at once, each in a thread of its own, beside the freshness query
+    of each side; a check that has not answered within ``budget`` seconds is a provider
+    error, so a slow or silent Prometheus costs a tick at most ``budget``. The threads are
+    ``pool``'s, the provider's (one Prometheus's ticks share them, no other's), else this
+    tick's alone. A late query is left to finish on its own (its query times out) and its
+    answer is dropped; one still waiting for a thread is cancelled."""
     if not checks:
         return ()
     sides = judged_sides(scope, checks)
-    pool = ThreadPoolExecutor(max_workers=len(checks) + len(sides), thread_name_prefix="measure")
+    own = pool is None
+    threads = pool or ThreadPoolExecutor(
+        max_workers=len(checks) + len(sides), thread_name_prefix="measure"
+    )
+    pending: list[Future[Any]] = []
     try:
         fresh = {
-            which: pool.submit(staleness, provider, side, scope.max_sample_age)
+            which: threads.submit(staleness, provider, side, scope.max_sample_age)
             for which, side in sides.items()
         }
-        futures = [pool.submit(measure_check, provider, scope, check) for check in checks]
-        pending: list[Future[Any]] = [*futures, *fresh.values()]
+        futures = [threads.submit(measure_check, provider, scope, check) for check in checks]
+        pending = [*futures, *fresh.values()]
         wait(pending, timeout=budget)
         verdicts = {which: _freshness(f, budget) for which, f in fresh.items()}
         return tuple(
@@ -197,7 +215,10 @@ def measure_within(
             for f, c in zip(futures, checks, strict=True)
         )
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        for future in pending:
+            future.cancel()  # only one not started: a shared pool does not queue it further
+        if own:
+            threads.shutdown(wait=False, cancel_futures=True)
 
 
 def _freshness(future: Future[SideMeasurement | None], budget: float) -> SideMeasurement | None:

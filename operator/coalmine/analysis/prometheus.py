@@ -12,7 +12,10 @@ from __future__ import annotations
 import functools
 import json
 import ssl
+import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -99,6 +102,68 @@ class PrometheusProvider:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+QUERY_THREADS = 32
+"""Query threads per Prometheus: the operator's eight reconcile workers (the default), each
+tick running four queries at once; more queue for a free thread. A thread is started only
+when none is idle, and an idle one costs nothing."""
+
+
+class SharedProviders:
+    """The operator's provider factory: one ``PrometheusProvider`` per address and timeout,
+    kept across ticks with its keep-alive connections and a pool of query threads.
+
+    A provider per tick built an httpx client, opened a connection per concurrent query and
+    started a thread per query (four of each a canary tick), then threw them away: with 30
+    canaries analysing, the threads that lived one tick were 40% of the operator's CPU
+    (docs/benchmarks.md, B9). An httpx client is safe to share between threads, and a
+    provider keeps no state of a query. The threads are per address: a silent Prometheus
+    holds only its own objects' queries, never another Prometheus's. Addresses come from the
+    operator's allowlist, so there are few; past ``limit`` the least recently used is dropped
+    (not closed: a tick may still be querying through it; its connections close when it is
+    collected, its idle threads when the pool is).
+    """
+
+    def __init__(self, limit: int = 32, threads: int = QUERY_THREADS) -> None:
+        self._shared: OrderedDict[tuple[str, timedelta], _Borrowed] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit, self._threads = limit, threads
+
+    def __call__(self, address: str, timeout: timedelta) -> _Borrowed:
+        key = (address, timeout)
+        with self._lock:
+            shared = self._shared.pop(key, None) or self._new(address, timeout)
+            self._shared[key] = shared
+            while len(self._shared) > self._limit:
+                self._shared.popitem(last=False)
+        return shared
+
+    def _new(self, address: str, timeout: timedelta) -> _Borrowed:
+        pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="query")
+        return _Borrowed(PrometheusProvider(address, timeout), pool)
+
+    def close(self) -> None:
+        with self._lock:
+            for shared in self._shared.values():
+                shared.provider.close()
+                shared.pool.shutdown(wait=False, cancel_futures=True)
+            self._shared.clear()
+
+
+class _Borrowed:
+    """A shared provider as one tick sees it: its queries may run in ``pool``, and the
+    tick's ``close`` leaves both open for the next tick."""
+
+    def __init__(self, provider: PrometheusProvider, pool: ThreadPoolExecutor) -> None:
+        self.provider, self.pool = provider, pool
+        self.address = provider.address
+
+    def query(self, promql: str) -> QueryResult:
+        return self.provider.query(promql)
+
+    def close(self) -> None:
+        pass
 
 
 @functools.cache

@@ -46,7 +46,7 @@ def operator(
     from prometheus_client import REGISTRY, start_http_server
 
     from coalmine import leadership, opmetrics
-    from coalmine.analysis.prometheus import PrometheusProvider
+    from coalmine.analysis.prometheus import SharedProviders
     from coalmine.handlers import register
     from coalmine.health import Health, serve
     from coalmine.k8s.cached import watched
@@ -99,7 +99,7 @@ def operator(
     cached, _ = watched(kube, load(prefer_in_cluster=True)[0], settings.namespaces)
     deps = Deps(
         kube=leadership.LeaderOnly(cached, leadership.is_leader, health.wrote_status),
-        providers=PrometheusProvider,
+        providers=SharedProviders(),
         settings=settings,
         notifier=notifier,
     )

@@ -7,10 +7,11 @@ test_prometheus_integration.py; this is the table of what each answer means.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
-from coalmine.analysis.prometheus import interpret
+from coalmine.analysis.prometheus import SharedProviders, interpret
 from coalmine.analysis.provider import Sample
 from coalmine.rollout.types import QueryProblem
 
@@ -99,3 +100,18 @@ def test_failures_are_classified_and_never_quote_the_body(
 def test_an_unknown_error_type_is_not_repeated() -> None:
     answer = interpret(503, error("see http://attacker/" + SECRET))
     assert answer.error == "Prometheus answered HTTP 503"
+
+
+def test_shared_providers_are_one_per_address_and_timeout_and_bounded() -> None:
+    """No query is sent: which provider each borrow gets, and that a borrow's close leaves
+    the shared one open (the sharing itself, over sockets: test_prometheus_integration.py)."""
+    second = timedelta(seconds=1)
+    providers = SharedProviders(limit=2)
+    a = providers("http://a:9090", second)
+    a.close()
+    assert providers("http://a:9090", second).provider is a.provider
+    assert providers("http://a:9090", 2 * second).provider is not a.provider
+    providers("http://b:9090", second)  # a at 1 s is now the least recently used of three
+    assert providers("http://a:9090", second).provider is not a.provider
+    assert not a.provider._client.is_closed  # dropped, never closed under a running tick
+    providers.close()

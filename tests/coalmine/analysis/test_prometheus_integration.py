@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import http.server
 import math
+import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import timedelta
 
 import pytest
 
 from coalmine.analysis.measure import measure_check
-from coalmine.analysis.prometheus import MAX_RESPONSE_BYTES, PrometheusProvider
+from coalmine.analysis.prometheus import MAX_RESPONSE_BYTES, PrometheusProvider, SharedProviders
 from coalmine.analysis.provider import QueryResult
 from coalmine.analysis.scope import Scope, SideScope
 from coalmine.api import Check
@@ -220,3 +224,32 @@ def test_nan_and_infinity_from_prometheus_are_never_a_pass(
     assert value is None or not math.isfinite(value), measurement
     verdict = judge(check, measurement, Judging(min_samples=1))
     assert verdict.verdict == "inconclusive", verdict
+
+
+def accepted_connections(prometheus: PrometheusServer) -> float:
+    """Prometheus' own count of the HTTP connections it accepted (this read's included)."""
+    with urllib.request.urlopen(f"{prometheus.url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(
+        r'^net_conntrack_listener_conn_accepted_total\{listener_name="http"\} (\S+)$', text, re.M
+    )
+    assert found, "Prometheus exports no accepted-connection count"
+    return float(found.group(1))
+
+
+def test_ticks_reuse_one_client_and_its_connections(prometheus: PrometheusServer) -> None:
+    """The operator's factory: each tick borrows the shared provider of its address and
+    "closes" it when done. 12 ticks of 4 concurrent queries (a canary tick's freshness and
+    check queries) open at most 4 connections, where a client per tick opened 48."""
+    providers = SharedProviders()
+    before = accepted_connections(prometheus)
+    for _ in range(12):
+        with (
+            closing(providers(prometheus.url, 5 * SECOND)) as provider,
+            ThreadPoolExecutor(max_workers=4) as pool,
+        ):
+            results = list(pool.map(provider.query, ["vector(1)"] * 4))
+        assert [r.scalar() for r in results] == [1.0] * 4, results
+    opened = accepted_connections(prometheus) - before - 1  # less the second count's own
+    providers.close()
+    assert 1 <= opened <= 4, opened
