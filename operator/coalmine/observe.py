@@ -6,6 +6,7 @@ observations and the decision.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from contextlib import closing
@@ -22,6 +23,7 @@ from coalmine.analysis import (
     choose_endpoint,
     refused_checks,
 )
+from coalmine.analysis.batch import BatchingProvider, batchable, prefetched
 from coalmine.analysis.freshness import max_sample_age, staleness
 from coalmine.analysis.measure import judged_sides, measure_check
 from coalmine.api import ModelDeployment, ModelDeploymentStatus, RevisionRef
@@ -187,14 +189,53 @@ def measure_within(
     budget: float,
     pool: Executor | None = None,
 ) -> tuple[Measurement, ...]:
-    """Every check measured at once, each in a thread of its own, beside the freshness query
-    of each side; a check that has not answered within ``budget`` seconds is a provider
-    error, so a slow or silent Prometheus costs a tick at most ``budget``. The threads are
-    ``pool``'s, the provider's (one Prometheus's ticks share them, no other's), else this
-    tick's alone. A late query is left to finish on its own (its query times out) and its
-    answer is dropped; one still waiting for a thread is cancelled."""
+    """Every check measured, within ``budget`` seconds: a check without an answer by then is
+    a provider error, so a slow or silent Prometheus costs a tick at most ``budget``.
+
+    A provider that answers several queries in one request gets them all at once, from this
+    thread (``coalmine.analysis.batch``; the one request is bounded by the query timeout,
+    half the budget). Otherwise, or when it cannot, each check and each side's freshness
+    query is asked in a thread of its own (``in_threads``)."""
     if not checks:
         return ()
+    if isinstance(provider, BatchingProvider) and batchable(checks):
+        started = time.monotonic()
+        answered = prefetched(provider, scope, checks)
+        if answered is not None:
+            return measured_from(answered, scope, checks)
+        budget = max(budget - (time.monotonic() - started), 0.0)
+    return in_threads(provider, scope, checks, budget, pool)
+
+
+def measured_from(
+    answered: MetricProvider, scope: Scope, checks: Sequence[Check]
+) -> tuple[Measurement, ...]:
+    """The checks measured from answers already fetched (no I/O, so no budget to keep)."""
+    verdicts = {
+        which: staleness(answered, side, scope.max_sample_age)
+        for which, side in judged_sides(scope, checks).items()
+    }
+    return tuple(_unless_stale(_measured(answered, scope, c), verdicts) for c in checks)
+
+
+def _measured(answered: MetricProvider, scope: Scope, check: Check) -> Measurement:
+    try:
+        return measure_check(answered, scope, check)
+    except Exception as error:  # measure_check turns query failures into data; this is a bug's
+        return _failed(check, f"{type(error).__name__}: {error}"[:200])
+
+
+def in_threads(
+    provider: MetricProvider,
+    scope: Scope,
+    checks: Sequence[Check],
+    budget: float,
+    pool: Executor | None = None,
+) -> tuple[Measurement, ...]:
+    """Every check measured at once, each in a thread of its own, beside the freshness query
+    of each side. The threads are ``pool``'s, the provider's (one Prometheus's ticks share
+    them, no other's), else this tick's alone. A late query is left to finish on its own (its
+    query times out) and its answer is dropped; one still waiting for a thread is cancelled."""
     sides = judged_sides(scope, checks)
     own = pool is None
     threads = pool or ThreadPoolExecutor(

@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 
 from coalmine.analysis.provider import QueryResult, Sample
+from coalmine.rollout.types import QueryProblem
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 """A check's answer is a few hundred series at most (the input-drift buckets, 336)."""
@@ -73,6 +75,17 @@ class PrometheusProvider:
             return QueryResult.provider_error(f"Prometheus query failed ({type(exc).__name__})")
         return interpret(status, body)
 
+    def query_many(self, queries: Sequence[str]) -> list[QueryResult] | None:
+        """Instant-vector queries in one request (``combined``), each result as if asked
+        alone; a failure of the request is every query's. None when Prometheus refuses the
+        combined query as invalid, so that one bad query is not blamed on the others."""
+        if len(queries) == 1:
+            return [self.query(queries[0])]
+        result = self.query(combined(queries))
+        if result.problem is QueryProblem.QUERY_INVALID:
+            return None
+        return split(result, len(queries))
+
     def _get(self, promql: str) -> tuple[int, bytes]:
         """Status and body, read within the timeout in all (httpx's timeout is per read, so
         a server dripping bytes would hold the tick without this deadline)."""
@@ -108,6 +121,37 @@ QUERY_THREADS = 32
 """Query threads per Prometheus: the operator's eight reconcile workers (the default), each
 tick running four queries at once; more queue for a free thread. A thread is started only
 when none is idle, and an idle one costs nothing."""
+
+
+QUERY_LABEL = "coalmine_query"
+"""The label ``combined`` tells each query's series apart by (its index)."""
+
+
+def combined(queries: Sequence[str]) -> str:
+    """One query answering every query of ``queries``: each one's series labelled with its
+    index, joined by ``or`` (whose right side keeps every series no left one has the labels
+    of: with distinct indices, all of them). ``["sum(a)", "b"]`` becomes
+    ``label_replace(sum(a), "coalmine_query", "0", "", "") or label_replace(b, ...)``.
+    """
+    return " or ".join(
+        f'label_replace({query}, "{QUERY_LABEL}", "{index}", "", "")'
+        for index, query in enumerate(queries)
+    )
+
+
+def split(result: QueryResult, count: int) -> list[QueryResult] | None:
+    """``combined``'s answer as ``count`` results; its failure is each one's. None when a
+    series carries no index of ours (a result no query asked for)."""
+    if result.error is not None:
+        return [result] * count
+    parts: list[list[Sample]] = [[] for _ in range(count)]
+    for sample in result.samples:
+        labels = dict(sample.labels)
+        index = labels.pop(QUERY_LABEL, "")
+        if not index.isdigit() or int(index) >= count:
+            return None
+        parts[int(index)].append(Sample(labels, sample.value))
+    return [QueryResult(samples=tuple(part)) for part in parts]
 
 
 class SharedProviders:
@@ -161,6 +205,9 @@ class _Borrowed:
 
     def query(self, promql: str) -> QueryResult:
         return self.provider.query(promql)
+
+    def query_many(self, queries: Sequence[str]) -> list[QueryResult] | None:
+        return self.provider.query_many(queries)
 
     def close(self) -> None:
         pass

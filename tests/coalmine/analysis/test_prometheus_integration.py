@@ -253,3 +253,36 @@ def test_ticks_reuse_one_client_and_its_connections(prometheus: PrometheusServer
     opened = accepted_connections(prometheus) - before - 1  # less the second count's own
     providers.close()
     assert 1 <= opened <= 4, opened
+
+
+def test_queries_asked_together_answer_as_if_asked_alone(two_tenants: PrometheusServer) -> None:
+    """A tick's queries in one request (``query_many``): each query's series and values, NaN
+    and empty results included, as the same query alone returns them."""
+    queries = [
+        f"count by (namespace) ({METRIC})",  # two series, a label each
+        f"sum({METRIC})",  # one unlabelled series
+        "vector(0) / vector(0)",  # NaN
+        "sum(coalmine_no_such_metric)",  # empty
+        f"{METRIC}",  # raw series, with their __name__
+    ]
+    with PrometheusProvider(two_tenants.url, 5 * SECOND) as provider:
+        together = provider.query_many(queries)
+        alone = [provider.query(query) for query in queries]
+    assert together is not None
+
+    def series(result: QueryResult) -> list[tuple[list[tuple[str, str]], str]]:
+        return sorted((sorted(s.labels.items()), repr(s.value)) for s in result.samples)
+
+    assert [series(r) for r in together] == [series(r) for r in alone]
+    assert [len(r.samples) for r in together] == [2, 1, 1, 0, 2]
+
+
+def test_queries_prometheus_refuses_together_are_asked_alone_and_failures_shared(
+    prometheus: PrometheusServer,
+) -> None:
+    with PrometheusProvider(prometheus.url, 5 * SECOND) as provider:
+        assert provider.query_many(["vector(1)", "sum(up[1m]"]) is None  # one does not parse
+    unreachable = PrometheusProvider(f"http://127.0.0.1:{free_port()}", SECOND)
+    failed = unreachable.query_many(["vector(1)", "vector(2)"])
+    assert failed is not None
+    assert [r.error for r in failed] == ["Prometheus unreachable"] * 2
