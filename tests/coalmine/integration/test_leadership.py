@@ -286,7 +286,11 @@ def test_liveness_fails_while_ticks_hang_on_a_silent_prometheus(
             answer = httpx.get(url, timeout=5)
             assert answer.status_code == 200, answer.text
             time.sleep(0.25)
-        h.apply(spec(models.model("v2"), prometheus=silent.url))  # analysis: queries hang
+        # Analysis: the tick's one request hangs for its whole timeout, past the stall limit
+        # (the specs' 2 s would end it first: a tick now sends its queries as one request).
+        hanging = spec(models.model("v2"), prometheus=silent.url)
+        hanging["canary"]["analysis"]["prometheus"]["timeout"] = "8s"
+        h.apply(hanging)
         failed = wait_for(
             lambda: (r := httpx.get(url, timeout=5)).status_code == 500 and r.json(),
             240,  # the canary's pods must start first (slow on a busy machine)
