@@ -118,9 +118,10 @@ class PrometheusProvider:
 
 
 QUERY_THREADS = 32
-"""Query threads per Prometheus: the operator's eight reconcile workers (the default), each
-tick running four queries at once; more queue for a free thread. A thread is started only
-when none is idle, and an idle one costs nothing."""
+"""Query threads per Prometheus, for ticks measured query by query (a spec with a custom
+check, or a combined query refused): as many as the operator's reconcile workers (default
+32); more queue for a free thread. A thread is started only when none is idle, and an idle
+one costs nothing."""
 
 
 QUERY_LABEL = "coalmine_query"
@@ -201,7 +202,6 @@ class _Borrowed:
 
     def __init__(self, provider: PrometheusProvider, pool: ThreadPoolExecutor) -> None:
         self.provider, self.pool = provider, pool
-        self.address = provider.address
 
     def query(self, promql: str) -> QueryResult:
         return self.provider.query(promql)
