@@ -69,6 +69,10 @@ def _in_cluster() -> tuple[client.ApiClient, str] | None:
 
 def _client(configuration: client.Configuration) -> client.ApiClient:
     configuration.connection_pool_maxsize = POOL_SIZE
+    # The proxy the environment named (or none), kept: the credentials' refresh hook sets the
+    # host before every request, and the client then read every environment variable again
+    # to pick a proxy for it (0.5 ms of CPU a request, a third of a status write's).
+    configuration.proxy = configuration.proxy
     return client.ApiClient(configuration)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client
+from kubernetes.client import configuration as client_configuration
 from kubernetes.config import incluster_config, kube_config
 
 from coalmine.k8s import (
@@ -173,3 +174,23 @@ def test_a_server_that_does_not_answer_is_unreachable(tmp_path: Path) -> None:
 
     with pytest.raises(UnreachableError):
         api.get(ObjectRef("ModelDeployment", "ml", "iris"))
+
+
+def test_the_environments_proxy_is_chosen_once_for_the_api_servers_address(
+    in_a_pod: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://plain-proxy.example:3128")
+    configuration = connect(prefer_in_cluster=True)._api.configuration
+
+    assert configuration.proxy == "http://proxy.example:3128", "https:// address: its proxy"
+    # The token refresh sets the host again before each request; the environment is not
+    # read again for it (it was, on every request: a third of a status write's CPU).
+    monkeypatch.setattr(client_configuration, "getproxies", _no_second_look)
+    configuration.refresh_api_key_hook(configuration)
+    assert configuration.host == "https://10.96.0.1:443"
+    assert configuration.proxy == "http://proxy.example:3128"
+
+
+def _no_second_look() -> dict[str, str]:
+    raise AssertionError("the environment's proxies were read again")
