@@ -143,6 +143,29 @@ def test_someone_elses_change_to_a_field_of_ours_is_applied_back():
     assert applies(inner) == 2
 
 
+def test_what_was_applied_is_remembered_as_sent_not_as_the_caller_changes_it_later():
+    api, inner, _ = cached()
+    manifest = wanted()
+    api.apply(manifest)
+    manifest["spec"]["replicas"] = 3  # the caller's dict, changed after the apply
+    api.apply(wanted(replicas=3))
+    assert applies(inner) == 2, "replicas 3 was never sent: it is sent now"
+
+
+def test_a_version_found_to_hold_the_manifest_is_trusted_until_the_object_changes():
+    api, inner, store = cached()
+    api.apply(wanted())
+    for _ in range(3):  # ticks of a canary: the same children, the same versions
+        api.apply(wanted())
+    assert applies(inner) == 1
+    kept = store.get(REF)
+    assert isinstance(kept, dict)
+    store.update({**kept, "metadata": {**kept["metadata"], "resourceVersion": "40"},
+                  "spec": {"replicas": 7}})  # fmt: skip
+    api.apply(wanted())
+    assert applies(inner) == 2, "a new version is checked again, and this one differs"
+
+
 def test_a_manifest_that_drops_a_field_is_sent_though_the_object_holds_the_rest():
     api, inner, _ = cached()
     api.apply(wanted(paused=True))
