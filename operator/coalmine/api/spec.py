@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from collections.abc import Mapping
+from typing import Any, Self
 
 from coalmine.api.base import ApiModel
 from coalmine.api.canary import CanaryStrategy, RollbackPolicy, Step
@@ -50,6 +53,11 @@ class ModelDeploymentSpec(ApiModel, RuleChecked):
         ),
     )
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("_revision", None)
+        return copy
+
     def revision(self) -> str:
         """Identity of what a pod runs: the model and the pod template, not traffic or
         analysis settings (changing a threshold must not start a new canary).
@@ -57,6 +65,12 @@ class ModelDeploymentSpec(ApiModel, RuleChecked):
         The same inputs always give the same 10 hex digits, so the revision survives restarts
         and can name child objects.
         """
+        return self._revision
+
+    @functools.cached_property
+    def _revision(self) -> str:
+        # Once per spec (it is frozen): a tick asks for it several times. ``model_copy``
+        # below drops it from a copy, whose update may change the model or the runtime.
         template = {
             "model": self.model.to_manifest(),
             # Scaling is not a new revision: replicas change in place, without a canary.

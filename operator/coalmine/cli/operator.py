@@ -8,6 +8,7 @@ back as a standby.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -103,6 +104,10 @@ def operator(
         settings=settings,
         notifier=notifier,
     )
+    # What is on the heap by now (the modules: kubernetes' generated models, pydantic, kopf)
+    # lives as long as the process: out of the collector's full passes, which walked all of
+    # it (120 ms each, 7% of the operator's CPU with 30 canaries analysing, B9).
+    gc.freeze()
     try:
         kopf.run(
             registry=register(settings, deps, health, leadership.is_leader),

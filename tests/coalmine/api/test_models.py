@@ -45,6 +45,15 @@ def test_revision_changes_with_model_or_pod_template() -> None:
     assert len(base.revision()) == 10
 
 
+def test_a_copy_with_another_model_or_runtime_has_its_own_revision() -> None:
+    base = spec()
+    base.revision()  # computed once and kept by the spec: a copy must not inherit it
+    newer = base.model_copy(update={"model": base.model.model_copy(update={"version": "v2"})})
+    rebuilt = ModelDeploymentSpec.model_validate(newer.to_manifest())
+    assert newer.revision() == rebuilt.revision() != base.revision()
+    assert base.model_copy(update={"paused": True}).revision() == base.revision()
+
+
 def test_defaults_give_a_safe_canary() -> None:
     canary = spec().canary
     assert [s.weight for s in canary.steps] == [10, 50]
