@@ -286,3 +286,49 @@ def test_queries_prometheus_refuses_together_are_asked_alone_and_failures_shared
     failed = unreachable.query_many(["vector(1)", "vector(2)"])
     assert failed is not None
     assert [r.error for r in failed] == ["Prometheus unreachable"] * 2
+
+
+def query_requests(prometheus: PrometheusServer) -> float:
+    """Prometheus' own count of the requests its query endpoint answered."""
+    with urllib.request.urlopen(f"{prometheus.url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = re.findall(
+        r'^prometheus_http_requests_total\{code="\d+",handler="/api/v1/query"\} (\S+)$', text, re.M
+    )
+    return sum(float(count) for count in found)
+
+
+def test_ticks_asking_together_share_one_request(two_tenants: PrometheusServer) -> None:
+    """Three ticks of three canaries, a few milliseconds apart, through the operator's
+    factory: one request to Prometheus, and each tick gets what it would have alone."""
+    providers = SharedProviders(gather=0.5)
+    ticks = [
+        [f"count by (namespace) ({METRIC})", "vector(0) / vector(0)"],
+        [f"sum({METRIC})", "sum(coalmine_no_such_metric)"],
+        [f"{METRIC}", "vector(3)"],
+    ]
+    before = query_requests(two_tenants)
+
+    def tick(queries: list[str]) -> list[QueryResult] | None:
+        with closing(providers(two_tenants.url, 5 * SECOND)) as provider:
+            return provider.query_many(queries)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = []
+        for queries in ticks:
+            futures.append(pool.submit(tick, queries))
+            time.sleep(0.05)
+        together = [f.result(timeout=15) for f in futures]
+    asked = query_requests(two_tenants) - before
+    with PrometheusProvider(two_tenants.url, 5 * SECOND) as provider:
+        alone = [[provider.query(q) for q in queries] for queries in ticks]
+    providers.close()
+
+    def series(result: QueryResult) -> list[tuple[list[tuple[str, str]], str]]:
+        return sorted((sorted(s.labels.items()), repr(s.value)) for s in result.samples)
+
+    assert all(results is not None for results in together)
+    assert [[series(r) for r in results or []] for results in together] == [
+        [series(r) for r in results] for results in alone
+    ]
+    assert asked == 1, f"{asked} requests for three ticks"
