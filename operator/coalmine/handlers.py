@@ -68,6 +68,7 @@ class Ticker:
         requeue: float | None = None
         self._health.tick_started(key)
         async with self._locks[key]:
+            began = time.monotonic()
             try:
                 loop = asyncio.get_running_loop()
                 requeue = await loop.run_in_executor(self._pool, self._timed, due, namespace, name)
@@ -84,7 +85,11 @@ class Ticker:
                 self._deps.metrics.error("api")
                 requeue = self._deps.settings.tick_seconds
             finally:  # whatever happened, the object ticks again
-                later = time.monotonic() + (requeue or self._deps.settings.tick_seconds)
+                # Counted from when this tick began, as the engine's timestamps are: an
+                # analysis every 10 s stays every 10 s however long a tick waits for its
+                # measurement (a tick never starts before the last one ended).
+                wait = requeue or self._deps.settings.tick_seconds
+                later = max(time.monotonic(), began + wait)
                 if (namespace, name) in self._known:  # deleted meanwhile: no more ticks
                     self.schedule.set((namespace, name), later)
                 self._health.reconciled()

@@ -42,6 +42,24 @@ def _ticker(
     )
 
 
+def test_the_next_tick_is_planned_from_when_this_one_began(monkeypatch: pytest.MonkeyPatch):
+    """A tick that waits half a second for its measurement keeps its 2 s cadence."""
+
+    def slow_reconcile(_deps: Deps, namespace: str, name: str) -> float:
+        time.sleep(0.5)
+        return 2.0
+
+    monkeypatch.setattr(handlers, "reconcile", slow_reconcile)
+    ticker = Ticker(
+        Deps(kube=FakeKube(), providers=lambda a, t: FakeProvider(), settings=OperatorSettings()),
+        Health(stall_after=60, watch_grace=60),
+    )
+    began = time.monotonic()
+    asyncio.run(ticker.tick("ml", "iris"))
+    planned = ticker.schedule.get(("ml", "iris"))
+    assert planned is not None and began + 2.0 <= planned < began + 2.3, planned - began
+
+
 def test_scheduled_ticks_wait_for_the_requeue_time_and_pokes_cut_it_short(
     monkeypatch: pytest.MonkeyPatch,
 ):
