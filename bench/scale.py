@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from bench import scalemeasure as m
+from bench import tickstages
 from bench.scalenode import ReadyNode
 from e2e.devcluster import PRODUCT_PYTHONPATH, REPO_ROOT
 from e2e.devcluster.binaries import kube_bin_dir
@@ -139,13 +140,16 @@ class Window:
     ticks_per_min: float
     log_lines_per_min: float
     operator_requests: dict[str, int]
+    stages_ms_per_tick: dict[str, Any] | None = None
+    """With ``--stages``: each stage's CPU per tick (``bench.tickstages``)."""
 
 
 class Bench:
     """The world of one run; ``measure`` returns one window's figures."""
 
-    def __init__(self, workdir: Path, objects: int, canaries: int) -> None:
+    def __init__(self, workdir: Path, objects: int, canaries: int, stages: bool = False) -> None:
         self.workdir, self.objects, self.canaries = workdir, objects, canaries
+        self.stages = workdir / "stages.json" if stages else None
         self.names = [f"m{i:04d}" for i in range(objects)]
         self.plane = AuditedControlPlane(workdir / "plane", kube_bin_dir())
         self.prometheus = PrometheusServer(workdir / "prometheus")
@@ -204,9 +208,12 @@ class Bench:
             # election on it would wait as a standby forever (B9 was measured without it).
             "COALMINE_LEADER_ELECTION": "false",
         }
+        entry = ["coalmine.cli.operator"]
+        if self.stages is not None:  # the same operator, its stages timed
+            entry = ["bench.tickstages", str(self.stages)]
         return [
             *(f"{k}={v}" for k, v in env.items()),
-            sys.executable, "-m", "coalmine.cli.operator", "--namespace", NAMESPACE,
+            sys.executable, "-m", *entry, "--namespace", NAMESPACE,
         ]  # fmt: skip
 
     def _peer_argv(self) -> list[str]:
@@ -272,16 +279,28 @@ class Bench:
         mark, lines = audit.mark(), m.count_lines(self.operator.log_path)
         op0, peer0 = m.proc_sample(self.operator.pid), m.proc_sample(self.peer.pid)
         ops0, prom0 = m.scrape(op_url), m.scrape(prom_url)
+        stages0 = self._stages()
         started, began = time.monotonic(), _now_rfc3339()
         time.sleep(seconds)
         elapsed = time.monotonic() - started
         op1, peer1 = m.proc_sample(self.operator.pid), m.proc_sample(self.peer.pid)
         ops1, prom1 = m.scrape(op_url), m.scrape(prom_url)
+        stages1 = self._stages()
         lines = m.count_lines(self.operator.log_path) - lines
         time.sleep(2)  # the audit backend writes in batches
         counts = audit.since(mark)
-        return self._window(name, elapsed, counts, (op0, op1), (peer0, peer1), (ops0, ops1),
-                            (prom0, prom1), lines, began)  # fmt: skip
+        window = self._window(name, elapsed, counts, (op0, op1), (peer0, peer1), (ops0, ops1),
+                              (prom0, prom1), lines, began)  # fmt: skip
+        if stages0 is not None and stages1 is not None:
+            window.stages_ms_per_tick = tickstages.per_tick(stages0, stages1)
+        return window
+
+    def _stages(self) -> dict[str, Any] | None:
+        """The operator's stage totals as last written (every 5 s), with ``--stages``."""
+        if self.stages is None or not self.stages.exists():
+            return None
+        found: dict[str, Any] = json.loads(self.stages.read_text())
+        return found
 
     def _window(
         self,
@@ -360,9 +379,9 @@ def _now_rfc3339() -> str:
 
 def run(
     objects: int, canaries: int, window: float, settle: float, workdir: Path,
-    steady_window: float | None = None,
+    steady_window: float | None = None, stages: bool = False,
 ) -> list[Window]:  # fmt: skip
-    bench = Bench(workdir, objects, canaries)
+    bench = Bench(workdir, objects, canaries, stages)
     with bench.running():
         began = time.monotonic()
         bench.create_all()
@@ -393,6 +412,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settle", type=float, default=15.0, help="seconds before each window")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--logs", type=Path, default=None, help="keep the operators' logs here")
+    parser.add_argument(
+        "--stages", action="store_true", help="time each stage of a tick (bench.tickstages)"
+    )
     args = parser.parse_args(argv)
     # SIGTERM unwinds like an exception, so the control plane and operators are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -400,8 +422,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         try:
             windows = run(
-                args.objects, canaries, args.window, args.settle, Path(tmp), args.steady_window
-            )
+                args.objects, canaries, args.window, args.settle, Path(tmp), args.steady_window,
+                args.stages,
+            )  # fmt: skip
         finally:
             if args.logs:
                 args.logs.mkdir(parents=True, exist_ok=True)
