@@ -159,8 +159,9 @@ def split(result: QueryResult, count: int) -> list[QueryResult] | None:
 GATHER_SECONDS = 0.5
 """How long the first tick to ask a Prometheus waits for other ticks' queries to join its
 request. Canary ticks fall due at their own times, a few a second with 30-50 canaries
-analysing; each request cost 2 ms of the operator's CPU whatever it carried (B9). Half a
-second later a tick's measurement is at most that much later, within its analysis budget."""
+analysing, and each request cost 2 ms of the operator's CPU whatever it carried (B9). A
+tick's measurement comes at most this much later (at most half the query timeout, so the
+wait and the request fit in the analysis budget)."""
 
 MAX_GATHERED_CHARS = 6000
 """A request gathers queries up to this length (a canary tick's are about 800 characters):
