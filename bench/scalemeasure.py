@@ -39,10 +39,21 @@ class ProcSample:
 
 
 def proc_sample(pid: int) -> ProcSample:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    stat = Path(f"/proc/{pid}/stat")
+    fields = _stat_fields(stat)
+    return ProcSample(cpu_seconds=cpu_seconds(stat), rss_bytes=int(fields[21]) * PAGE_BYTES)
+
+
+def cpu_seconds(stat: Path) -> float:
+    """User and system CPU of a process's or thread's ``stat`` file (``/proc/<pid>/stat``,
+    ``/proc/<pid>/task/<tid>/stat``)."""
+    fields = _stat_fields(stat)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _stat_fields(stat: Path) -> list[str]:
     # After the ")": state is field 3, utime 14 and stime 15, rss (pages) 24 (1-based).
-    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return ProcSample(cpu_seconds=cpu, rss_bytes=int(fields[21]) * PAGE_BYTES)
+    return stat.read_text().rsplit(")", 1)[1].split()
 
 
 @dataclass

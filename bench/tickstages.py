@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.scalemeasure import cpu_seconds
+
 CPU: defaultdict[str, float] = defaultdict(float)  # seconds
 CALLS: Counter[str] = Counter()
 _collecting = threading.local()
@@ -91,14 +93,12 @@ def _collector_timed(phase: str, info: dict[str, int]) -> None:
 
 def snapshot() -> dict[str, Any]:
     """Totals so far, with the event loop's thread and the whole process."""
-    main = threading.main_thread().native_id
-    fields = Path(f"/proc/self/task/{main}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
+    loop = Path(f"/proc/self/task/{threading.main_thread().native_id}/stat")
     times = os.times()
     return {
         "at": time.monotonic(),
         "stages": {stage: [CPU[stage], CALLS[stage]] for stage in CPU},
-        "event loop thread": (int(fields[11]) + int(fields[12])) / ticks,
+        "event loop thread": cpu_seconds(loop),
         "process": times.user + times.system,
     }
 

@@ -226,10 +226,14 @@ def test_nan_and_infinity_from_prometheus_are_never_a_pass(
     assert verdict.verdict == "inconclusive", verdict
 
 
+def own_metrics(prometheus: PrometheusServer) -> str:
+    with urllib.request.urlopen(f"{prometheus.url}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
 def accepted_connections(prometheus: PrometheusServer) -> float:
     """Prometheus' own count of the HTTP connections it accepted (this read's included)."""
-    with urllib.request.urlopen(f"{prometheus.url}/metrics", timeout=5) as response:
-        text = response.read().decode()
+    text = own_metrics(prometheus)
     found = re.search(
         r'^net_conntrack_listener_conn_accepted_total\{listener_name="http"\} (\S+)$', text, re.M
     )
@@ -290,10 +294,10 @@ def test_queries_prometheus_refuses_together_are_asked_alone_and_failures_shared
 
 def query_requests(prometheus: PrometheusServer) -> float:
     """Prometheus' own count of the requests its query endpoint answered."""
-    with urllib.request.urlopen(f"{prometheus.url}/metrics", timeout=5) as response:
-        text = response.read().decode()
     found = re.findall(
-        r'^prometheus_http_requests_total\{code="\d+",handler="/api/v1/query"\} (\S+)$', text, re.M
+        r'^prometheus_http_requests_total\{code="\d+",handler="/api/v1/query"\} (\S+)$',
+        own_metrics(prometheus),
+        re.M,
     )
     return sum(float(count) for count in found)
 
