@@ -64,11 +64,15 @@ class LabelPipeline:
             self.added += 1
 
     def stop(self, flush_timeout: float = 30.0) -> None:
-        """Stop, after posting every label still waiting (without waiting out its delay)."""
+        """Stop, after posting every label still waiting (without waiting out its delay).
+
+        The flush ends after ``flush_timeout`` seconds, or at once when there is nowhere to
+        post (``target()`` is None: the Service is gone, as after a test deleted its
+        ModelDeployment; a teardown waited the whole 30 s for it)."""
         self._stop.set()
         self._thread.join(timeout=10)
         deadline = time.monotonic() + flush_timeout
-        while self.waiting and time.monotonic() < deadline:
+        while self.waiting and time.monotonic() < deadline and self._target() is not None:
             if not self._post_due(float("inf")):
                 time.sleep(0.5)
         self._http.close()
