@@ -45,37 +45,16 @@ down() {
     || log "WARNING: iptables FORWARD policy is no longer ACCEPT"
 }
 
-restart_apiserver() {
-  local cp="$name-control-plane" id
-  id="$(docker exec "$cp" crictl ps --name kube-apiserver -q)"
-  [[ -n "$id" ]] && docker exec "$cp" crictl stop "$id" >/dev/null
-  for _ in $(seq 1 120); do
-    [[ "$(docker exec "$cp" crictl ps --name kube-apiserver -q)" != "$id" ]] \
-      && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1 && return 0
-    sleep 1
-  done
-  log "kube-apiserver not ready again after its restart"; return 1
-}
-
 up() {
   local node start
   start=$SECONDS
   node="$("$here/build.sh" | tail -1)"
   log "node image $node ($((SECONDS - start)) s)"
   start=$SECONDS
-  local kept=""
   if ! kind get clusters 2>/dev/null | grep -qx "$name"; then
     kind create cluster --name "$name" --image "$node" --config "$here/cluster.yaml" >&2
-  else
-    kept=1
   fi
   kind get kubeconfig --name "$name" > "$kubeconfig"
-  # A kept cluster where the suite ran before: its `helm uninstall` and the next `helm install`
-  # delete and recreate the admission policy, its binding and its params ConfigMap together,
-  # after which the API server finds no params and refuses every ModelDeployment ("no params
-  # found for policy binding with `Deny` parameterNotFoundAction", kubernetes/kubernetes#133827)
-  # until it restarts. Restart it (kubelet starts the static pod's container again).
-  [[ -z "$kept" ]] || restart_apiserver
   "$here/cni.sh" "$name" "$kubeconfig" >&2
   kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=180s >&2
   kubectl --kubeconfig "$kubeconfig" -n kube-system rollout status deploy/coredns --timeout=180s >&2

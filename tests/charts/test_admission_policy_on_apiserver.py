@@ -2,8 +2,8 @@
 operator's settings is refused at apply, with the message the operator itself would write
 (``coalmine.policy``) naming the field; one within them is admitted.
 
-The policy, its binding and its parameters are rendered by a real helm from the same values
-as the operator's ``COALMINE_*`` env, then applied with the kubectl built with the server.
+The policy and its binding are rendered by a real helm from the same values as the
+operator's ``COALMINE_*`` env, then applied with the kubectl built with the server.
 """
 
 from __future__ import annotations
@@ -88,12 +88,7 @@ def _policy_objects(helm: Helm, release_ns: str, watched: str, tmp: Path) -> lis
     done = helm.run("template", "coalmine", str(CHART), "-n", release_ns, "--values", str(values))
     assert done.returncode == 0, done.stderr
     wanted = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
-    return [
-        doc
-        for doc in yaml.safe_load_all(done.stdout)
-        if doc
-        and (doc["kind"] in wanted or doc["metadata"]["name"] == f"coalmine-{release_ns}-policy")
-    ]
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc and doc["kind"] in wanted]
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +105,7 @@ def policy(
     kubectl(control_plane, "wait", "--for=condition=Established", crd)
     objects = _policy_objects(helm, release_ns, watched, tmp_path_factory.mktemp("vap"))
     assert sorted(o["kind"] for o in objects) == [
-        "ConfigMap", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     ]  # fmt: skip
     manifest = yaml.safe_dump_all(objects)
     done = _kubectl_stdin(control_plane, manifest, "apply", "--server-side", "-f", "-")
@@ -213,3 +208,49 @@ def test_namespaces_the_release_does_not_watch_are_not_judged(policy: Policy) ->
     # Another operator release (with its own settings) may own those.
     done = policy.create(policy.unwatched, CASES["joblib-without-allow-pickle"])
     assert done.returncode == 0, done.stderr
+
+
+def test_a_reinstalled_release_judges_again(
+    helm: Helm, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """``helm uninstall`` then ``helm install`` on a running API server: the policy refuses
+    and admits as before. With its settings in a params ConfigMap, the reinstalled binding
+    refused every ModelDeployment for good ("no params found for policy binding with
+    `Deny` parameterNotFoundAction", kubernetes/kubernetes#133827) until the API server
+    restarted: this test failed 2 runs of 4 so."""
+    suffix = uuid.uuid4().hex[:8]
+    release_ns, watched = f"vap-re-{suffix}", f"vap-re-ml-{suffix}"
+    for ns in (release_ns, watched):
+        assert kubectl(control_plane, "create", "namespace", ns).returncode == 0
+    done = kubectl(control_plane, "apply", "--server-side", "-f", str(CRD))
+    assert done.returncode == 0, done.stderr
+    kubectl(
+        control_plane, "wait", "--for=condition=Established", "crd/modeldeployments.coalmine.dev"
+    )
+    manifest = yaml.safe_dump_all(_policy_objects(helm, release_ns, watched, tmp_path))
+    policy = Policy(control_plane, f"coalmine-{release_ns}-policy", watched, "unused")
+    joblib = CASES["joblib-without-allow-pickle"]
+
+    def judges(refused: bool) -> bool | None:
+        return True if (policy.create(watched, joblib).returncode != 0) == refused else None
+
+    def judges_both() -> str | None:
+        admitted = policy.create(watched, {"model": MODEL})
+        return "yes" if admitted.returncode == 0 and judges(refused=True) else None
+
+    def install() -> None:
+        done = _kubectl_stdin(control_plane, manifest, "apply", "--server-side", "-f", "-")
+        assert done.returncode == 0, done.stderr
+        # Refuses joblib and admits the allowed spec; for 30 s, not a transient sync.
+        wait_until(judges_both, timeout=30, what="the policy refusing and admitting")
+
+    try:
+        install()
+        done = _kubectl_stdin(control_plane, manifest, "delete", "--wait=true", "-f", "-")
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: judges(refused=False), timeout=30, what="the policy gone")
+        install()
+    finally:
+        _kubectl_stdin(control_plane, manifest, "delete", "--wait=false", "-f", "-")
+        for ns in (release_ns, watched):
+            kubectl(control_plane, "delete", "namespace", ns, "--wait=false")

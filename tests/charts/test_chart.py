@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -170,21 +171,29 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
         "COALMINE_RETRY_PERIOD_SECONDS": "2",
         "COALMINE_MAX_REPLICAS": "20",
     }
-    # The admission policy's parameters come from the very same values.
-    params = one(objects, "ConfigMap")
-    assert params["metadata"]["name"] == "demo-coalmine-policy"
-    assert params["data"] == {
-        "allowPickle": "true",
-        "defaultServingImage": "registry.local/serving:1.2",
-        "allowedImages": "registry.local/team/,registry.local/other",
-        "skopsTrustedTypes": "a.A,b.B",
-        "allowedServiceAccounts": "model-reader",
-        # Sorted names, and URLs without a trailing slash, as the operator compares them.
-        "prometheusEndpoints": "default,team-a,team-b",
-        "prometheusAddresses": "http://prom.monitoring:9090,https://prom.a,http://prom.b:9090",
+    # The admission policy's settings come from the very same values, as CEL literals in
+    # its own expressions (no params ConfigMap: kubernetes#133827, see the template).
+    policy = one(objects, "ValidatingAdmissionPolicy")
+    settings = {"allowPickle", "defaultImage", "trusted", "images", "accounts", "endpoints"}
+    literals = {
+        v["name"]: json.loads(v["expression"])
+        for v in policy["spec"]["variables"]
+        if v["name"] in settings | {"addresses"}
     }
+    assert literals == {
+        "allowPickle": True,
+        "defaultImage": "registry.local/serving:1.2",
+        "trusted": ["a.A", "b.B"],
+        "images": ["registry.local/team/", "registry.local/other"],
+        "accounts": ["model-reader"],
+        # Sorted names, and URLs without a trailing slash, as the operator compares them.
+        "endpoints": ["default", "team-a", "team-b"],
+        "addresses": ["http://prom.monitoring:9090", "https://prom.a", "http://prom.b:9090"],
+    }
+    assert "paramKind" not in policy["spec"]
+    assert not [o for o in objects if o["kind"] == "ConfigMap"]
     binding = one(objects, "ValidatingAdmissionPolicyBinding")
-    assert binding["spec"]["paramRef"]["parameterNotFoundAction"] == "Deny"
+    assert "paramRef" not in binding["spec"]
     (selector,) = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
     assert selector["values"] == ["ml", "prod"]
 
