@@ -22,7 +22,7 @@ XDIST ?= $(if $(WORKERS),-n $(WORKERS) --dist worksteal)
 # Everything CI runs: lint, unit and integration tiers, then (as root, which a node needs)
 # the e2e tier on a single-node cluster built here, the demo on real pods included.
 test: test-deps lint
-	$(BIN)/pytest -m "not e2e" $(XDIST) --durations=15
+	$(BIN)/pytest -m "not e2e" $(XDIST) --durations=40
 	@if [[ $$(id -u) == 0 ]]; then bash e2e/run.sh --durations=10; \
 	else echo "make: e2e tier NOT run: it needs root (a bridge, iptables, cgroups): make e2e"; fi
 
