@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from e2e.devcluster.labels import LabelPipeline
+from tests.loopback import serving
 
 
 class _Feedback(BaseHTTPRequestHandler):
@@ -35,14 +35,8 @@ class _Feedback(BaseHTTPRequestHandler):
 @pytest.fixture
 def feedback_url() -> Iterator[str]:
     _Feedback.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Feedback)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Feedback) as url:
+        yield url
 
 
 def test_stop_posts_every_waiting_label_without_waiting_out_its_delay(feedback_url: str):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from e2e.devcluster.prometheus import PrometheusServer
+from tests.loopback import serving
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +29,8 @@ class _MetricsHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def metrics_target() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _MetricsHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with serving(_MetricsHandler) as url:
+        yield url.removeprefix("http://")  # a scrape target is host:port
 
 
 def test_query_returns_the_scraped_value_with_job_and_labels(

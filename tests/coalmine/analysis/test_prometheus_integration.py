@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.server
 import math
 import re
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from coalmine.rollout.types import QueryProblem
 from coalmine.rollout.verdicts import Judging
 from e2e.devcluster.process import free_port
 from e2e.devcluster.prometheus import PrometheusServer
+from tests.loopback import serving
 
 pytestmark = pytest.mark.integration
 
@@ -161,14 +161,8 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def misbehaving(prometheus: PrometheusServer) -> Iterator[str]:
     Misbehaving.redirect_to = prometheus.url
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Misbehaving)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Misbehaving) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from coalmine.notify.sender import RetryableError, WebhookSender, http_post, where
+from tests.loopback import serving
 
 
 class Script:
@@ -134,15 +135,12 @@ def test_http_post_follows_no_redirect_and_sends_its_header_nowhere_else() -> No
         def log_message(self, *_: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        post = http_post(f"http://127.0.0.1:{server.server_address[1]}/h", timeout=5)
-        with pytest.raises(RuntimeError, match="HTTP 302"):
-            post(b"{}", {"Authorization": "Bearer secret"})
+        with serving(Redirect) as url:
+            post = http_post(f"{url}/h", timeout=5)
+            with pytest.raises(RuntimeError, match="HTTP 302"):
+                post(b"{}", {"Authorization": "Bearer secret"})
     finally:
-        server.shutdown()
-        server.server_close()
         elsewhere.stop()
     assert elsewhere.requests == 0
 

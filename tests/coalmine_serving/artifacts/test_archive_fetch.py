@@ -4,10 +4,9 @@ import hashlib
 import io
 import socket
 import tarfile
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from coalmine_serving.artifacts.archive import ExtractLimits, extract
 from coalmine_serving.artifacts.fetch import fetch
 from coalmine_serving.cli import main
 from coalmine_serving.errors import ArtifactError
+from tests.loopback import serving
 
 
 def _tar(path: Path, *members: tuple[tarfile.TarInfo, bytes | None]) -> Path:
@@ -124,12 +124,8 @@ def http_server(tmp_path: Path) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_cli_fetch_over_http_and_size_cap(http_server: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
