@@ -174,11 +174,12 @@ def test_operator_settings_become_coalmine_env_vars(helm: Helm, tmp_path: Path) 
     # The admission policy's settings come from the very same values, as CEL literals in
     # its own expressions (no params ConfigMap: kubernetes#133827, see the template).
     policy = one(objects, "ValidatingAdmissionPolicy")
-    settings = {"allowPickle", "defaultImage", "trusted", "images", "accounts", "endpoints"}
+    settings = {"allowPickle", "defaultImage", "trusted", "images", "accounts", "endpoints",
+                "addresses"}  # fmt: skip
     literals = {
         v["name"]: json.loads(v["expression"])
         for v in policy["spec"]["variables"]
-        if v["name"] in settings | {"addresses"}
+        if v["name"] in settings
     }
     assert literals == {
         "allowPickle": True,
